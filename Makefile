@@ -1,0 +1,40 @@
+# One entry point that does all set-up from a clean clone.
+#   make run    creates .venv, installs the project, runs the main job (I2A pipeline, local Ray)
+#   make test   same set-up, then the test suite
+# CPU machines get a CPU build of torch; set TORCH_SPEC/TORCH_INDEX_URL to override
+# (e.g. TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu on other CPU machines).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+# torch==2.13.0 is the CPU build that lies on this machine's disk; any looser spec could
+# pull a multi-GB CUDA wheel on a CPU-only machine.
+TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
+TORCH_INDEX_URL ?=
+STAMP := $(VENV)/.installed-stamp
+RUN_DIR ?= runs/i2a_breakout
+PYTEST_ARGS ?=
+
+.PHONY: setup run test benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python tuned_examples/i2a.py --laptop --output $(RUN_DIR)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+benchmarks: $(STAMP)
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache

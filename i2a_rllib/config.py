@@ -1,0 +1,324 @@
+"""Algorithm configs: `I2AConfig` (PPO + an `.imagination()` section, A2C preset) and
+the model-free PPO baseline, both over the project's vectorized environments.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Optional
+
+from ray.rllib.algorithms.algorithm_config import NotProvided
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.annotations import override
+
+from i2a_rllib.envs import rllib_env_settings
+from i2a_rllib.models.env_model import ENV_MODEL_KINDS
+from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES
+
+# PPO on Atari as in Schulman et al. (2017) and CleanRL's `ppo_atari.py`: 8 envs x 128
+# steps, 4 epochs of 4 minibatches, clip 0.1, entropy 0.01, value coeff 0.5, gradient
+# norm 0.5, gamma 0.99, GAE lambda 0.95, lr 2.5e-4 annealed to 0 over 10M env steps.
+ATARI_PPO_SETTINGS: Dict[str, Any] = dict(
+    lr=[[0, 2.5e-4], [10_000_000, 0.0]],
+    gamma=0.99,
+    lambda_=0.95,
+    clip_param=0.1,
+    vf_clip_param=10.0,
+    vf_loss_coeff=0.5,
+    entropy_coeff=0.01,
+    grad_clip=0.5,
+    grad_clip_by="global_norm",
+    train_batch_size_per_learner=1024,
+    minibatch_size=256,
+    num_epochs=4,
+    use_kl_loss=False,
+    kl_coeff=0.0,
+)
+
+# A2C (Mnih et al. 2016) through PPO: one epoch over one full-batch minibatch makes the
+# probability ratio 1 at the only gradient step, so the clipped surrogate's gradient
+# is the policy gradient A * grad log pi; huge clip values switch clipping off and no
+# KL term is added. lambda=1 turns GAE into n-step returns. Remaining differences:
+# RLlib standardises advantages per batch (A2C does not) and uses Adam (A2C: RMSProp).
+A2C_SETTINGS: Dict[str, Any] = dict(
+    lr=7e-4,
+    gamma=0.99,
+    lambda_=1.0,
+    num_epochs=1,
+    clip_param=1e9,
+    vf_clip_param=1e9,
+    use_kl_loss=False,
+    kl_coeff=0.0,
+    vf_loss_coeff=0.5,
+    entropy_coeff=0.01,
+    grad_clip=0.5,
+    grad_clip_by="global_norm",
+)
+
+
+def configure_environment(
+    config: PPOConfig,
+    env_id: str,
+    *,
+    env_config: Optional[Dict[str, Any]] = None,
+    num_envs_per_env_runner: Optional[int] = None,
+    clip_rewards: Optional[bool] = None,
+) -> PPOConfig:
+    """Points `config` at one of the project's vectorized environments.
+
+    Atari ids ('ALE/Breakout-v5', any ALE game) run on ale-py's C++ AtariVectorEnv;
+    rewards are clipped for the update only (the reported return is the game score).
+    """
+    settings = rllib_env_settings(env_id, env_config)
+    config.environment(settings["env"], env_config=settings["env_config"])
+    config.env_runners(gym_env_vectorize_mode=settings["gym_env_vectorize_mode"])
+    if num_envs_per_env_runner is not None:
+        config.env_runners(num_envs_per_env_runner=num_envs_per_env_runner)
+    clip = settings["clip_rewards"] if clip_rewards is None else clip_rewards
+    config.learners(learner_config_dict={**config.learner_config_dict, "clip_rewards": clip})
+    return config
+
+
+def baseline_ppo_config(env_id: str = "ALE/Breakout-v5", **env_kwargs) -> PPOConfig:
+    """The model-free baseline: RLlib PPO with the Nature-CNN module, Atari PPO settings."""
+    from i2a_rllib.callbacks import ClippedReturnCallback
+    from i2a_rllib.learner import ClippedRewardPPOTorchLearner
+    from i2a_rllib.rl_module import NatureCNNRLModule
+
+    config = PPOConfig()
+    configure_environment(config, env_id, **env_kwargs)
+    return (
+        config.training(**ATARI_PPO_SETTINGS)
+        .learners(learner_class=ClippedRewardPPOTorchLearner)
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=NatureCNNRLModule))
+        .callbacks(ClippedReturnCallback)
+    )
+
+
+class I2AConfig(PPOConfig):
+    """PPO (or A2C) training the I2A RLModule.
+
+    .. code-block:: python
+
+        from i2a_rllib.config import I2AConfig, configure_environment
+
+        config = configure_environment(I2AConfig(), "ALE/Breakout-v5").imagination(
+            env_model="latent",
+            env_model_checkpoint="runs/breakout/env_model",
+            rollout_depth=5,
+        )
+        algo = config.build()
+        algo.train()
+    """
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class=algo_class or I2A)
+        # I2A settings (see `imagination()`).
+        self.env_model = "auto"
+        self.env_model_checkpoint = None
+        self.rollout_depth = 5
+        self.rollout_action_choice = "sample"
+        self.distillation_coeff = 1.0
+        self.rollout_policy_checkpoint = None
+        self.imagination_image_interval = 10
+        self.a2c_preset = False
+        self.training(**ATARI_PPO_SETTINGS)
+        from i2a_rllib.callbacks import I2ACallbacks
+
+        self.callbacks(I2ACallbacks)
+
+    def imagination(
+        self,
+        *,
+        env_model: Optional[str] = NotProvided,
+        env_model_checkpoint: Optional[str] = NotProvided,
+        rollout_depth: Optional[int] = NotProvided,
+        rollout_action_choice: Optional[str] = NotProvided,
+        distillation_coeff: Optional[float] = NotProvided,
+        rollout_policy_checkpoint: Optional[str] = NotProvided,
+        imagination_image_interval: Optional[int] = NotProvided,
+    ) -> "I2AConfig":
+        """Sets the I2A-specific settings.
+
+        Args:
+            env_model: 'latent' (default for Atari), 'pixel' (the paper's frame model,
+                default for small boards) or 'copy' (the paper's no-model control).
+            env_model_checkpoint: Directory written by `i2a pretrain`. For 'copy', an
+                optional latent checkpoint whose encoder makes the states.
+            rollout_depth: Imagined steps per rollout (>= 1; the paper: 5).
+            rollout_action_choice: 'sample' from the rollout policy (the paper) or
+                'argmax'.
+            distillation_coeff: Weight of the distillation loss (>= 0; 0 leaves the
+                rollout policy untrained).
+            rollout_policy_checkpoint: The seed's stage 2: an RLModule (or Algorithm)
+                checkpoint of the model-free baseline whose policy, frozen, acts in
+                imagination. Needs a frame-based env model ('pixel' or frame 'copy').
+            imagination_image_interval: Every this many iterations, a TensorBoard image
+                of the current imagination (0: never).
+        """
+        for name, value in dict(
+            env_model=env_model,
+            env_model_checkpoint=env_model_checkpoint,
+            rollout_depth=rollout_depth,
+            rollout_action_choice=rollout_action_choice,
+            distillation_coeff=distillation_coeff,
+            rollout_policy_checkpoint=rollout_policy_checkpoint,
+            imagination_image_interval=imagination_image_interval,
+        ).items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    def a2c(self, *, train_batch_size_per_learner: Optional[int] = NotProvided) -> "I2AConfig":
+        """A2C preset: PPO settings under which the update is A2C's (see A2C_SETTINGS)."""
+        self.training(**A2C_SETTINGS)
+        if train_batch_size_per_learner is not NotProvided:
+            self.training(train_batch_size_per_learner=train_batch_size_per_learner)
+        self.training(minibatch_size=self.train_batch_size_per_learner)
+        self.a2c_preset = True
+        return self
+
+    @property
+    @override(PPOConfig)
+    def _model_config_auto_includes(self) -> Dict[str, Any]:
+        return super()._model_config_auto_includes | {
+            "env_model": self.env_model,
+            "env_model_checkpoint": _abspath(self.env_model_checkpoint),
+            "env_model_metadata": self._env_model_metadata(),
+            "rollout_depth": self.rollout_depth,
+            "rollout_action_choice": self.rollout_action_choice,
+            "rollout_policy_checkpoint": resolve_rl_module_checkpoint(
+                self.rollout_policy_checkpoint
+            ),
+        }
+
+    def _env_model_metadata(self) -> Optional[Dict[str, Any]]:
+        if not self.env_model_checkpoint or not os.path.isdir(self.env_model_checkpoint):
+            return None
+        from i2a_rllib.checkpoints import read_env_model_metadata
+
+        return read_env_model_metadata(self.env_model_checkpoint)
+
+    @override(PPOConfig)
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from i2a_rllib.rl_module import I2ARLModule
+
+        return RLModuleSpec(module_class=I2ARLModule)
+
+    @override(PPOConfig)
+    def get_default_learner_class(self):
+        from i2a_rllib.learner import I2APPOTorchLearner
+
+        return I2APPOTorchLearner
+
+    @override(PPOConfig)
+    def validate(self) -> None:
+        super().validate()
+        self.validate_imagination()
+
+    def validate_imagination(self) -> None:
+        """Raises early, naming the setting and the fix, for any bad I2A setting."""
+        if self.env_model not in ENV_MODEL_KINDS + ("auto",):
+            self._value_error(
+                f"imagination(env_model={self.env_model!r}): unknown kind; use one of "
+                f"{list(ENV_MODEL_KINDS)}."
+            )
+        depth = self.rollout_depth
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            self._value_error(
+                f"imagination(rollout_depth={depth!r}) must be an integer >= 1 (the paper "
+                "uses 5)."
+            )
+        if self.rollout_action_choice not in ROLLOUT_ACTION_CHOICES:
+            self._value_error(
+                f"imagination(rollout_action_choice={self.rollout_action_choice!r}); use "
+                f"one of {list(ROLLOUT_ACTION_CHOICES)}."
+            )
+        coeff = self.distillation_coeff
+        if not isinstance(coeff, (int, float)) or coeff < 0:
+            self._value_error(
+                f"imagination(distillation_coeff={coeff!r}) must be a number >= 0; 0 "
+                "leaves the rollout policy untrained."
+            )
+        if self.a2c_preset and self.minibatch_size != self.train_batch_size_per_learner:
+            self._value_error(
+                f"The A2C preset needs one full-batch minibatch, but minibatch_size="
+                f"{self.minibatch_size} != train_batch_size_per_learner="
+                f"{self.train_batch_size_per_learner}. Call .a2c() after setting the "
+                "train batch size, or .a2c(train_batch_size_per_learner=N)."
+            )
+        if self.env_model_checkpoint is not None:
+            self._check_env_model_checkpoint()
+        if self.rollout_policy_checkpoint is not None:
+            path = resolve_rl_module_checkpoint(self.rollout_policy_checkpoint)
+            if not os.path.isdir(path):
+                self._value_error(
+                    f"imagination(rollout_policy_checkpoint={self.rollout_policy_checkpoint!r})"
+                    " does not exist. Pass the checkpoint directory of a trained PPO "
+                    "baseline (tuned_examples/ppo_baseline.py --checkpoint-at-end)."
+                )
+            if self.env_model == "latent" or (
+                self.env_model == "auto" and self._probe_frame_size() >= 36
+            ):
+                self._value_error(
+                    "imagination(rollout_policy_checkpoint=...) restores a frame-based "
+                    "model-free policy, but the latent environment model imagines latent "
+                    "states. Use env_model='pixel' (or 'copy'), or drop "
+                    "rollout_policy_checkpoint to distill the rollout policy (the paper)."
+                )
+
+    def _probe_spaces(self):
+        from i2a_rllib.envs import probe_spaces
+
+        return probe_spaces(self.env, self.env_config)
+
+    def _probe_frame_size(self) -> int:
+        obs_space, _ = self._probe_spaces()
+        return min(obs_space.shape[1:])
+
+    def _check_env_model_checkpoint(self) -> None:
+        from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata
+        from i2a_rllib.envs import env_id_of
+
+        try:
+            metadata = self._env_model_metadata()
+            if metadata is None:
+                raise CheckpointError(
+                    f"imagination(env_model_checkpoint={self.env_model_checkpoint!r}) does "
+                    "not exist. Pretrain one (`i2a collect` then `i2a pretrain`) and pass "
+                    "the directory it printed."
+                )
+            obs_space, action_space = self._probe_spaces()
+            check_env_model_metadata(
+                metadata,
+                obs_space.shape,
+                action_space.n,
+                self.env_model,
+                self.env_model_checkpoint,
+                env_id=env_id_of(self.env, self.env_config) if self.env else None,
+            )
+        except CheckpointError as e:
+            self._value_error(str(e))
+
+
+class I2A(PPO):
+    """PPO whose default config is `I2AConfig` (so Tune and checkpoints keep I2A settings)."""
+
+    @classmethod
+    @override(PPO)
+    def get_default_config(cls) -> I2AConfig:
+        return I2AConfig()
+
+
+def _abspath(path: Optional[str]) -> Optional[str]:
+    return os.path.abspath(path) if path else path
+
+
+def resolve_rl_module_checkpoint(path: Optional[str]) -> Optional[str]:
+    """An Algorithm checkpoint dir -> the single-agent RLModule checkpoint inside it."""
+    if not path:
+        return path
+    path = os.path.abspath(path)
+    nested = os.path.join(path, "learner_group", "learner", "rl_module", "default_policy")
+    return nested if os.path.isdir(nested) else path

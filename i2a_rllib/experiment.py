@@ -1,0 +1,311 @@
+"""Running an RLlib config from a script: RLlib's example-script flags, plus where runs go.
+
+RLlib's `run_rllib_example_script_experiment` has no storage path, joins whatever Ray
+cluster `ray.init()` finds, and never overwrites-checks; this is the same flow with
+those three things added. The flags are RLlib's own (`add_rllib_example_script_args`)
+plus `--storage-path`, `--name` and `--resume`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, Optional
+
+from ray.rllib.examples.utils import add_rllib_example_script_args
+
+DEFAULT_STORAGE_PATH = "runs"
+
+
+class RunDirectoryError(RuntimeError):
+    """The output location cannot be used as asked (exists, or is not writable)."""
+
+
+def script_arg_parser(
+    default_reward: float = float("inf"),
+    default_iters: int = 1_000_000,
+    default_timesteps: int = 10_000_000,
+) -> argparse.ArgumentParser:
+    """RLlib's example-script parser plus this project's run-location flags."""
+    parser = add_rllib_example_script_args(
+        default_reward=default_reward,
+        default_iters=default_iters,
+        default_timesteps=default_timesteps,
+    )
+    parser.add_argument(
+        "--storage-path",
+        default=DEFAULT_STORAGE_PATH,
+        help="Where results, checkpoints and TensorBoard files go (local path or URI).",
+    )
+    parser.add_argument(
+        "--name", default=None, help="Experiment name (default: <algo>_<env>_<timestamp>)."
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue the experiment in --storage-path/--name instead of refusing.",
+    )
+    return parser
+
+
+def parse_script_args(parser: argparse.ArgumentParser, as_main: bool) -> argparse.Namespace:
+    """Parses sys.argv when run as a script; defaults when imported (`rllib train file`)."""
+    return parser.parse_args() if as_main else parser.parse_args([])
+
+
+def apply_script_args(config, args: argparse.Namespace):
+    """Applies the resource and scaling flags of RLlib's example scripts to `config`.
+
+    Raises:
+        ValueError: If more GPUs are asked for than the Ray cluster has.
+    """
+    import ray
+
+    if args.num_env_runners is not None:
+        config.env_runners(num_env_runners=args.num_env_runners)
+    if args.num_envs_per_env_runner is not None:
+        config.env_runners(num_envs_per_env_runner=args.num_envs_per_env_runner)
+    if args.num_learners is not None:
+        config.learners(num_learners=args.num_learners)
+    if args.num_cpus_per_learner is not None:
+        config.learners(num_cpus_per_learner=args.num_cpus_per_learner)
+    if getattr(args, "num_gpus", None):
+        raise ValueError(
+            "--num-gpus is not used on the new API stack; use --num-learners N "
+            "--num-gpus-per-learner 1."
+        )
+    num_learners = (args.num_learners if args.num_learners is not None else config.num_learners) or 1
+    available = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    if args.num_gpus_per_learner is None:
+        # Use GPUs when there are enough for every learner; CPU otherwise.
+        config.learners(num_gpus_per_learner=1 if available >= num_learners else 0)
+    else:
+        needed = args.num_gpus_per_learner * num_learners
+        if needed > available:
+            raise ValueError(
+                f"--num-learners={num_learners} with --num-gpus-per-learner="
+                f"{args.num_gpus_per_learner} needs {needed} GPUs, but the Ray cluster has "
+                f"{available:g}. Lower them, or add GPU nodes (cluster/README.md)."
+            )
+        config.learners(num_gpus_per_learner=args.num_gpus_per_learner)
+    if args.evaluation_interval:
+        config.evaluation(
+            evaluation_num_env_runners=args.evaluation_num_env_runners,
+            evaluation_interval=args.evaluation_interval,
+            evaluation_duration=args.evaluation_duration,
+            evaluation_duration_unit=args.evaluation_duration_unit,
+            evaluation_parallel_to_training=args.evaluation_parallel_to_training,
+        )
+    if args.log_level is not None:
+        config.debugging(log_level=args.log_level)
+    return config
+
+
+def default_stop(args: argparse.Namespace) -> Dict[str, Any]:
+    return {
+        "env_runners/episode_return_mean": args.stop_reward,
+        "num_env_steps_sampled_lifetime": args.stop_timesteps,
+        "training_iteration": args.stop_iters,
+    }
+
+
+def init_ray(num_cpus: Optional[int] = None, address: Optional[str] = None) -> None:
+    """Joins the cluster a `ray job submit` runs in, else starts an embedded local Ray.
+
+    A bare `ray.init()` would also join a stale cluster left behind by a killed head
+    (/tmp/ray/ray_current_cluster); `address="local"` never does.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+
+
+def check_output_location(storage_path: str, name: str, resume: bool) -> str:
+    """Refuses to reuse an experiment directory unless resuming; checks it is writable.
+
+    Returns:
+        The experiment directory (local paths only; URIs are left to Tune).
+    """
+    if "://" in storage_path:
+        return f"{storage_path.rstrip('/')}/{name}"
+    experiment_dir = os.path.abspath(os.path.join(storage_path, name))
+    exists = os.path.isdir(experiment_dir) and bool(os.listdir(experiment_dir))
+    if exists and not resume:
+        raise RunDirectoryError(
+            f"{experiment_dir} already holds an experiment; nothing was changed. Pass "
+            "--resume to continue it, or another --name / --storage-path."
+        )
+    if resume and not exists:
+        raise RunDirectoryError(
+            f"--resume was given but {experiment_dir} holds no experiment to continue."
+        )
+    parent = experiment_dir
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK):
+        raise RunDirectoryError(
+            f"Cannot write to {parent} (needed for {experiment_dir}); choose a writable "
+            "--storage-path."
+        )
+    return experiment_dir
+
+
+def run_experiment(config, args: argparse.Namespace, stop: Optional[Dict[str, Any]] = None):
+    """Trains `config` through Tune (default) or directly (--no-tune).
+
+    Returns:
+        A dict with the experiment directory, the last checkpoint and the last result.
+    """
+    from ray import tune
+
+    stop = stop if stop is not None else default_stop(args)
+    name = args.name or default_experiment_name(config)
+    experiment_dir = check_output_location(args.storage_path, name, args.resume)
+    init_ray(num_cpus=args.num_cpus or None)
+    apply_script_args(config, args)
+    config.validate()  # bad settings fail here, before any actor starts
+    print(f"[i2a] experiment {experiment_dir}", flush=True)
+    if args.no_tune:
+        return _run_without_tune(config, args, stop, experiment_dir)
+
+    storage_path = args.storage_path if "://" in args.storage_path else os.path.abspath(args.storage_path)
+    if args.resume:
+        tuner = tune.Tuner.restore(experiment_dir, trainable=config.algo_class, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            config.algo_class,
+            param_space=config,
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=storage_path,
+                stop=stop,
+                verbose=args.verbose,
+                failure_config=tune.FailureConfig(max_failures=0),
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
+                ),
+            ),
+        )
+    results = tuner.fit()
+    result = results[0]
+    if result.error:
+        raise result.error
+    checkpoint = result.checkpoint.path if result.checkpoint else None
+    summary = {
+        "experiment_dir": experiment_dir,
+        "trial_dir": result.path,
+        "checkpoint": checkpoint,
+        "last_result": _brief(result.metrics),
+    }
+    print_summary(summary)
+    return summary
+
+
+def _run_without_tune(config, args, stop, experiment_dir):
+    """The --no-tune loop: train, print progress, checkpoint every --checkpoint-freq."""
+    os.makedirs(experiment_dir, exist_ok=True)
+    latest = _latest_checkpoint(experiment_dir)
+    if args.resume and latest:
+        from ray.rllib.algorithms.algorithm import Algorithm
+
+        algo = Algorithm.from_checkpoint(latest)
+        print(f"[i2a] resumed from {latest}", flush=True)
+    else:
+        algo = config.build_algo()
+    checkpoint, result = latest, {}
+    start = time.time()
+    try:
+        while True:
+            result = algo.train()
+            iteration = result["training_iteration"]
+            print(progress_line(result, time.time() - start), flush=True)
+            done = _should_stop(result, stop)
+            if done or (args.checkpoint_freq and iteration % args.checkpoint_freq == 0):
+                checkpoint = algo.save_to_path(
+                    os.path.join(experiment_dir, f"checkpoint_{iteration:06d}")
+                )
+            if done:
+                break
+    finally:
+        algo.stop()
+    summary = {
+        "experiment_dir": experiment_dir,
+        "trial_dir": experiment_dir,
+        "checkpoint": checkpoint,
+        "last_result": _brief(result),
+    }
+    print_summary(summary)
+    return summary
+
+
+def _latest_checkpoint(experiment_dir: str) -> Optional[str]:
+    if not os.path.isdir(experiment_dir):
+        return None
+    names = sorted(n for n in os.listdir(experiment_dir) if n.startswith("checkpoint_"))
+    return os.path.join(experiment_dir, names[-1]) if names else None
+
+
+def _lookup(result: Dict[str, Any], key: str):
+    value = result
+    for part in key.split("/"):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _should_stop(result: Dict[str, Any], stop: Dict[str, Any]) -> bool:
+    for key, threshold in stop.items():
+        value = _lookup(result, key)
+        if value is None:
+            value = _lookup(result, f"env_runners/{key}")
+        if value is not None and value == value and value >= threshold:
+            return True
+    return False
+
+
+def progress_line(result: Dict[str, Any], elapsed: float) -> str:
+    steps = _lookup(result, "env_runners/num_env_steps_sampled_lifetime") or 0
+    ret = _lookup(result, "env_runners/episode_return_mean")
+    throughput = steps / max(elapsed, 1e-9)
+    return (
+        f"[i2a] iter {result.get('training_iteration', 0):4d}  env steps {int(steps):>9,d}  "
+        f"return {ret if ret is None else round(ret, 2)}  "
+        f"{throughput:,.0f} steps/s  {elapsed:,.0f}s"
+    )
+
+
+def _brief(result: Dict[str, Any]) -> Dict[str, Any]:
+    keys = (
+        "training_iteration",
+        "num_env_steps_sampled_lifetime",
+        "env_runners/num_env_steps_sampled_lifetime",
+        "env_runners/episode_return_mean",
+        "env_runners/episode_return_clipped",
+    )
+    return {k: _lookup(result or {}, k) for k in keys if _lookup(result or {}, k) is not None}
+
+
+def default_experiment_name(config) -> str:
+    env = getattr(config, "env_config", {}).get("game", config.env) if config.env else "env"
+    env = str(env).split("/")[-1].replace("-", "_")
+    return f"{config.algo_class.__name__}_{env}_{time.strftime('%Y%m%d_%H%M%S')}"
+
+
+def print_summary(summary: Dict[str, Any]) -> None:
+    print("[i2a] results:    " + summary["trial_dir"], flush=True)
+    print("[i2a] checkpoint: " + str(summary["checkpoint"]), flush=True)
+    print(
+        "[i2a] TensorBoard: tensorboard --logdir " + summary["experiment_dir"], flush=True
+    )
+    print("[i2a] last result: " + json.dumps(summary["last_result"]), flush=True)
+    sys.stdout.flush()

@@ -1,0 +1,197 @@
+"""PPO learners: reward clipping for Atari, and I2A's distillation + imagination reuse.
+
+The I2A learner adds to PPO (or its A2C preset):
+- the distillation loss: cross-entropy from the I2A policy pi (held fixed) to the
+  rollout policy pi_hat, -sum_a pi(a|o) log pi_hat(a|o), times `distillation_coeff`;
+- imagination computed once per train batch, without gradients, by a learner
+  connector piece, and reused by every epoch and minibatch. Staleness: within one
+  update the rollout policy keeps the weights it had when the batch arrived, exactly
+  like PPO's behaviour policy; the next batch imagines with the updated weights. With
+  a sampling rollout policy, the imagined actions are the ones the EnvRunner sampled
+  (its noise travels with the batch), so the first epoch reproduces the behaviour
+  policy's logits exactly.
+- the environment model stays frozen: it is in no optimizer.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.connectors.learner import GeneralAdvantageEstimation
+from ray.rllib.core.columns import Columns
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.typing import ModuleID, TensorType
+
+from i2a_rllib.rl_module import I2ARLModule, ROLLOUT_POLICY_LOGITS
+
+# Metric keys (per module, under `learners/<module_id>/`).
+DISTILLATION_LOSS_KEY = "distillation_loss"
+ROLLOUT_POLICY_AGREEMENT_KEY = "rollout_policy_agreement"
+IMAGINATION_TIME_SHARE_KEY = "imagination_time_share"
+IMAGINATION_SECONDS_KEY = "imagination_seconds"
+
+
+class ClipRewards(ConnectorV2):
+    """Learner connector piece: rewards -> sign(rewards), just before GAE.
+
+    Clipping here (and not in the env) keeps the unclipped game score in the episodes,
+    so RLlib's `episode_return_mean` is the score users know.
+    """
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch, episodes, **kwargs):
+        for module_batch in batch.values():
+            rewards = module_batch[Columns.REWARDS]
+            module_batch[Columns.REWARDS] = (
+                torch.sign(rewards) if torch.is_tensor(rewards) else np.sign(rewards)
+            )
+        return batch
+
+
+class PrecomputeImagination(ConnectorV2):
+    """Learner connector piece: adds each I2A module's imagination to the train batch.
+
+    Runs once per `Learner.update()`, before GAE (whose value pass then reuses it).
+    """
+
+    def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        self.seconds = 0.0
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module, batch, episodes, **kwargs):
+        start = time.perf_counter()
+        for module_id, module_batch in batch.items():
+            module = rl_module[module_id]
+            module = module.unwrapped() if hasattr(module, "unwrapped") else module
+            if isinstance(module, I2ARLModule):
+                module_batch.update(module.precompute_imagination(module_batch))
+        self.seconds += time.perf_counter() - start
+        return batch
+
+
+def _insert_before_gae(learner, piece: ConnectorV2) -> None:
+    pipeline = learner._learner_connector
+    if pipeline is None:
+        return
+    if any(isinstance(c, GeneralAdvantageEstimation) for c in pipeline.connectors):
+        pipeline.insert_before(GeneralAdvantageEstimation, piece)
+    else:
+        pipeline.append(piece)
+
+
+class ClippedRewardPPOTorchLearner(PPOTorchLearner):
+    """PPO that clips rewards to their sign when `learner_config_dict['clip_rewards']`."""
+
+    @override(PPOTorchLearner)
+    def build(self) -> None:
+        super().build()
+        if self.config.learner_config_dict.get("clip_rewards", False):
+            _insert_before_gae(self, ClipRewards())
+
+    @override(PPOTorchLearner)
+    def _make_batch_if_necessary(self, training_data):
+        # The learner connectors (GAE's value pass over the whole batch, imagination)
+        # need no gradients; without this they would keep a graph of the full batch.
+        with torch.no_grad():
+            return super()._make_batch_if_necessary(training_data)
+
+
+class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
+    """PPO/A2C learner for `I2ARLModule`: distillation loss, imagination reuse."""
+
+    @override(ClippedRewardPPOTorchLearner)
+    def build(self) -> None:
+        super().build()
+        self._imagination_piece = PrecomputeImagination()
+        _insert_before_gae(self, self._imagination_piece)
+        self._update_started = None
+
+    @override(PPOTorchLearner)
+    def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
+        # Only trainable parameters: the frozen environment model (and a frozen,
+        # restored rollout policy) must not be in any optimizer.
+        module = self._module[module_id]
+        params = [p for p in self.get_parameters(module) if p.requires_grad]
+        optimizer = torch.optim.Adam(params)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=optimizer,
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
+
+    @override(PPOTorchLearner)
+    def compute_loss_for_module(
+        self,
+        *,
+        module_id: ModuleID,
+        config,
+        batch: Dict[str, Any],
+        fwd_out: Dict[str, TensorType],
+    ) -> TensorType:
+        total_loss = super().compute_loss_for_module(
+            module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
+        )
+        module = self.module[module_id].unwrapped()
+        if ROLLOUT_POLICY_LOGITS not in fwd_out:
+            return total_loss
+        distillation, agreement = distillation_loss(
+            fwd_out[Columns.ACTION_DIST_INPUTS],
+            fwd_out[ROLLOUT_POLICY_LOGITS],
+            batch.get(Columns.LOSS_MASK),
+        )
+        self.metrics.log_dict(
+            {DISTILLATION_LOSS_KEY: distillation, ROLLOUT_POLICY_AGREEMENT_KEY: agreement},
+            key=module_id,
+            window=1,
+        )
+        coeff = getattr(config, "distillation_coeff", 0.0)
+        if getattr(module, "rollout_policy_is_trainable", True) and coeff > 0:
+            total_loss = total_loss + coeff * distillation
+        return total_loss
+
+    @override(PPOTorchLearner)
+    def before_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        self._update_started = time.perf_counter()
+        self._imagination_piece.seconds = 0.0
+
+    @override(PPOTorchLearner)
+    def after_gradient_based_update(self, *, timesteps: Dict[str, Any]) -> None:
+        super().after_gradient_based_update(timesteps=timesteps)
+        if self._update_started is None:
+            return
+        elapsed = max(time.perf_counter() - self._update_started, 1e-9)
+        for module_id in self.module.keys():
+            self.metrics.log_dict(
+                {
+                    IMAGINATION_SECONDS_KEY: self._imagination_piece.seconds,
+                    IMAGINATION_TIME_SHARE_KEY: self._imagination_piece.seconds / elapsed,
+                },
+                key=module_id,
+                window=1,
+            )
+
+
+def distillation_loss(policy_logits, rollout_logits, mask=None):
+    """Cross-entropy -sum_a pi(a|o) log pi_hat(a|o), pi held fixed; and argmax agreement.
+
+    Minimising it moves pi_hat towards pi (not the reverse, and not away from it: two
+    public I2A implementations get this sign wrong).
+    """
+    target = F.softmax(policy_logits.detach(), dim=-1)
+    per_row = -(target * F.log_softmax(rollout_logits, dim=-1)).sum(-1)
+    agree = (policy_logits.argmax(-1) == rollout_logits.argmax(-1)).float()
+    if mask is not None:
+        mask = mask.float()
+        denominator = mask.sum().clamp(min=1.0)
+        return (per_row * mask).sum() / denominator, (agree * mask).sum() / denominator
+    return per_row.mean(), agree.mean()

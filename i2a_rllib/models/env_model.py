@@ -1,0 +1,560 @@
+"""Environment models behind one interface: `(state, action) -> (next_state, reward)`.
+
+Pure torch, no Ray. Three kinds:
+
+- `pixel`: the paper's (and the seed's) action-conditional conv encoder-decoder. Its
+  state is the frame stack; each step predicts the next frame, which is pushed into the
+  stack. Faithful and expensive (~250 MMAC per call at 84x84).
+- `latent`: the state-space model of Buesing et al. (2018): the observation is encoded
+  once into a latent vector and a GRU cell steps it in latent space. A decoder turns
+  latents back into frames for training and pictures only; imagination never decodes.
+- `copy`: the paper's control agent. Returns its input and reward 0, so the rest of
+  I2A keeps its parameters and compute but the "imagination" carries no information.
+
+Frame loss. Pixels are modelled as Bernoulli variables (binary cross-entropy on the
+[0, 1] intensities), the choice the I2A paper argues for: Sokoban, MiniPacman and
+Atari frames are close to binary, and the cross-entropy keeps thin objects such as
+Breakout's ball sharp where a mean-squared error would blur them away. Errors are
+*reported* as per-pixel mean-squared error so they compare with the copy-last-frame
+baseline.
+
+Rewards are classes over a fixed set of values (`reward_values`), e.g. {-1, 0, +1} for
+clipped Atari rewards; the model's reward is the expected value under its softmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from i2a_rllib.models.model_free import (
+    NATURE_CNN_MIN_SIZE,
+    conv_output_size,
+    frame_convs,
+)
+
+ENV_MODEL_KINDS = ("pixel", "latent", "copy")
+ATARI_REWARD_VALUES = (-1.0, 0.0, 1.0)
+
+
+@dataclass
+class EnvModelLoss:
+    """What one training step of an environment model produces."""
+
+    total: torch.Tensor
+    frame: torch.Tensor
+    reward: torch.Tensor
+    consistency: torch.Tensor
+    reward_accuracy: torch.Tensor
+    frame_mse: torch.Tensor
+
+
+class EnvironmentModel(nn.Module):
+    """Base class: metadata, reward classes and the shared step API.
+
+    Args:
+        obs_shape: (C, H, W) of one observation.
+        num_actions: Size of the discrete action space.
+        frame_channels: Channels of one frame. Atari stacks 4 gray frames (C=4,
+            frame_channels=1); Sokoban has one frame with one channel per entity
+            (frame_channels=C).
+        reward_values: The reward classes the model predicts among.
+    """
+
+    kind: str = ""
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+    ):
+        super().__init__()
+        obs_shape = tuple(int(d) for d in obs_shape)
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"Environment models need (C, H, W) image observations, got shape "
+                f"{obs_shape}."
+            )
+        if obs_shape[0] % frame_channels:
+            raise ValueError(
+                f"frame_channels={frame_channels} must divide the observation's "
+                f"{obs_shape[0]} channels (a stack of whole frames)."
+            )
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}.")
+        self.obs_shape = obs_shape
+        self.num_actions = int(num_actions)
+        self.frame_channels = int(frame_channels)
+        self.register_buffer(
+            "reward_values", torch.tensor(sorted(reward_values), dtype=torch.float32)
+        )
+
+    # --- What imagination uses -------------------------------------------------------
+    @property
+    def state_shape(self) -> Tuple[int, ...]:
+        """Shape of one model state (frames or a latent vector)."""
+        raise NotImplementedError
+
+    @property
+    def view_shape(self) -> Tuple[int, ...]:
+        """Shape of what the rollout encoder reads of each imagined state."""
+        raise NotImplementedError
+
+    def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
+        """Float frames in [0, 1] (B, C, H, W) -> model state (B, *state_shape)."""
+        raise NotImplementedError
+
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One imagined step: (B, *state_shape), (B,) -> next state, expected reward (B,)."""
+        raise NotImplementedError
+
+    def step_every_action(self, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Steps each of B states with each of the A actions: rows b*A + a.
+
+        Subclasses may share work across the A copies of one state (the pixel model
+        computes its state convolution once instead of A times).
+        """
+        tiled = state.repeat_interleave(self.num_actions, dim=0)
+        actions = torch.arange(self.num_actions, device=state.device).repeat(state.shape[0])
+        return self.step(tiled, actions)
+
+    def view(self, state: torch.Tensor) -> torch.Tensor:
+        """The part of a state the rollout encoder reads (the newest frame, or the latent)."""
+        raise NotImplementedError
+
+    # --- Training and pictures ------------------------------------------------------
+    def reward_class(self, reward: torch.Tensor) -> torch.Tensor:
+        """Index of the closest reward class for each real reward."""
+        return (reward.float().unsqueeze(-1) - self.reward_values).abs().argmin(-1)
+
+    def expected_reward(self, reward_logits: torch.Tensor) -> torch.Tensor:
+        return reward_logits.softmax(-1) @ self.reward_values
+
+    def loss(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        next_frame: torch.Tensor,
+    ) -> EnvModelLoss:
+        """Loss of one batch of transitions; frames in [0, 1], next_frame (B, fc, H, W)."""
+        raise NotImplementedError
+
+    def predict_frames(
+        self, frames: torch.Tensor, actions: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Open-loop prediction for pictures and k-step errors.
+
+        Args:
+            frames: (B, C, H, W) real start observation in [0, 1].
+            actions: (B, K) actions to take.
+
+        Returns:
+            Predicted newest frames (B, K, fc, H, W) in [0, 1], expected rewards (B, K).
+        """
+        raise NotImplementedError
+
+    def metadata(self) -> Dict[str, Any]:
+        """What a checkpoint must record to rebuild this model and check compatibility."""
+        return {
+            "kind": self.kind,
+            "obs_shape": list(self.obs_shape),
+            "num_actions": self.num_actions,
+            "frame_channels": self.frame_channels,
+            "reward_values": [float(v) for v in self.reward_values.tolist()],
+            "hparams": self.hparams(),
+        }
+
+    def hparams(self) -> Dict[str, Any]:
+        return {}
+
+    def newest_frame(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames[:, -self.frame_channels :]
+
+    def push_frame(self, frames: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """Drops the oldest frame of the stack and appends `frame`."""
+        if frames.shape[1] == self.frame_channels:
+            return frame
+        return torch.cat([frames[:, self.frame_channels :], frame], dim=1)
+
+
+def _downsampling_conv_args(obs_shape: Sequence[int]) -> Dict[str, int]:
+    """Stride-2 4x4 convolutions on large frames, size-keeping 3x3 ones on small boards."""
+    if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE:
+        return {"kernel_size": 4, "stride": 2, "padding": 1}
+    return {"kernel_size": 3, "stride": 1, "padding": 1}
+
+
+class PixelEnvModel(EnvironmentModel):
+    """Action-conditional conv encoder-decoder over frames (the seed's `AtariEnvironmentModel`).
+
+    The action enters as a learned plane per action, concatenated to the frames like in
+    the seed. Because the first convolution is linear in its input,
+    conv([frames, plane]) = conv_frames(frames) + conv_plane(plane); the plane part is
+    computed once per action, and `step_every_action` convolves each state once for
+    all A actions. The decoder's last layer also sees the newest input frame (a skip
+    connection), so static background costs no capacity.
+    """
+
+    kind = "pixel"
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+        channels: int = 64,
+    ):
+        super().__init__(obs_shape, num_actions, frame_channels, reward_values)
+        self.channels = int(channels)
+        in_channels, height, width = self.obs_shape
+        conv = _downsampling_conv_args(self.obs_shape)
+        wide = 2 * self.channels
+        self.action_planes = nn.Parameter(torch.randn(num_actions, 1, height, width) * 0.1)
+        self.frames_conv = nn.Conv2d(in_channels, self.channels, **conv)
+        self.plane_conv = nn.Conv2d(1, self.channels, bias=False, **conv)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(self.channels, wide, **conv),
+            nn.ReLU(),
+            nn.Conv2d(wide, wide, 3, stride=1, padding=1),
+            nn.ReLU(),
+        )
+        self.reward_head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(wide, 64),
+            nn.ReLU(),
+            nn.Linear(64, len(self.reward_values)),
+        )
+        self.decoder_1 = nn.ConvTranspose2d(wide, self.channels, **conv)
+        self.decoder_2 = nn.ConvTranspose2d(self.channels, 32, **conv)
+        self.frame_out = nn.Conv2d(32 + frame_channels, frame_channels, 3, padding=1)
+
+    @property
+    def state_shape(self):
+        return self.obs_shape
+
+    @property
+    def view_shape(self):
+        return (self.frame_channels, *self.obs_shape[1:])
+
+    def hparams(self):
+        return {"channels": self.channels}
+
+    def initial_state(self, frames):
+        return frames
+
+    def view(self, state):
+        return self.newest_frame(state)
+
+    def _action_effects(self) -> torch.Tensor:
+        """(A, channels, H1, W1): the first conv's response to each action's plane."""
+        return self.plane_conv(self.action_planes)
+
+    def _decode(self, first_layer: torch.Tensor, frames: torch.Tensor):
+        hidden_1 = F.relu(first_layer)
+        encoded = self.encoder(hidden_1)
+        reward_logits = self.reward_head(encoded)
+        x = F.relu(self.decoder_1(encoded, output_size=hidden_1.shape[-2:]))
+        x = F.relu(self.decoder_2(x, output_size=frames.shape[-2:]))
+        frame_logits = self.frame_out(torch.cat([x, self.newest_frame(frames)], dim=1))
+        return frame_logits, reward_logits
+
+    def forward_logits(self, frames, actions):
+        """Next-frame logits (B, fc, H, W) and reward logits (B, n_reward_classes)."""
+        first = self.frames_conv(frames) + self._action_effects()[actions]
+        return self._decode(first, frames)
+
+    def step(self, state, action):
+        frame_logits, reward_logits = self.forward_logits(state, action)
+        next_state = self.push_frame(state, torch.sigmoid(frame_logits))
+        return next_state, self.expected_reward(reward_logits)
+
+    def step_every_action(self, state):
+        batch, num_actions = state.shape[0], self.num_actions
+        per_state = self.frames_conv(state)  # once per state, not once per action
+        first = (per_state.unsqueeze(1) + self._action_effects().unsqueeze(0)).flatten(0, 1)
+        tiled = state.repeat_interleave(num_actions, dim=0)
+        frame_logits, reward_logits = self._decode(first, tiled)
+        next_state = self.push_frame(tiled, torch.sigmoid(frame_logits))
+        return next_state, self.expected_reward(reward_logits)
+
+    def loss(self, frames, actions, rewards, next_frame):
+        frame_logits, reward_logits = self.forward_logits(frames, actions)
+        return _loss_terms(self, frame_logits, reward_logits, rewards, next_frame)
+
+    def predict_frames(self, frames, actions):
+        state, predicted, rewards = frames, [], []
+        for k in range(actions.shape[1]):
+            state, reward = self.step(state, actions[:, k])
+            predicted.append(self.newest_frame(state))
+            rewards.append(reward)
+        return torch.stack(predicted, 1), torch.stack(rewards, 1)
+
+
+def _loss_terms(model, frame_logits, reward_logits, rewards, next_frame, consistency=None):
+    frame_loss = F.binary_cross_entropy_with_logits(frame_logits, next_frame)
+    reward_targets = model.reward_class(rewards)
+    reward_loss = F.cross_entropy(reward_logits, reward_targets)
+    consistency = consistency if consistency is not None else frame_loss.new_zeros(())
+    with torch.no_grad():
+        accuracy = (reward_logits.argmax(-1) == reward_targets).float().mean()
+        frame_mse = F.mse_loss(torch.sigmoid(frame_logits), next_frame)
+    return EnvModelLoss(
+        total=frame_loss + reward_loss + consistency,
+        frame=frame_loss,
+        reward=reward_loss,
+        consistency=consistency,
+        reward_accuracy=accuracy,
+        frame_mse=frame_mse,
+    )
+
+
+class _TransposedConvs(nn.Module):
+    """Mirror of a conv stack: maps its output feature map back to the input size."""
+
+    def __init__(self, convs: nn.Sequential, input_shape: Sequence[int], out_channels: int):
+        super().__init__()
+        conv_layers = [m for m in convs if isinstance(m, nn.Conv2d)]
+        sizes, x = [], torch.zeros(1, *input_shape)
+        for module in convs:
+            if isinstance(module, nn.Conv2d):
+                sizes.append(tuple(x.shape[-2:]))
+            if isinstance(module, nn.Flatten):
+                break
+            x = module(x)
+        self.bottleneck_shape = tuple(x.shape[1:])
+        self.output_sizes = list(reversed(sizes))
+        layers = []
+        for i, conv in enumerate(reversed(conv_layers)):
+            last = i == len(conv_layers) - 1
+            layers.append(
+                nn.ConvTranspose2d(
+                    conv.out_channels,
+                    out_channels if last else conv.in_channels,
+                    conv.kernel_size,
+                    stride=conv.stride,
+                    padding=conv.padding,
+                )
+            )
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        for i, (layer, size) in enumerate(zip(self.layers, self.output_sizes)):
+            x = layer(x, output_size=size)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class LatentEnvModel(EnvironmentModel):
+    """State-space model: encode once, step a GRU cell in latent space.
+
+    initial_state: z0 = tanh(W conv(frames)); step: z' = GRUCell(onehot(a), z), reward
+    from [z, z']. Training adds a consistency term ||z' - sg(encode(next obs))||^2 so
+    that multi-step rollouts stay on the encoder's manifold. The decoder paints the
+    newest frame from a latent, with the start observation's newest frame as a canvas
+    (the agent never needs pixels; pictures and the frame loss do).
+    """
+
+    kind = "latent"
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+        latent_size: int = 128,
+        consistency_coeff: float = 1.0,
+        encoder_channels: Sequence[int] = (16, 32, 32),
+    ):
+        super().__init__(obs_shape, num_actions, frame_channels, reward_values)
+        self.latent_size = int(latent_size)
+        self.consistency_coeff = float(consistency_coeff)
+        # Half the Nature CNN's channels: the encoder runs on every EnvRunner step
+        # beside the model-free path, and a 128-d latent needs no more.
+        self.encoder_channels = tuple(int(c) for c in encoder_channels)
+        convs = frame_convs(self.obs_shape, self.encoder_channels)
+        self.encoder = nn.Sequential(
+            convs,
+            nn.Linear(conv_output_size(convs, self.obs_shape), self.latent_size),
+            nn.Tanh(),
+        )
+        self.transition = nn.GRUCell(num_actions, self.latent_size)
+        self.reward_head = nn.Sequential(
+            nn.Linear(2 * self.latent_size, 64),
+            nn.ReLU(),
+            nn.Linear(64, len(self.reward_values)),
+        )
+        self.decoder_convs = _TransposedConvs(convs, self.obs_shape, 32)
+        self.decoder_fc = nn.Linear(
+            self.latent_size, int(torch.tensor(self.decoder_convs.bottleneck_shape).prod())
+        )
+        self.frame_out = nn.Conv2d(32 + frame_channels, frame_channels, 3, padding=1)
+
+    @property
+    def state_shape(self):
+        return (self.latent_size,)
+
+    @property
+    def view_shape(self):
+        return (self.latent_size,)
+
+    def hparams(self):
+        return {
+            "latent_size": self.latent_size,
+            "consistency_coeff": self.consistency_coeff,
+            "encoder_channels": list(self.encoder_channels),
+        }
+
+    def initial_state(self, frames):
+        return self.encoder(frames)
+
+    def view(self, state):
+        return state
+
+    def _transition(self, latent, action):
+        next_latent = self.transition(F.one_hot(action, self.num_actions).float(), latent)
+        reward_logits = self.reward_head(torch.cat([latent, next_latent], dim=-1))
+        return next_latent, reward_logits
+
+    def step(self, state, action):
+        next_latent, reward_logits = self._transition(state, action)
+        return next_latent, self.expected_reward(reward_logits)
+
+    def decode(self, latent: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        """Newest-frame logits (B, fc, H, W) of a latent, painted over `canvas`."""
+        x = F.relu(self.decoder_fc(latent)).view(-1, *self.decoder_convs.bottleneck_shape)
+        x = F.relu(self.decoder_convs(x))
+        return self.frame_out(torch.cat([x, canvas], dim=1))
+
+    def loss(self, frames, actions, rewards, next_frame):
+        latent = self.encoder(frames)
+        next_latent, reward_logits = self._transition(latent, actions)
+        frame_logits = self.decode(next_latent, self.newest_frame(frames))
+        with torch.no_grad():
+            target = self.encoder(self.push_frame(frames, next_frame))
+        consistency = self.consistency_coeff * F.mse_loss(next_latent, target)
+        return _loss_terms(self, frame_logits, reward_logits, rewards, next_frame, consistency)
+
+    def predict_frames(self, frames, actions):
+        latent, canvas = self.encoder(frames), self.newest_frame(frames)
+        predicted, rewards = [], []
+        for k in range(actions.shape[1]):
+            latent, reward = self.step(latent, actions[:, k])
+            predicted.append(torch.sigmoid(self.decode(latent, canvas)))
+            rewards.append(reward)
+        return torch.stack(predicted, 1), torch.stack(rewards, 1)
+
+
+class CopyEnvModel(EnvironmentModel):
+    """The paper's control: next state = state, reward = 0.
+
+    With `base=None` the state is the frame stack (the paper's copy model). Given a
+    latent model as `base`, its (frozen) encoder makes the state, so a latent I2A and
+    its copy control differ only in the transition.
+    """
+
+    kind = "copy"
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+        base: Optional[LatentEnvModel] = None,
+    ):
+        super().__init__(obs_shape, num_actions, frame_channels, reward_values)
+        self.base = base
+
+    @property
+    def state_shape(self):
+        return self.base.state_shape if self.base is not None else self.obs_shape
+
+    @property
+    def view_shape(self):
+        if self.base is not None:
+            return self.base.view_shape
+        return (self.frame_channels, *self.obs_shape[1:])
+
+    def hparams(self):
+        return {"base": self.base.metadata() if self.base is not None else None}
+
+    def initial_state(self, frames):
+        return self.base.initial_state(frames) if self.base is not None else frames
+
+    def view(self, state):
+        return state if self.base is not None else self.newest_frame(state)
+
+    def step(self, state, action):
+        return state, state.new_zeros(state.shape[0])
+
+    def loss(self, frames, actions, rewards, next_frame):
+        raise ValueError(
+            "The copy model has nothing to learn; pretrain a 'pixel' or 'latent' model."
+        )
+
+    def predict_frames(self, frames, actions):
+        batch, steps = actions.shape
+        newest = self.newest_frame(frames)
+        return (
+            newest.unsqueeze(1).expand(batch, steps, *newest.shape[1:]),
+            frames.new_zeros(batch, steps),
+        )
+
+
+def build_env_model(
+    kind: str,
+    obs_shape: Sequence[int],
+    num_actions: int,
+    *,
+    frame_channels: int = 1,
+    reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+    hparams: Optional[Dict[str, Any]] = None,
+) -> EnvironmentModel:
+    """Builds an environment model of `kind` ('pixel', 'latent' or 'copy')."""
+    hparams = dict(hparams or {})
+    common = dict(frame_channels=frame_channels, reward_values=reward_values)
+    if kind == "pixel":
+        return PixelEnvModel(obs_shape, num_actions, **common, **hparams)
+    if kind == "latent":
+        return LatentEnvModel(obs_shape, num_actions, **common, **hparams)
+    if kind == "copy":
+        base = hparams.pop("base", None)
+        if isinstance(base, dict):
+            base = build_env_model(
+                base["kind"],
+                base["obs_shape"],
+                base["num_actions"],
+                frame_channels=base["frame_channels"],
+                reward_values=base["reward_values"],
+                hparams=base["hparams"],
+            )
+        return CopyEnvModel(obs_shape, num_actions, **common, base=base)
+    raise ValueError(
+        f"Unknown environment model kind {kind!r}; choose one of {list(ENV_MODEL_KINDS)} "
+        "('latent' is the fast default for Atari, 'pixel' the paper's frame model, "
+        "'copy' the paper's no-model control)."
+    )
+
+
+def build_env_model_from_metadata(metadata: Dict[str, Any]) -> EnvironmentModel:
+    return build_env_model(
+        metadata["kind"],
+        metadata["obs_shape"],
+        metadata["num_actions"],
+        frame_channels=metadata["frame_channels"],
+        reward_values=metadata["reward_values"],
+        hparams=metadata.get("hparams"),
+    )

@@ -1,0 +1,132 @@
+"""The whole I2A network: model-free path + imagination + rollout encoder + heads.
+
+Pure torch, no Ray; `i2a_rllib.rl_module.I2ARLModule` is the thin RLlib wrapper.
+
+    obs --> model-free ConvTrunk --------------------------------------+
+     |                                                                  |--> FC --> pi, V
+     +--> env_model.initial_state --> ImaginationCore --> RolloutEncoder (A codes, concat)
+                    |
+                    +--> rollout policy logits (distilled towards pi)
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.models.imagination import Imagination, ImaginationCore
+from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk, to_float_frames
+from i2a_rllib.models.rollout_encoder import RolloutEncoder
+from i2a_rllib.models.rollout_policy import RolloutPolicy
+
+
+class I2ANetwork(nn.Module):
+    """Imagination-Augmented Agent (Weber et al., 2017) over (C, H, W) frames.
+
+    Args:
+        env_model: A pretrained (or copy) environment model; frozen here.
+        rollout_depth: Imagined steps per rollout.
+        action_choice: 'sample' (the paper) or 'argmax' for the rollout policy.
+        model_free_hidden: Width of the model-free path's FC layer.
+        rollout_policy_hidden: Width of the rollout policy.
+        encoder_feature_size / encoder_hidden: Rollout encoder per-step features and
+            LSTM size (the rollout code).
+        head_hidden: FC layer over [model-free features, imagination code].
+    """
+
+    def __init__(
+        self,
+        env_model: EnvironmentModel,
+        *,
+        rollout_depth: int = 5,
+        action_choice: str = "sample",
+        model_free_hidden: int = 512,
+        rollout_policy_hidden: int = 128,
+        encoder_feature_size: int = 128,
+        encoder_hidden: int = 128,
+        head_hidden: int = 256,
+    ):
+        super().__init__()
+        obs_shape, num_actions = env_model.obs_shape, env_model.num_actions
+        env_model.requires_grad_(False)
+        env_model.eval()
+        self.imagination = ImaginationCore(
+            env_model,
+            RolloutPolicy(env_model.state_shape, num_actions, rollout_policy_hidden),
+            rollout_depth=rollout_depth,
+            action_choice=action_choice,
+        )
+        self.model_free = ConvTrunk(obs_shape, model_free_hidden)
+        self.rollout_encoder = RolloutEncoder(
+            env_model.view_shape, encoder_feature_size, encoder_hidden
+        )
+        self.head_fc = nn.Sequential(
+            nn.Linear(model_free_hidden + num_actions * encoder_hidden, head_hidden),
+            nn.ReLU(),
+        )
+        self.heads = ActorCriticHeads(head_hidden, num_actions)
+
+    @property
+    def env_model(self) -> EnvironmentModel:
+        return self.imagination.env_model
+
+    @property
+    def rollout_policy(self) -> RolloutPolicy:
+        return self.imagination.rollout_policy
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.env_model.eval()  # frozen: never in training mode
+        return self
+
+    @torch.no_grad()
+    def model_state(self, obs: torch.Tensor) -> torch.Tensor:
+        """The environment model's state of real observations (no gradient)."""
+        return self.env_model.initial_state(to_float_frames(obs))
+
+    def imagine(
+        self,
+        obs: torch.Tensor,
+        noise: Optional[torch.Tensor] = None,
+        model_state: Optional[torch.Tensor] = None,
+    ) -> Imagination:
+        if model_state is None:
+            model_state = self.model_state(obs)
+        return self.imagination(model_state, noise)
+
+    def encode_imagination(self, imagination: Imagination) -> torch.Tensor:
+        """(B, A, depth, ...) -> (B, A * encoder_hidden): the A codes, concatenated."""
+        batch, num_actions = imagination.rewards.shape[:2]
+        codes = self.rollout_encoder(
+            imagination.views.flatten(0, 1), imagination.rewards.flatten(0, 1)
+        )
+        return codes.view(batch, num_actions * codes.shape[-1])
+
+    def forward(
+        self,
+        obs: torch.Tensor,
+        imagination: Optional[Imagination] = None,
+        noise: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Policy logits (B, A) and features (B, head_hidden) for the value head."""
+        frames = to_float_frames(obs)
+        if imagination is None:
+            imagination = self.imagine(frames, noise)
+        features = self.head_fc(
+            torch.cat([self.model_free(frames), self.encode_imagination(imagination)], dim=-1)
+        )
+        return self.heads.logits(features), features
+
+    def values(self, features: torch.Tensor) -> torch.Tensor:
+        return self.heads.values(features)
+
+    def rollout_policy_logits(
+        self, obs: torch.Tensor, model_state: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """pi_hat(. | o) on real observations, for the distillation loss."""
+        if model_state is None:
+            model_state = self.model_state(obs)
+        return self.rollout_policy(model_state)

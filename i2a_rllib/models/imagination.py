@@ -1,0 +1,106 @@
+"""Imagination core: one imagined rollout per action, batched over actions.
+
+Pure torch, no Ray. For B start states and A actions the core tiles the states into
+B*A rows (row b*A + a is state b imagining action a first) and makes one environment
+model call per depth step for all of them, instead of the seed's A x depth calls on B
+rows. The first step takes the row's own action, later steps the rollout policy's.
+
+Nothing here needs gradients: the environment model is frozen and actions are
+discrete, so imagination runs under `torch.no_grad()` and its output (what the
+rollout encoder reads, and the predicted rewards) can be computed once per train
+batch and reused across epochs and minibatches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES, RolloutPolicy
+
+
+@dataclass
+class Imagination:
+    """Output of the imagination core for B start states.
+
+    Attributes:
+        views: (B, A, depth, *view_shape). Imagined frames are stored as uint8 (the
+            precision of real frames; 4x smaller when reused across epochs), latents
+            as float.
+        rewards: (B, A, depth) predicted rewards.
+    """
+
+    views: torch.Tensor
+    rewards: torch.Tensor
+
+
+def quantize_frames(frames: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> uint8 levels, like real observations."""
+    return frames.clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
+
+
+class ImaginationCore(nn.Module):
+    """Runs the A rollouts of depth `rollout_depth` for a batch of model states."""
+
+    def __init__(
+        self,
+        env_model: EnvironmentModel,
+        rollout_policy: RolloutPolicy,
+        rollout_depth: int = 5,
+        action_choice: str = "sample",
+    ):
+        super().__init__()
+        if rollout_depth < 1:
+            raise ValueError(f"rollout_depth must be >= 1, got {rollout_depth}.")
+        if action_choice not in ROLLOUT_ACTION_CHOICES:
+            raise ValueError(
+                f"Unknown rollout action choice {action_choice!r}; use one of "
+                f"{list(ROLLOUT_ACTION_CHOICES)}."
+            )
+        self.env_model = env_model
+        self.rollout_policy = rollout_policy
+        self.rollout_depth = int(rollout_depth)
+        self.action_choice = action_choice
+
+    @property
+    def num_actions(self) -> int:
+        return self.env_model.num_actions
+
+    @property
+    def frames_as_views(self) -> bool:
+        return len(self.env_model.view_shape) == 3
+
+    def noise_shape(self, batch_size: int) -> Tuple[int, int, int]:
+        """Uniform noise that drives the rollout policy's sampled actions."""
+        return (batch_size, self.num_actions, max(self.rollout_depth - 1, 0))
+
+    def sample_noise(self, batch_size: int, device=None) -> Optional[torch.Tensor]:
+        if self.action_choice != "sample":
+            return None
+        return torch.rand(self.noise_shape(batch_size), device=device)
+
+    def _view(self, state: torch.Tensor) -> torch.Tensor:
+        view = self.env_model.view(state)
+        return quantize_frames(view) if self.frames_as_views else view
+
+    @torch.no_grad()
+    def forward(self, state: torch.Tensor, noise: Optional[torch.Tensor] = None) -> Imagination:
+        """Imagines from B model states; `noise` (B, A, depth-1) fixes sampled actions."""
+        batch, num_actions, depth = state.shape[0], self.num_actions, self.rollout_depth
+        current, reward = self.env_model.step_every_action(state)
+        views, rewards = [self._view(current)], [reward]
+        for step in range(1, depth):
+            uniform = None if noise is None else noise[:, :, step - 1].reshape(-1)
+            action = self.rollout_policy.act(current, self.action_choice, uniform)
+            current, reward = self.env_model.step(current, action)
+            views.append(self._view(current))
+            rewards.append(reward)
+        views = torch.stack(views, dim=1)
+        return Imagination(
+            views=views.view(batch, num_actions, depth, *views.shape[2:]),
+            rewards=torch.stack(rewards, dim=1).view(batch, num_actions, depth),
+        )

@@ -1,0 +1,121 @@
+"""The model-free path: a convolutional trunk over raw frames.
+
+Pure torch, no Ray. Used three ways: as the PPO baseline's whole network, as the
+model-free path of I2A, and (smaller) inside the rollout policy and rollout encoder.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import torch
+from torch import nn
+
+# Frames at least this large get the Nature-CNN strides; smaller boards (Sokoban,
+# MiniPacman) keep full resolution, since an 8x8/4 kernel would erase a 10x10 board.
+NATURE_CNN_MIN_SIZE = 36
+
+
+def to_float_frames(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames in [0, 255] -> float32 in [0, 1]; float input passes through.
+
+    Frames travel as uint8 everywhere (4x less memory and object-store traffic);
+    scaling happens here, inside the network.
+    """
+    if obs.dtype == torch.uint8:
+        return obs.float().div_(255.0)
+    return obs.float()
+
+
+class ScaleFrames(nn.Module):
+    """`to_float_frames` as a layer, for stacks that may receive uint8 frames."""
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return to_float_frames(frames)
+
+
+def conv_output_size(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Number of features `module` produces for one input of `input_shape`."""
+    with torch.no_grad():
+        return int(module(torch.zeros(1, *input_shape)).numel())
+
+
+NATURE_CNN_CHANNELS = (32, 64, 64)
+
+
+def nature_cnn_convs(in_channels: int, channels=NATURE_CNN_CHANNELS) -> nn.Sequential:
+    """Mnih et al. (2015): 32-8x8/4, 64-4x4/2, 64-3x3/1, each followed by ReLU."""
+    c1, c2, c3 = channels
+    return nn.Sequential(
+        nn.Conv2d(in_channels, c1, 8, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, 4, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(c2, c3, 3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
+def small_frame_convs(in_channels: int, channels=NATURE_CNN_CHANNELS) -> nn.Sequential:
+    """For boards of a few dozen cells: full-resolution 3x3 convs, one 2x downsample."""
+    c1, c2, c3 = channels
+    return nn.Sequential(
+        nn.Conv2d(in_channels, c1, 3, stride=1, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c2, c3, 3, stride=1, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
+def frame_convs(
+    obs_shape: Tuple[int, int, int], channels: Sequence[int] = NATURE_CNN_CHANNELS
+) -> nn.Sequential:
+    """The conv stack suited to (C, H, W) frames: Nature CNN or the small-board stack."""
+    in_channels, height, width = obs_shape
+    if min(height, width) >= NATURE_CNN_MIN_SIZE:
+        return nature_cnn_convs(in_channels, channels)
+    return small_frame_convs(in_channels, channels)
+
+
+class ConvTrunk(nn.Module):
+    """Conv stack + one fully connected layer: (B, C, H, W) frames -> (B, hidden_size).
+
+    With 84x84 input this is exactly the Nature CNN (32-8x8/4, 64-4x4/2, 64-3x3/1, 512).
+    """
+
+    def __init__(self, obs_shape: Tuple[int, int, int], hidden_size: int = 512):
+        super().__init__()
+        self.obs_shape = tuple(obs_shape)
+        self.convs = frame_convs(self.obs_shape)
+        self.fc = nn.Sequential(
+            nn.Linear(conv_output_size(self.convs, self.obs_shape), hidden_size),
+            nn.ReLU(),
+        )
+        self.output_size = hidden_size
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(to_float_frames(frames)))
+
+
+class ActorCriticHeads(nn.Module):
+    """Policy logits and state value over a feature vector."""
+
+    def __init__(self, feature_size: int, num_actions: int):
+        super().__init__()
+        self.policy = nn.Linear(feature_size, num_actions)
+        self.value = nn.Linear(feature_size, 1)
+        # Small initial logits give a near-uniform first policy (common PPO practice).
+        nn.init.orthogonal_(self.policy.weight, gain=0.01)
+        nn.init.zeros_(self.policy.bias)
+        nn.init.orthogonal_(self.value.weight, gain=1.0)
+        nn.init.zeros_(self.value.bias)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.policy(features)
+
+    def values(self, features: torch.Tensor) -> torch.Tensor:
+        return self.value(features).squeeze(-1)

@@ -1,0 +1,44 @@
+"""Rollout encoder: one imagined trajectory -> one fixed-size rollout code.
+
+Pure torch, no Ray. Per imagined step it embeds what the model imagined (the newest
+frame, or the latent) and appends the predicted reward; an LSTM then reads the steps
+in *reverse* order, last to first, as the paper does ("mimicking Bellman backups"), and
+its final hidden state is the rollout code.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from i2a_rllib.models.rollout_policy import state_feature_net
+
+
+class RolloutEncoder(nn.Module):
+    """(N, T, *view_shape) imagined views + (N, T) rewards -> (N, hidden_size) codes."""
+
+    def __init__(
+        self,
+        view_shape: Sequence[int],
+        feature_size: int = 256,
+        hidden_size: int = 256,
+        reverse: bool = True,
+    ):
+        super().__init__()
+        self.view_shape = tuple(view_shape)
+        self.features = state_feature_net(self.view_shape, feature_size)
+        self.lstm = nn.LSTM(feature_size + 1, hidden_size, batch_first=True)
+        self.output_size = hidden_size
+        # Only tests turn this off, to show that the order matters.
+        self.reverse = reverse
+
+    def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        num_rollouts, depth = views.shape[:2]
+        features = self.features(views.flatten(0, 1)).view(num_rollouts, depth, -1)
+        steps = torch.cat([features, rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
+        if self.reverse:
+            steps = steps.flip(1)
+        _, (hidden, _) = self.lstm(steps)
+        return hidden[-1]

@@ -1,0 +1,82 @@
+"""Rollout policy: chooses actions inside imagination, over the model's own state.
+
+Pure torch, no Ray. Reads frames (pixel/copy models) with a small conv stack or
+latents (latent model) with an MLP. Trained by distillation towards the I2A policy
+(the paper) or restored from a model-free agent and frozen (the seed's stage 2).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from i2a_rllib.models.model_free import ScaleFrames, conv_output_size, frame_convs
+
+ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
+
+
+def state_feature_net(state_shape: Sequence[int], hidden_size: int) -> nn.Module:
+    """Frames -> conv stack + FC; latent vectors -> one FC layer. Output: hidden_size."""
+    state_shape = tuple(state_shape)
+    if len(state_shape) == 3:
+        convs = frame_convs(state_shape)
+        return nn.Sequential(
+            ScaleFrames(),
+            convs,
+            nn.Linear(conv_output_size(convs, state_shape), hidden_size),
+            nn.ReLU(),
+        )
+    if len(state_shape) == 1:
+        return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
+    raise ValueError(f"Model states must be (C, H, W) frames or (D,) latents, got {state_shape}.")
+
+
+def sample_with_noise(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Categorical sample by inverse CDF: the same `uniform` noise gives the same action.
+
+    Passing the noise in (instead of drawing it inside) lets the learner replay exactly
+    the imagined actions an EnvRunner took when it acted.
+    """
+    cdf = logits.softmax(-1).cumsum(-1)
+    index = torch.searchsorted(cdf, uniform.to(cdf.dtype).reshape(-1, 1).contiguous()).squeeze(-1)
+    return index.clamp_(max=logits.shape[-1] - 1)
+
+
+class RolloutPolicy(nn.Module):
+    """pi_hat(a | model state): small network, logits over the A actions."""
+
+    def __init__(self, state_shape: Sequence[int], num_actions: int, hidden_size: int = 256):
+        super().__init__()
+        self.state_shape = tuple(state_shape)
+        self.num_actions = int(num_actions)
+        self.features = state_feature_net(self.state_shape, hidden_size)
+        self.logits_layer = nn.Linear(hidden_size, num_actions)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.logits_layer(self.features(state))
+
+    def act(
+        self,
+        state: torch.Tensor,
+        choice: str = "sample",
+        uniform: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Action per state: argmax, or a sample driven by `uniform` noise (B,) in [0, 1)."""
+        logits = self.forward(state)
+        if choice == "argmax":
+            return logits.argmax(-1)
+        if uniform is None:
+            uniform = torch.rand(logits.shape[0], device=logits.device)
+        return sample_with_noise(logits, uniform)
+
+    def replace_network(self, features: nn.Module, logits_layer: nn.Linear) -> None:
+        """Acts with another network (e.g. a pretrained model-free agent's trunk + policy)."""
+        if logits_layer.out_features != self.num_actions:
+            raise ValueError(
+                f"The replacement policy has {logits_layer.out_features} actions, the "
+                f"environment model {self.num_actions}."
+            )
+        self.features = features
+        self.logits_layer = logits_layer

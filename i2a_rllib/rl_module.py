@@ -1,0 +1,368 @@
+"""RLlib RLModules (new API stack): the model-free baseline and I2A.
+
+Thin glue: the networks live in `i2a_rllib.models` (pure torch); this file maps RLlib
+batches (`Columns`) onto them. Both modules take uint8 (C, H, W) frames as they come
+from the vector env and scale them inside the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional
+
+import gymnasium as gym
+import torch
+
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import ValueFunctionAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
+from ray.rllib.utils.annotations import override
+
+from i2a_rllib.models.env_model import (
+    ATARI_REWARD_VALUES,
+    ENV_MODEL_KINDS,
+    EnvironmentModel,
+    build_env_model,
+)
+from i2a_rllib.models.i2a import I2ANetwork
+from i2a_rllib.models.imagination import Imagination
+from i2a_rllib.models.model_free import (
+    NATURE_CNN_MIN_SIZE,
+    ActorCriticHeads,
+    ConvTrunk,
+)
+from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES
+
+logger = logging.getLogger(__name__)
+
+# Extra batch columns (module outputs and learner-side precomputations).
+ROLLOUT_NOISE = "i2a_rollout_noise"
+ROLLOUT_POLICY_LOGITS = "i2a_rollout_policy_logits"
+IMAGINED_VIEWS = "i2a_imagined_views"
+IMAGINED_REWARDS = "i2a_imagined_rewards"
+MODEL_STATE = "i2a_model_state"
+
+# Rows per chunk when a whole train batch goes through the network without gradients
+# (imagination precomputation, GAE's value pass): bounds peak memory.
+NO_GRAD_CHUNK_SIZE = 512
+
+DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
+    # 'latent' (fast, default for Atari-sized frames), 'pixel' (the paper's frame
+    # model, default for small boards) or 'copy' (the paper's control agent).
+    "env_model": "auto",
+    # Directory written by `i2a pretrain`; None = untrained (or copy) model.
+    "env_model_checkpoint": None,
+    # Metadata of that checkpoint (filled in by I2AConfig), so that a restored module
+    # can be rebuilt where the checkpoint path does not exist.
+    "env_model_metadata": None,
+    # Architecture settings of an env model built without a checkpoint.
+    "env_model_hparams": {},
+    # Channels of one frame: None = 1 for Atari-sized frame stacks, all for boards.
+    "frame_channels": None,
+    "reward_values": list(ATARI_REWARD_VALUES),
+    "rollout_depth": 5,
+    "rollout_action_choice": "sample",
+    # RLModule checkpoint of a model-free (baseline) agent whose policy becomes the
+    # frozen rollout policy (the seed's stage 2). None = distilled rollout policy.
+    "rollout_policy_checkpoint": None,
+    "model_free_hidden": 512,
+    "rollout_policy_hidden": 128,
+    "encoder_feature_size": 128,
+    "encoder_hidden": 128,
+    "head_hidden": 256,
+}
+
+
+def _image_obs_shape(observation_space: gym.Space, what: str):
+    shape = getattr(observation_space, "shape", None)
+    if not isinstance(observation_space, gym.spaces.Box) or shape is None or len(shape) != 3:
+        raise ValueError(
+            f"{what} needs image observations of shape (C, H, W) (e.g. the (4, 84, 84) "
+            f"uint8 frame stack of `i2a_rllib.envs.atari`), got {observation_space}."
+        )
+    return tuple(shape)
+
+
+def _num_discrete_actions(action_space: gym.Space, what: str) -> int:
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise ValueError(
+            f"{what} needs a discrete action space (gymnasium.spaces.Discrete), got "
+            f"{action_space}. I2A imagines one rollout per action, so continuous "
+            "actions are not supported."
+        )
+    return int(action_space.n)
+
+
+class NatureCNNRLModule(TorchRLModule, ValueFunctionAPI):
+    """The model-free baseline: Nature CNN (32-8x8/4, 64-4x4/2, 64-3x3/1, 512) + pi/V.
+
+    model_config: {"hidden_size": 512}.
+    """
+
+    @override(TorchRLModule)
+    def setup(self):
+        obs_shape = _image_obs_shape(self.observation_space, "NatureCNNRLModule")
+        num_actions = _num_discrete_actions(self.action_space, "NatureCNNRLModule")
+        self.trunk = ConvTrunk(obs_shape, int(self.model_config.get("hidden_size", 512)))
+        self.heads = ActorCriticHeads(self.trunk.output_size, num_actions)
+
+    @override(TorchRLModule)
+    def _forward(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.heads.logits(self.trunk(batch[Columns.OBS]))}
+
+    @override(TorchRLModule)
+    def _forward_train(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        features = self.trunk(batch[Columns.OBS])
+        return {
+            Columns.ACTION_DIST_INPUTS: self.heads.logits(features),
+            Columns.EMBEDDINGS: features,
+        }
+
+    @override(ValueFunctionAPI)
+    def compute_values(self, batch: Dict[str, Any], embeddings: Optional[Any] = None):
+        if embeddings is None:
+            embeddings = self.trunk(batch[Columns.OBS])
+        return self.heads.values(embeddings)
+
+
+def resolve_i2a_model_config(model_config: Dict[str, Any], obs_shape) -> Dict[str, Any]:
+    """Merges defaults, resolves 'auto' choices and checks every setting.
+
+    Raises:
+        ValueError: naming the setting and the fix, for any bad value.
+    """
+    config = {**DEFAULT_I2A_MODEL_CONFIG}
+    config.update({k: v for k, v in (model_config or {}).items() if k in DEFAULT_I2A_MODEL_CONFIG})
+    large_frames = min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE
+    metadata = config["env_model_metadata"]
+    path = config["env_model_checkpoint"]
+    if metadata is None and path and os.path.isdir(path):
+        from i2a_rllib.checkpoints import read_env_model_metadata
+
+        metadata = config["env_model_metadata"] = read_env_model_metadata(path)
+    if config["env_model"] == "auto":
+        if metadata is not None:
+            config["env_model"] = metadata["kind"]
+        else:
+            config["env_model"] = "latent" if large_frames else "pixel"
+    if config["env_model"] not in ENV_MODEL_KINDS:
+        raise ValueError(
+            f"model_config['env_model']={config['env_model']!r} is not an environment "
+            f"model kind; use one of {list(ENV_MODEL_KINDS)}."
+        )
+    if config["frame_channels"] is None:
+        config["frame_channels"] = (
+            metadata["frame_channels"] if metadata else (1 if large_frames else obs_shape[0])
+        )
+    depth = config["rollout_depth"]
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(
+            f"model_config['rollout_depth']={depth!r} must be an integer >= 1 "
+            "(the paper uses 5 on Sokoban)."
+        )
+    if config["rollout_action_choice"] not in ROLLOUT_ACTION_CHOICES:
+        raise ValueError(
+            f"model_config['rollout_action_choice']={config['rollout_action_choice']!r}; "
+            f"use one of {list(ROLLOUT_ACTION_CHOICES)}."
+        )
+    for key in (
+        "model_free_hidden",
+        "rollout_policy_hidden",
+        "encoder_feature_size",
+        "encoder_hidden",
+        "head_hidden",
+    ):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise ValueError(f"model_config[{key!r}]={config[key]!r} must be a positive integer.")
+    return config
+
+
+class I2ARLModule(TorchRLModule, ValueFunctionAPI):
+    """Imagination-Augmented Agent as an RLlib RLModule (see `I2ANetwork`).
+
+    Outputs: policy logits (`ACTION_DIST_INPUTS`); in training also the features for
+    `compute_values` (`EMBEDDINGS`) and the rollout policy's logits on the real
+    observations (`ROLLOUT_POLICY_LOGITS`, for distillation). When exploring with a
+    sampling rollout policy it also returns the uniform noise that drove the imagined
+    actions (`ROLLOUT_NOISE`), so the learner can replay exactly the same imagination.
+
+    The environment model is frozen: no gradient reaches it and it is in no optimizer.
+    Its weights come from `model_config['env_model_checkpoint']`.
+    """
+
+    @override(TorchRLModule)
+    def setup(self):
+        obs_shape = _image_obs_shape(self.observation_space, "I2ARLModule")
+        num_actions = _num_discrete_actions(self.action_space, "I2ARLModule")
+        config = resolve_i2a_model_config(self.model_config, obs_shape)
+        self.i2a_config = config
+        env_model = self._build_env_model(config, obs_shape, num_actions)
+        self.net = I2ANetwork(
+            env_model,
+            rollout_depth=config["rollout_depth"],
+            action_choice=config["rollout_action_choice"],
+            model_free_hidden=config["model_free_hidden"],
+            rollout_policy_hidden=config["rollout_policy_hidden"],
+            encoder_feature_size=config["encoder_feature_size"],
+            encoder_hidden=config["encoder_hidden"],
+            head_hidden=config["head_hidden"],
+        )
+        self.rollout_policy_is_trainable = config["rollout_policy_checkpoint"] is None
+        if not self.rollout_policy_is_trainable:
+            self._restore_frozen_rollout_policy(config["rollout_policy_checkpoint"])
+
+    # --- Building -------------------------------------------------------------------
+    def _build_env_model(self, config, obs_shape, num_actions) -> EnvironmentModel:
+        from i2a_rllib.checkpoints import check_env_model_metadata, load_env_model
+
+        path, kind = config["env_model_checkpoint"], config["env_model"]
+        metadata = config["env_model_metadata"]
+        if path and os.path.exists(path):
+            env_model, metadata = load_env_model(path)
+            check_env_model_metadata(metadata, obs_shape, num_actions, kind, path)
+            if kind == "copy":
+                return build_env_model(
+                    "copy",
+                    obs_shape,
+                    num_actions,
+                    frame_channels=metadata["frame_channels"],
+                    reward_values=metadata["reward_values"],
+                    hparams={"base": env_model},
+                )
+            return env_model
+        if metadata is not None:
+            # A restored module whose checkpoint path is gone: the architecture comes
+            # from the recorded metadata, the weights from the module's own state.
+            from i2a_rllib.models.env_model import build_env_model_from_metadata
+
+            check_env_model_metadata(metadata, obs_shape, num_actions, kind, path)
+            base = build_env_model_from_metadata(metadata)
+            if kind == "copy" and base.kind == "latent":
+                return build_env_model(
+                    "copy",
+                    obs_shape,
+                    num_actions,
+                    frame_channels=base.frame_channels,
+                    reward_values=base.reward_values.tolist(),
+                    hparams={"base": base},
+                )
+            return base
+        if path:
+            raise FileNotFoundError(
+                f"model_config['env_model_checkpoint']={path!r} does not exist. Pretrain "
+                "one with `i2a pretrain` or pass the directory it printed."
+            )
+        if kind != "copy":
+            logger.warning(
+                "I2ARLModule: no env_model_checkpoint given; the %s environment model is "
+                "untrained, so imagination carries little information. Pretrain one "
+                "with `i2a collect` + `i2a pretrain`.",
+                kind,
+            )
+        return build_env_model(
+            kind,
+            obs_shape,
+            num_actions,
+            frame_channels=config["frame_channels"],
+            reward_values=config["reward_values"],
+            hparams=config["env_model_hparams"] if kind != "copy" else None,
+        )
+
+    def _restore_frozen_rollout_policy(self, path: str) -> None:
+        """The seed's stage 2: a pretrained model-free policy, frozen, acts in imagination."""
+        if len(self.net.env_model.state_shape) != 3:
+            raise ValueError(
+                "model_config['rollout_policy_checkpoint'] gives a frame-based model-free "
+                f"policy, but the {self.net.env_model.kind!r} environment model imagines "
+                "latent states. Use env_model='pixel' (or a frame 'copy'), or drop "
+                "rollout_policy_checkpoint to distill the rollout policy (the paper)."
+            )
+        from ray.rllib.core.rl_module.rl_module import RLModule
+
+        source = RLModule.from_checkpoint(path)
+        if not isinstance(source, NatureCNNRLModule):
+            raise ValueError(
+                f"rollout_policy_checkpoint={path!r} holds a {type(source).__name__}; it "
+                "must be an RLModule checkpoint of the model-free baseline "
+                "(NatureCNNRLModule), e.g. <algo checkpoint>/learner_group/learner/"
+                "rl_module/default_policy."
+            )
+        self.net.rollout_policy.replace_network(source.trunk, source.heads.policy)
+        self.net.rollout_policy.requires_grad_(False)
+
+    # --- Imagination reuse ----------------------------------------------------------
+    @torch.no_grad()
+    def precompute_imagination(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        """Imagination for a whole train batch, once, in chunks, without gradients.
+
+        The learner stores the result as batch columns, so every epoch and minibatch
+        reuses it instead of calling the environment model again.
+        """
+        obs, noise = batch[Columns.OBS], batch.get(ROLLOUT_NOISE)
+        views, rewards, states = [], [], []
+        for start in range(0, obs.shape[0], NO_GRAD_CHUNK_SIZE):
+            chunk = slice(start, start + NO_GRAD_CHUNK_SIZE)
+            state = self.net.model_state(obs[chunk])
+            imagination = self.net.imagination(state, None if noise is None else noise[chunk])
+            views.append(imagination.views)
+            rewards.append(imagination.rewards)
+            states.append(state)
+        columns = {IMAGINED_VIEWS: torch.cat(views), IMAGINED_REWARDS: torch.cat(rewards)}
+        if len(self.net.env_model.state_shape) == 1:
+            # Latent states are small and save the encoder pass in every minibatch;
+            # frame states are the observations themselves.
+            columns[MODEL_STATE] = torch.cat(states)
+        return columns
+
+    def _imagination(self, batch: Dict[str, Any]) -> Imagination:
+        if IMAGINED_VIEWS in batch:
+            return Imagination(views=batch[IMAGINED_VIEWS], rewards=batch[IMAGINED_REWARDS])
+        return self.net.imagine(batch[Columns.OBS], noise=batch.get(ROLLOUT_NOISE))
+
+    # --- RLModule API ---------------------------------------------------------------
+    @override(TorchRLModule)
+    def _forward_inference(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        with torch.no_grad():
+            logits, _ = self.net(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: logits}
+
+    @override(TorchRLModule)
+    def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        obs = batch[Columns.OBS]
+        noise = self.net.imagination.sample_noise(obs.shape[0], device=obs.device)
+        with torch.no_grad():
+            logits, _ = self.net(obs, noise=noise)
+        out = {Columns.ACTION_DIST_INPUTS: logits}
+        if noise is not None:
+            out[ROLLOUT_NOISE] = noise
+        return out
+
+    @override(TorchRLModule)
+    def _forward_train(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        obs = batch[Columns.OBS]
+        logits, features = self.net(obs, imagination=self._imagination(batch))
+        return {
+            Columns.ACTION_DIST_INPUTS: logits,
+            Columns.EMBEDDINGS: features,
+            ROLLOUT_POLICY_LOGITS: self.net.rollout_policy_logits(obs, batch.get(MODEL_STATE)),
+        }
+
+    @override(ValueFunctionAPI)
+    def compute_values(self, batch: Dict[str, Any], embeddings: Optional[Any] = None):
+        if embeddings is not None:
+            return self.net.values(embeddings)
+        if torch.is_grad_enabled():
+            _, features = self.net(batch[Columns.OBS], imagination=self._imagination(batch))
+            return self.net.values(features)
+        # Whole-batch value pass (GAE): in chunks, to bound memory.
+        values = []
+        for start in range(0, batch[Columns.OBS].shape[0], NO_GRAD_CHUNK_SIZE):
+            chunk = {
+                k: v[start : start + NO_GRAD_CHUNK_SIZE]
+                for k, v in batch.items()
+                if k in (Columns.OBS, ROLLOUT_NOISE, IMAGINED_VIEWS, IMAGINED_REWARDS)
+            }
+            _, features = self.net(chunk[Columns.OBS], imagination=self._imagination(chunk))
+            values.append(self.net.values(features))
+        return torch.cat(values)

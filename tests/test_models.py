@@ -1,0 +1,205 @@
+"""Pure-torch I2A components: batched imagination, encoder order, gradients, copy model."""
+
+import pytest
+import torch
+
+from benchmarks.seed_reference import seed_loop_forward, seed_loop_imagination_code
+from i2a_rllib.models.env_model import (
+    CopyEnvModel,
+    LatentEnvModel,
+    PixelEnvModel,
+    build_env_model,
+)
+from i2a_rllib.models.i2a import I2ANetwork
+from i2a_rllib.models.model_free import ConvTrunk
+from i2a_rllib.models.rollout_encoder import RolloutEncoder
+from i2a_rllib.models.rollout_policy import sample_with_noise
+
+SMALL_FRAMES = (4, 12, 12)  # a small frame stack keeps the pixel model fast in tests
+ATARI_FRAMES = (4, 84, 84)
+
+
+def _obs(batch, shape, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=generator)
+
+
+def _network(kind, shape, num_actions, depth, choice, seed=0):
+    torch.manual_seed(seed)
+    env_model = build_env_model(kind, shape, num_actions, frame_channels=1)
+    return I2ANetwork(
+        env_model,
+        rollout_depth=depth,
+        action_choice=choice,
+        model_free_hidden=32,
+        rollout_policy_hidden=32,
+        encoder_feature_size=16,
+        encoder_hidden=16,
+        head_hidden=32,
+    )
+
+
+@pytest.mark.parametrize("num_actions", [4, 6, 18])
+@pytest.mark.parametrize("depth", [1, 3, 5])
+@pytest.mark.parametrize("kind", ["pixel", "latent"])
+def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
+    net = _network(kind, SMALL_FRAMES, num_actions, depth, "argmax").eval()
+    obs = _obs(3, SMALL_FRAMES)
+    with torch.no_grad():
+        batched = net.encode_imagination(net.imagine(obs))
+    looped = seed_loop_imagination_code(net, obs)
+    assert batched.shape == (3, num_actions * 16)
+    torch.testing.assert_close(batched, looped, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("num_actions", [4, 18])
+@pytest.mark.parametrize("kind", ["pixel", "latent"])
+def test_batched_imagination_equals_seed_loop_with_sampling_noise(kind, num_actions):
+    net = _network(kind, SMALL_FRAMES, num_actions, 5, "sample").eval()
+    obs = _obs(4, SMALL_FRAMES, seed=1)
+    noise = net.imagination.sample_noise(4)
+    assert noise.shape == (4, num_actions, 4)
+    with torch.no_grad():
+        batched_logits, _ = net(obs, noise=noise)
+    torch.testing.assert_close(batched_logits, seed_loop_forward(net, obs, noise), atol=1e-4, rtol=1e-4)
+
+
+def test_sampled_rollout_actions_follow_the_noise():
+    logits = torch.tensor([[0.0, 0.0, 0.0, 0.0]]).repeat(4, 1)  # uniform over 4 actions
+    uniform = torch.tensor([0.1, 0.3, 0.6, 0.99])
+    assert sample_with_noise(logits, uniform).tolist() == [0, 1, 2, 3]
+
+
+def test_same_noise_same_imagination_and_different_noise_differs():
+    net = _network("latent", SMALL_FRAMES, 6, 5, "sample").eval()
+    obs = _obs(8, SMALL_FRAMES, seed=2)
+    noise = net.imagination.sample_noise(8)
+    with torch.no_grad():
+        first = net(obs, noise=noise)[0]
+        again = net(obs, noise=noise)[0]
+        other = net(obs, noise=torch.rand_like(noise))[0]
+    torch.testing.assert_close(first, again)
+    assert not torch.allclose(first, other)
+
+
+def test_imagination_shapes_and_frame_views_are_uint8():
+    net = _network("pixel", SMALL_FRAMES, 4, 3, "argmax")
+    imagination = net.imagine(_obs(2, SMALL_FRAMES))
+    assert imagination.views.shape == (2, 4, 3, 1, 12, 12)
+    assert imagination.views.dtype == torch.uint8
+    assert imagination.rewards.shape == (2, 4, 3)
+    latent = _network("latent", ATARI_FRAMES, 4, 5, "sample").imagine(_obs(2, ATARI_FRAMES))
+    assert latent.views.shape == (2, 4, 5, 128) and latent.views.dtype == torch.float32
+
+
+def test_first_imagined_step_takes_each_action():
+    """Row a of every start state imagines action a first: the pixel model's first
+    predicted frames must differ across actions (action planes differ)."""
+    net = _network("pixel", SMALL_FRAMES, 4, 1, "argmax")
+    with torch.no_grad():
+        net.env_model.action_planes.normal_(0, 5.0)
+        frames = net.env_model.initial_state(_obs(1, SMALL_FRAMES).float() / 255)
+        next_states, _ = net.env_model.step_every_action(frames)
+        one_by_one = torch.cat(
+            [net.env_model.step(frames, torch.tensor([a]))[0] for a in range(4)]
+        )
+    torch.testing.assert_close(next_states, one_by_one, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(next_states[0], next_states[1])
+
+
+def test_reverse_order_encoder_differs_from_forward_order():
+    torch.manual_seed(0)
+    encoder = RolloutEncoder((8,), feature_size=8, hidden_size=8)
+    views = torch.randn(2, 5, 8)
+    rewards = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 0.0]])
+    reverse = encoder(views, rewards)
+    encoder.reverse = False
+    forward = encoder(views, rewards)
+    assert not torch.allclose(reverse, forward, atol=1e-4)
+    # Reading in reverse is the same as reading the flipped sequence forwards.
+    torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
+
+
+@pytest.mark.parametrize("kind", ["pixel", "latent"])
+def test_gradients_skip_env_model_and_reach_the_rest(kind):
+    net = _network(kind, SMALL_FRAMES, 4, 3, "sample")
+    logits, features = net(_obs(4, SMALL_FRAMES))
+    rollout_logits = net.rollout_policy_logits(_obs(4, SMALL_FRAMES))
+    (logits.sum() + net.values(features).sum() + rollout_logits.sum()).backward()
+    assert all(p.grad is None for p in net.env_model.parameters())
+    assert all(not p.requires_grad for p in net.env_model.parameters())
+    for part in (net.model_free, net.rollout_encoder, net.head_fc, net.heads, net.rollout_policy):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None for g in grads), type(part).__name__
+        assert any(g.abs().sum() > 0 for g in grads), type(part).__name__
+
+
+def test_copy_model_returns_its_input_at_every_depth():
+    model = CopyEnvModel(SMALL_FRAMES, 4)
+    frames = _obs(3, SMALL_FRAMES).float() / 255
+    state = model.initial_state(frames)
+    for _ in range(5):
+        state, reward = model.step(state, torch.zeros(3, dtype=torch.long))
+        torch.testing.assert_close(state, frames)
+        assert torch.all(reward == 0)
+    net = I2ANetwork(model, rollout_depth=5, action_choice="sample")
+    imagination = net.imagine(_obs(2, SMALL_FRAMES, seed=4))
+    newest = (_obs(2, SMALL_FRAMES, seed=4)[:, -1:]).unsqueeze(1).unsqueeze(1)
+    assert torch.equal(imagination.views, newest.expand_as(imagination.views))
+
+
+def test_copy_model_over_a_latent_encoder_keeps_the_latent():
+    base = LatentEnvModel(SMALL_FRAMES, 4)
+    model = CopyEnvModel(SMALL_FRAMES, 4, base=base)
+    frames = _obs(2, SMALL_FRAMES).float() / 255
+    latent = model.initial_state(frames)
+    torch.testing.assert_close(latent, base.initial_state(frames))
+    assert torch.equal(model.step(latent, torch.tensor([1, 2]))[0], latent)
+
+
+@pytest.mark.parametrize("kind", ["pixel", "latent"])
+@pytest.mark.parametrize("shape,frame_channels", [((4, 84, 84), 1), ((7, 10, 10), 7), ((6, 15, 19), 6)])
+def test_env_models_on_atari_and_board_frames(kind, shape, frame_channels):
+    model = build_env_model(kind, shape, 5, frame_channels=frame_channels, reward_values=[-1, 0, 1, 10])
+    frames = torch.rand(2, *shape)
+    actions = torch.tensor([0, 4])
+    next_state, reward = model.step(model.initial_state(frames), actions)
+    assert next_state.shape == (2, *model.state_shape)
+    assert reward.shape == (2,)
+    loss = model.loss(frames, actions, torch.tensor([0.0, 10.0]), torch.rand(2, frame_channels, *shape[1:]))
+    loss.total.backward()
+    predicted, rewards = model.predict_frames(frames, torch.zeros(2, 3, dtype=torch.long))
+    assert predicted.shape == (2, 3, frame_channels, *shape[1:])
+    assert 0.0 <= float(predicted.detach().min()) and float(predicted.detach().max()) <= 1.0
+
+
+def test_pixel_model_pushes_the_predicted_frame_into_the_stack():
+    model = PixelEnvModel(SMALL_FRAMES, 4)
+    frames = torch.rand(2, *SMALL_FRAMES)
+    next_state, _ = model.step(frames, torch.tensor([0, 1]))
+    torch.testing.assert_close(next_state[:, :3], frames[:, 1:])
+
+
+def test_reward_classes_map_rewards_to_nearest_value():
+    model = build_env_model("pixel", SMALL_FRAMES, 4, reward_values=[-1.0, 0.0, 1.0])
+    assert model.reward_class(torch.tensor([-4.0, 0.2, 7.0])).tolist() == [0, 1, 2]
+
+
+def test_unknown_env_model_kind_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown environment model kind 'dreamer'"):
+        build_env_model("dreamer", SMALL_FRAMES, 4)
+
+
+def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
+    trunk = ConvTrunk(ATARI_FRAMES)
+    convs = [m for m in trunk.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (8, 8), (4, 4)),
+        (64, (4, 4), (2, 2)),
+        (64, (3, 3), (1, 1)),
+    ]
+    assert trunk.fc[0].in_features == 64 * 7 * 7 and trunk.output_size == 512
+    out = trunk(_obs(2, ATARI_FRAMES))
+    assert out.shape == (2, 512)
+    # uint8 frames are scaled inside: the same frames as floats in [0, 1] agree.
+    torch.testing.assert_close(out, trunk(_obs(2, ATARI_FRAMES).float() / 255))

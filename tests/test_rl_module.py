@@ -1,0 +1,148 @@
+"""The RLModules: forward passes on uint8 frames, values, checkpoints, bad configs."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+
+from i2a_rllib.rl_module import (
+    IMAGINED_REWARDS,
+    IMAGINED_VIEWS,
+    MODEL_STATE,
+    ROLLOUT_NOISE,
+    ROLLOUT_POLICY_LOGITS,
+    I2ARLModule,
+    NatureCNNRLModule,
+)
+
+ATARI_OBS = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+BOARD_OBS = gym.spaces.Box(0, 255, (7, 10, 10), np.uint8)
+
+
+def _batch(space, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return {Columns.OBS: torch.from_numpy(rng.integers(0, 256, (n, *space.shape), dtype=np.uint8))}
+
+
+def _i2a(obs_space=ATARI_OBS, num_actions=4, **model_config):
+    return I2ARLModule(
+        observation_space=obs_space,
+        action_space=gym.spaces.Discrete(num_actions),
+        model_config=model_config,
+    )
+
+
+def test_baseline_forward_on_uint8_frames_and_values():
+    module = NatureCNNRLModule(
+        observation_space=ATARI_OBS, action_space=gym.spaces.Discrete(4), model_config={}
+    )
+    batch = _batch(ATARI_OBS)
+    assert module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS].shape == (5, 4)
+    out = module.forward_train(batch)
+    assert out[Columns.EMBEDDINGS].shape == (5, 512)
+    values = module.compute_values(batch)
+    assert values.shape == (5,)
+    torch.testing.assert_close(values, module.compute_values(batch, out[Columns.EMBEDDINGS]))
+
+
+def test_baseline_checkpoint_round_trip(tmp_path):
+    module = NatureCNNRLModule(
+        observation_space=ATARI_OBS, action_space=gym.spaces.Discrete(4), model_config={}
+    )
+    module.save_to_path(str(tmp_path / "m"))
+    restored = RLModule.from_checkpoint(str(tmp_path / "m"))
+    batch = _batch(ATARI_OBS)
+    torch.testing.assert_close(
+        restored.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+        module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+    )
+
+
+@pytest.mark.parametrize(
+    "obs_space,num_actions,kind",
+    [(ATARI_OBS, 4, "latent"), (ATARI_OBS, 18, "latent"), (BOARD_OBS, 5, "pixel"), (BOARD_OBS, 5, "copy")],
+)
+def test_i2a_forward_shapes(obs_space, num_actions, kind):
+    module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
+    batch = _batch(obs_space)
+    assert module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS].shape == (5, num_actions)
+    explore = module.forward_exploration(batch)
+    assert explore[Columns.ACTION_DIST_INPUTS].shape == (5, num_actions)
+    assert explore[ROLLOUT_NOISE].shape == (5, num_actions, 2)
+    train = module.forward_train({**batch, ROLLOUT_NOISE: explore[ROLLOUT_NOISE]})
+    assert train[ROLLOUT_POLICY_LOGITS].shape == (5, num_actions)
+    # Replaying the EnvRunner's noise reproduces its logits exactly.
+    torch.testing.assert_close(
+        train[Columns.ACTION_DIST_INPUTS], explore[Columns.ACTION_DIST_INPUTS], atol=1e-5, rtol=1e-5
+    )
+    values = module.compute_values(batch)
+    assert values.shape == (5,)
+
+
+def test_precomputed_imagination_gives_the_same_outputs():
+    module = _i2a(env_model="latent")
+    batch = _batch(ATARI_OBS, n=6)
+    batch[ROLLOUT_NOISE] = module.net.imagination.sample_noise(6)
+    columns = module.precompute_imagination(batch)
+    assert set(columns) == {IMAGINED_VIEWS, IMAGINED_REWARDS, MODEL_STATE}
+    fresh = module.forward_train(batch)
+    reused = module.forward_train({**batch, **columns})
+    for key in (Columns.ACTION_DIST_INPUTS, ROLLOUT_POLICY_LOGITS):
+        torch.testing.assert_close(fresh[key], reused[key], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module.compute_values({**batch, **columns}), module.compute_values(batch), atol=1e-5, rtol=1e-5
+        )
+
+
+def test_env_model_is_frozen_in_the_module():
+    module = _i2a(env_model="latent")
+    assert all(not p.requires_grad for p in module.net.env_model.parameters())
+    trainable = [n for n, p in module.named_parameters() if p.requires_grad]
+    assert trainable and not any(".env_model." in n for n in trainable)
+
+
+def test_i2a_checkpoint_round_trip(tmp_path):
+    module = _i2a(env_model="latent", rollout_depth=2, rollout_action_choice="argmax")
+    module.save_to_path(str(tmp_path / "i2a"))
+    restored = RLModule.from_checkpoint(str(tmp_path / "i2a"))
+    assert isinstance(restored, I2ARLModule)
+    batch = _batch(ATARI_OBS)
+    torch.testing.assert_close(
+        restored.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+        module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS],
+    )
+    for a, b in zip(restored.net.env_model.parameters(), module.net.env_model.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "model_config,message",
+    [
+        ({"env_model": "dreamer"}, "env_model'\\]='dreamer' is not an environment model kind"),
+        ({"rollout_depth": 0}, "rollout_depth'\\]=0 must be an integer >= 1"),
+        ({"rollout_action_choice": "greedy"}, "rollout_action_choice"),
+        ({"encoder_hidden": -3}, "encoder_hidden"),
+        ({"env_model_checkpoint": "/no/such/env_model"}, "does not exist"),
+    ],
+)
+def test_bad_model_config_is_a_clear_error_at_build_time(model_config, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        _i2a(**model_config)
+
+
+def test_non_discrete_action_space_is_rejected():
+    with pytest.raises(ValueError, match="discrete action space"):
+        I2ARLModule(
+            observation_space=ATARI_OBS,
+            action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
+            model_config={},
+        )
+
+
+def test_non_image_observations_are_rejected():
+    with pytest.raises(ValueError, match="image observations"):
+        _i2a(obs_space=gym.spaces.Box(-1, 1, (8,), np.float32))
