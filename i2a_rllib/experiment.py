@@ -20,7 +20,7 @@ from ray.rllib.examples.utils import add_rllib_example_script_args
 DEFAULT_STORAGE_PATH = "runs"
 
 
-class RunDirectoryError(RuntimeError):
+class RunDirectoryError(ValueError):
     """The output location cannot be used as asked (exists, or is not writable)."""
 
 
@@ -159,8 +159,15 @@ def check_output_location(storage_path: str, name: str, resume: bool) -> str:
     return experiment_dir
 
 
-def run_experiment(config, args: argparse.Namespace, stop: Optional[Dict[str, Any]] = None):
+def run_experiment(
+    config,
+    args: argparse.Namespace,
+    stop: Optional[Dict[str, Any]] = None,
+    apply_args: bool = True,
+):
     """Trains `config` through Tune (default) or directly (--no-tune).
+
+    `apply_args=False` leaves the config's resources as they are (`rllib train file`).
 
     Returns:
         A dict with the experiment directory, the last checkpoint and the last result.
@@ -171,7 +178,8 @@ def run_experiment(config, args: argparse.Namespace, stop: Optional[Dict[str, An
     name = args.name or default_experiment_name(config)
     experiment_dir = check_output_location(args.storage_path, name, args.resume)
     init_ray(num_cpus=args.num_cpus or None)
-    apply_script_args(config, args)
+    if apply_args:
+        apply_script_args(config, args)
     config.validate()  # bad settings fail here, before any actor starts
     print(f"[i2a] experiment {experiment_dir}", flush=True)
     if args.no_tune:

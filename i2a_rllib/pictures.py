@@ -107,7 +107,7 @@ def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
             raise ValueError("This environment model has no decoder to draw its latents.")
         num_actions, depth = views.shape[:2]
         flat = views.reshape(num_actions * depth, -1)
-        decoded = torch.sigmoid(decoder.decode(flat, canvas.expand(flat.shape[0], -1, -1, -1)))
+        decoded = decoder.decode(flat, canvas.expand(flat.shape[0], -1, -1, -1))
         views = decoded.view(num_actions, depth, *decoded.shape[1:])
     else:
         views = to_float_frames(views)

@@ -24,6 +24,7 @@ from i2a_rllib.models.env_model import (
     ENV_MODEL_KINDS,
     EnvironmentModel,
     build_env_model,
+    default_frame_channels,
 )
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.imagination import Imagination
@@ -153,7 +154,7 @@ def resolve_i2a_model_config(model_config: Dict[str, Any], obs_shape) -> Dict[st
         )
     if config["frame_channels"] is None:
         config["frame_channels"] = (
-            metadata["frame_channels"] if metadata else (1 if large_frames else obs_shape[0])
+            metadata["frame_channels"] if metadata else default_frame_channels(obs_shape)
         )
     depth = config["rollout_depth"]
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:

@@ -1,8 +1,19 @@
-"""Environments: vectorized Atari (ale-py) for RLlib, plus registration helpers."""
+"""Environments: vectorized Atari (ale-py) and the paper's Sokoban and MiniPacman.
+
+All of them reach RLlib EnvRunners as *vector* envs through the vector entry point
+(`gym_env_vectorize_mode="vector_entry_point"`): one object steps all sub-envs of an
+EnvRunner (ale-py's C++ threads, or numpy over many boards).
+
+User-facing ids:
+    'ALE/<Game>-v5'        any ALE game (Breakout is the default)
+    'I2A/Sokoban-v0'       procedural Sokoban (paper: 10x10, 4 boxes)
+    'I2A/MiniPacman-v0'    MiniPacman, env_config {"task": "regular" | "avoid" | ...}
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import importlib
+from typing import Any, Dict, Optional, Tuple
 
 from i2a_rllib.envs.atari import (
     ATARI_ENV,
@@ -13,7 +24,29 @@ from i2a_rllib.envs.atari import (
     rllib_atari_env_creator,
 )
 
+SOKOBAN_ID = "I2A/Sokoban-v0"
+MINIPACMAN_ID = "I2A/MiniPacman-v0"
+# user-facing id -> (Tune registry name, module with make_vector_env + validate_settings)
+BOARD_ENVS: Dict[str, Tuple[str, str]] = {
+    SOKOBAN_ID: ("i2a_sokoban", "i2a_rllib.envs.sokoban"),
+    MINIPACMAN_ID: ("i2a_minipacman", "i2a_rllib.envs.minipacman"),
+}
+_REGISTRY_NAMES = {ATARI_ENV: None, **{name: env_id for env_id, (name, _) in BOARD_ENVS.items()}}
+
 _REGISTERED = False
+
+
+def _board_module(env_id: str):
+    return importlib.import_module(BOARD_ENVS[env_id][1])
+
+
+def _board_creator(env_id: str):
+    module_name = BOARD_ENVS[env_id][1]
+
+    def creator(env_context):
+        return importlib.import_module(module_name).make_vector_env(dict(env_context))
+
+    return creator
 
 
 def register_envs() -> None:
@@ -24,21 +57,28 @@ def register_envs() -> None:
     from ray.tune.registry import register_env
 
     register_env(ATARI_ENV, rllib_atari_env_creator)
+    for env_id, (name, _) in BOARD_ENVS.items():
+        register_env(name, _board_creator(env_id))
     _REGISTERED = True
+
+
+def known_env_ids() -> str:
+    return "'ALE/<Game>-v5' (e.g. 'ALE/Breakout-v5'), " + ", ".join(repr(i) for i in BOARD_ENVS)
 
 
 def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What `AlgorithmConfig.environment()` and `.env_runners()` need for `env_id`.
 
-    Returns a dict with keys `env`, `env_config`, `gym_env_vectorize_mode` and
-    `clip_rewards` (Atari scores are clipped to their sign for the update only).
+    Returns a dict with keys `env` (Tune registry name), `env_config`,
+    `gym_env_vectorize_mode` and `clip_rewards` (Atari scores are clipped to their sign
+    for the update only; the paper environments keep their rewards).
 
     Raises:
-        ValueError: for an unknown env id, before anything starts.
+        ValueError: for an unknown env id or bad settings, before anything starts.
     """
     register_envs()
+    config = dict(env_config or {})
     if is_atari_id(env_id) or env_id == ATARI_ENV:
-        config = dict(env_config or {})
         game = config.pop("game", env_id if env_id != ATARI_ENV else DEFAULT_ATARI_GAME)
         return {
             "env": ATARI_ENV,
@@ -46,25 +86,35 @@ def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None)
             "gym_env_vectorize_mode": "vector_entry_point",
             "clip_rewards": True,
         }
-    raise ValueError(
-        f"Unknown environment {env_id!r}. Use an Atari id such as 'ALE/Breakout-v5' "
-        "(list them with `i2a envs`)."
-    )
+    if env_id in _REGISTRY_NAMES and env_id != ATARI_ENV:  # a registry name was passed
+        env_id = _REGISTRY_NAMES[env_id]
+    if env_id in BOARD_ENVS:
+        settings = {k: v for k, v in config.items() if k != "seed"}
+        _board_module(env_id).validate_settings(**settings)  # raises on bad settings
+        return {
+            "env": BOARD_ENVS[env_id][0],
+            "env_config": config,
+            "gym_env_vectorize_mode": "vector_entry_point",
+            "clip_rewards": False,
+        }
+    raise ValueError(f"Unknown environment {env_id!r}. Known ids: {known_env_ids()}.")
+
+
+def make_rllib_vector_env(env: str, env_config: Optional[Dict[str, Any]], num_envs: int):
+    """Builds the vector env for an RLlib (`config.env`, `config.env_config`) pair."""
+    config = {**(env_config or {}), "num_envs": num_envs}
+    if env == ATARI_ENV:
+        return make_atari_vector_env(config)
+    env_id = _REGISTRY_NAMES.get(env, env)
+    if env_id in BOARD_ENVS:
+        return _board_module(env_id).make_vector_env(config)
+    raise ValueError(f"Unknown environment {env!r}. Known ids: {known_env_ids()}.")
 
 
 def make_vector_env(env_id: str, num_envs: int, env_config: Optional[Dict[str, Any]] = None):
     """Builds the same vector env an EnvRunner would, outside RLlib (collection, eval)."""
     settings = rllib_env_settings(env_id, env_config)
-    if settings["env"] == ATARI_ENV:
-        return make_atari_vector_env({**settings["env_config"], "num_envs": num_envs})
-    raise AssertionError("unreachable")  # rllib_env_settings raised already
-
-
-def make_rllib_vector_env(env: str, env_config: Optional[Dict[str, Any]], num_envs: int):
-    """Builds the vector env for an RLlib (`config.env`, `config.env_config`) pair."""
-    if env == ATARI_ENV:
-        return make_atari_vector_env({**(env_config or {}), "num_envs": num_envs})
-    return make_vector_env(env, num_envs, env_config)
+    return make_rllib_vector_env(settings["env"], settings["env_config"], num_envs)
 
 
 def probe_spaces(env: str, env_config: Optional[Dict[str, Any]] = None):
@@ -79,19 +129,22 @@ def probe_spaces(env: str, env_config: Optional[Dict[str, Any]] = None):
 def env_id_of(env: str, env_config: Optional[Dict[str, Any]]) -> str:
     """The user-facing id ('ALE/Breakout-v5') of an RLlib env + env_config pair."""
     if env == ATARI_ENV:
-        from i2a_rllib.envs.atari import resolve_rom_id, _ale_id
+        from i2a_rllib.envs.atari import _ale_id, resolve_rom_id
 
         return _ale_id(resolve_rom_id((env_config or {}).get("game", DEFAULT_ATARI_GAME)))
-    return env
+    return _REGISTRY_NAMES.get(env, env) or env
 
 
 __all__ = [
     "ATARI_ENV",
     "DEFAULT_ATARI_GAME",
+    "MINIPACMAN_ID",
+    "SOKOBAN_ID",
+    "env_id_of",
+    "known_env_ids",
+    "make_rllib_vector_env",
+    "make_vector_env",
+    "probe_spaces",
     "register_envs",
     "rllib_env_settings",
-    "make_vector_env",
-    "make_rllib_vector_env",
-    "probe_spaces",
-    "env_id_of",
 ]

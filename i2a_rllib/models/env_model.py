@@ -41,6 +41,12 @@ ENV_MODEL_KINDS = ("pixel", "latent", "copy")
 ATARI_REWARD_VALUES = (-1.0, 0.0, 1.0)
 
 
+def default_frame_channels(obs_shape: Sequence[int]) -> int:
+    """Channels of one frame: Atari-sized inputs are stacks of 1-channel gray frames;
+    small boards (Sokoban, MiniPacman) are one frame with a channel per entity."""
+    return 1 if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else int(obs_shape[0])
+
+
 @dataclass
 class EnvModelLoss:
     """What one training step of an environment model produces."""
@@ -186,6 +192,28 @@ class EnvironmentModel(nn.Module):
         return torch.cat([frames[:, self.frame_channels :], frame], dim=1)
 
 
+class CanvasFrameHead(nn.Module):
+    """Predicts the next frame as a per-pixel blend of the current frame and new content.
+
+    prediction = g * canvas + (1 - g) * sigmoid(content), with the gate g and the
+    content read off the decoder features and the canvas (the newest real frame). The
+    gate starts almost closed on the canvas, so an untrained model already predicts
+    "nothing moves" (the copy baseline) and training only has to learn what changes.
+    """
+
+    def __init__(self, feature_channels: int, frame_channels: int, initial_gate: float = 5.0):
+        super().__init__()
+        self.frame_channels = frame_channels
+        self.conv = nn.Conv2d(feature_channels + frame_channels, 2 * frame_channels, 3, padding=1)
+        with torch.no_grad():
+            self.conv.bias[frame_channels:].fill_(initial_gate)
+
+    def forward(self, features: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        content, gate = self.conv(torch.cat([features, canvas], dim=1)).chunk(2, dim=1)
+        gate = torch.sigmoid(gate)
+        return gate * canvas + (1.0 - gate) * torch.sigmoid(content)
+
+
 def _downsampling_conv_args(obs_shape: Sequence[int]) -> Dict[str, int]:
     """Stride-2 4x4 convolutions on large frames, size-keeping 3x3 ones on small boards."""
     if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE:
@@ -237,7 +265,7 @@ class PixelEnvModel(EnvironmentModel):
         )
         self.decoder_1 = nn.ConvTranspose2d(wide, self.channels, **conv)
         self.decoder_2 = nn.ConvTranspose2d(self.channels, 32, **conv)
-        self.frame_out = nn.Conv2d(32 + frame_channels, frame_channels, 3, padding=1)
+        self.frame_out = CanvasFrameHead(32, frame_channels)
 
     @property
     def state_shape(self):
@@ -266,31 +294,28 @@ class PixelEnvModel(EnvironmentModel):
         reward_logits = self.reward_head(encoded)
         x = F.relu(self.decoder_1(encoded, output_size=hidden_1.shape[-2:]))
         x = F.relu(self.decoder_2(x, output_size=frames.shape[-2:]))
-        frame_logits = self.frame_out(torch.cat([x, self.newest_frame(frames)], dim=1))
-        return frame_logits, reward_logits
+        return self.frame_out(x, self.newest_frame(frames)), reward_logits
 
-    def forward_logits(self, frames, actions):
-        """Next-frame logits (B, fc, H, W) and reward logits (B, n_reward_classes)."""
+    def predict(self, frames, actions):
+        """Next frame (B, fc, H, W) in [0, 1] and reward logits (B, n_reward_classes)."""
         first = self.frames_conv(frames) + self._action_effects()[actions]
         return self._decode(first, frames)
 
     def step(self, state, action):
-        frame_logits, reward_logits = self.forward_logits(state, action)
-        next_state = self.push_frame(state, torch.sigmoid(frame_logits))
-        return next_state, self.expected_reward(reward_logits)
+        frame, reward_logits = self.predict(state, action)
+        return self.push_frame(state, frame), self.expected_reward(reward_logits)
 
     def step_every_action(self, state):
         batch, num_actions = state.shape[0], self.num_actions
         per_state = self.frames_conv(state)  # once per state, not once per action
         first = (per_state.unsqueeze(1) + self._action_effects().unsqueeze(0)).flatten(0, 1)
         tiled = state.repeat_interleave(num_actions, dim=0)
-        frame_logits, reward_logits = self._decode(first, tiled)
-        next_state = self.push_frame(tiled, torch.sigmoid(frame_logits))
-        return next_state, self.expected_reward(reward_logits)
+        frame, reward_logits = self._decode(first, tiled)
+        return self.push_frame(tiled, frame), self.expected_reward(reward_logits)
 
     def loss(self, frames, actions, rewards, next_frame):
-        frame_logits, reward_logits = self.forward_logits(frames, actions)
-        return _loss_terms(self, frame_logits, reward_logits, rewards, next_frame)
+        frame, reward_logits = self.predict(frames, actions)
+        return _loss_terms(self, frame, reward_logits, rewards, next_frame)
 
     def predict_frames(self, frames, actions):
         state, predicted, rewards = frames, [], []
@@ -301,14 +326,15 @@ class PixelEnvModel(EnvironmentModel):
         return torch.stack(predicted, 1), torch.stack(rewards, 1)
 
 
-def _loss_terms(model, frame_logits, reward_logits, rewards, next_frame, consistency=None):
-    frame_loss = F.binary_cross_entropy_with_logits(frame_logits, next_frame)
+def _loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None):
+    """Bernoulli (binary cross-entropy) frame loss + reward classification (+ consistency)."""
+    frame_loss = F.binary_cross_entropy(frame.clamp(1e-6, 1.0 - 1e-6), next_frame)
     reward_targets = model.reward_class(rewards)
     reward_loss = F.cross_entropy(reward_logits, reward_targets)
     consistency = consistency if consistency is not None else frame_loss.new_zeros(())
     with torch.no_grad():
         accuracy = (reward_logits.argmax(-1) == reward_targets).float().mean()
-        frame_mse = F.mse_loss(torch.sigmoid(frame_logits), next_frame)
+        frame_mse = F.mse_loss(frame, next_frame)
     return EnvModelLoss(
         total=frame_loss + reward_loss + consistency,
         frame=frame_loss,
@@ -396,11 +422,12 @@ class LatentEnvModel(EnvironmentModel):
             nn.ReLU(),
             nn.Linear(64, len(self.reward_values)),
         )
-        self.decoder_convs = _TransposedConvs(convs, self.obs_shape, 32)
+        decoder_channels = self.encoder_channels[0]
+        self.decoder_convs = _TransposedConvs(convs, self.obs_shape, decoder_channels)
         self.decoder_fc = nn.Linear(
             self.latent_size, int(torch.tensor(self.decoder_convs.bottleneck_shape).prod())
         )
-        self.frame_out = nn.Conv2d(32 + frame_channels, frame_channels, 3, padding=1)
+        self.frame_out = CanvasFrameHead(decoder_channels, frame_channels)
 
     @property
     def state_shape(self):
@@ -433,26 +460,26 @@ class LatentEnvModel(EnvironmentModel):
         return next_latent, self.expected_reward(reward_logits)
 
     def decode(self, latent: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
-        """Newest-frame logits (B, fc, H, W) of a latent, painted over `canvas`."""
+        """The newest frame (B, fc, H, W) in [0, 1] a latent stands for, over `canvas`."""
         x = F.relu(self.decoder_fc(latent)).view(-1, *self.decoder_convs.bottleneck_shape)
         x = F.relu(self.decoder_convs(x))
-        return self.frame_out(torch.cat([x, canvas], dim=1))
+        return self.frame_out(x, canvas)
 
     def loss(self, frames, actions, rewards, next_frame):
         latent = self.encoder(frames)
         next_latent, reward_logits = self._transition(latent, actions)
-        frame_logits = self.decode(next_latent, self.newest_frame(frames))
+        frame = self.decode(next_latent, self.newest_frame(frames))
         with torch.no_grad():
             target = self.encoder(self.push_frame(frames, next_frame))
         consistency = self.consistency_coeff * F.mse_loss(next_latent, target)
-        return _loss_terms(self, frame_logits, reward_logits, rewards, next_frame, consistency)
+        return _loss_terms(self, frame, reward_logits, rewards, next_frame, consistency)
 
     def predict_frames(self, frames, actions):
         latent, canvas = self.encoder(frames), self.newest_frame(frames)
         predicted, rewards = [], []
         for k in range(actions.shape[1]):
             latent, reward = self.step(latent, actions[:, k])
-            predicted.append(torch.sigmoid(self.decode(latent, canvas)))
+            predicted.append(self.decode(latent, canvas))
             rewards.append(reward)
         return torch.stack(predicted, 1), torch.stack(rewards, 1)
 

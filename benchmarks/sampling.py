@@ -1,0 +1,108 @@
+"""EnvRunner sampling throughput vs the raw vector env, in one run on one machine.
+
+Measures, one after the other in this process (torch with 1 thread, as inside a
+1-CPU EnvRunner actor):
+  1. raw ale-py `AtariVectorEnv` steps/s (N envs, random actions),
+  2. an RLlib `SingleAgentEnvRunner` sampling over the same vector env with the
+     model-free baseline module (Nature CNN, uint8 frames),
+  3. the same EnvRunner with the I2A module (latent env model, depth 5),
+and prints steps/s and the ratios 2/1 (target >= 0.5) and 3/2 (target >= 0.5).
+
+How to run this script
+----------------------
+`python benchmarks/sampling.py [--num-envs 8] [--seconds 20] [--env ALE/Breakout-v5]`
+
+Results to expect
+-----------------
+On the 2-core development VM: raw ~4,000-5,000 steps/s with 8 envs; the EnvRunner
+with the baseline module at >= 0.5 of that; I2A at >= 0.5 of the baseline's.
+docs/benchmarks.md holds the measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+
+def raw_env_steps_per_second(env_id: str, num_envs: int, seconds: float) -> float:
+    from i2a_rllib.envs import make_vector_env
+
+    env = make_vector_env(env_id, num_envs)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    n = env.single_action_space.n
+    for _ in range(50):
+        env.step(rng.integers(0, n, num_envs))
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        env.step(rng.integers(0, n, num_envs))
+        steps += num_envs
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def env_runner_steps_per_second(config, seconds: float) -> float:
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    runner = SingleAgentEnvRunner(config=config)
+    runner.sample(num_timesteps=256, explore=True)  # warm-up (env reset, first calls)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        episodes = runner.sample(num_timesteps=512, explore=True)
+        steps += sum(len(e) for e in episodes)
+    rate = steps / (time.perf_counter() - start)
+    runner.stop()
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="ALE/Breakout-v5")
+    parser.add_argument("--num-envs", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+
+    def sampling_config(config):
+        return config.env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
+
+    baseline = sampling_config(baseline_ppo_config(args.env))
+    i2a = sampling_config(
+        configure_environment(I2AConfig(), args.env).imagination(env_model="latent", rollout_depth=5)
+    )
+    raw = raw_env_steps_per_second(args.env, args.num_envs, args.seconds)
+    print(f"raw AtariVectorEnv x{args.num_envs}:           {raw:8,.0f} steps/s", flush=True)
+    base = env_runner_steps_per_second(baseline, args.seconds)
+    print(f"EnvRunner + Nature-CNN baseline module:  {base:8,.0f} steps/s", flush=True)
+    i2a_rate = env_runner_steps_per_second(i2a, args.seconds)
+    print(f"EnvRunner + I2A module (latent, depth 5): {i2a_rate:8,.0f} steps/s", flush=True)
+    figures = {
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs ({platform.processor() or platform.machine()})",
+        "env": args.env,
+        "num_envs": args.num_envs,
+        "raw_steps_per_s": raw,
+        "baseline_env_runner_steps_per_s": base,
+        "i2a_env_runner_steps_per_s": i2a_rate,
+        "ratio_baseline_to_raw": base / raw,
+        "ratio_i2a_to_baseline": i2a_rate / base,
+    }
+    print(f"ratio EnvRunner(baseline) / raw env:      {base / raw:.2f}  (target >= 0.5)")
+    print(f"ratio EnvRunner(I2A) / EnvRunner(baseline): {i2a_rate / base:.2f}  (target >= 0.5)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

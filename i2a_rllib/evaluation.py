@@ -1,0 +1,155 @@
+"""Evaluating a trained checkpoint on CPU: scores, a GIF, and a picture of imagination."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+
+def _algorithm_config_of(checkpoint: str) -> Optional[Dict[str, Any]]:
+    """The AlgorithmConfig dict stored in an Algorithm checkpoint (None for a module)."""
+    path = os.path.join(checkpoint, "class_and_ctor_args.pkl")
+    if not os.path.isfile(os.path.join(checkpoint, "algorithm_state.pkl")):
+        return None
+    with open(path, "rb") as f:
+        args, kwargs = pickle.load(f)["ctor_args_and_kwargs"]
+    config = kwargs.get("config", args[0] if args else None)
+    if config is not None and not isinstance(config, dict):
+        config = config.to_dict()
+    return config
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    *,
+    episodes: int = 10,
+    output: Optional[str] = None,
+    env_id: Optional[str] = None,
+    env_config: Optional[Dict[str, Any]] = None,
+    num_envs: int = 4,
+    greedy: bool = False,
+    max_env_steps: int = 200_000,
+    gif_frames: int = 1500,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """Plays `episodes` episodes with the checkpoint's policy; writes a GIF and a PNG.
+
+    Args:
+        checkpoint: An Algorithm checkpoint (its env is read from it) or an RLModule
+            checkpoint (then pass `env_id`).
+        greedy: argmax actions instead of sampling from the policy.
+
+    Returns:
+        Scores (unclipped), episode lengths and the paths of the pictures.
+    """
+    from ray.rllib.core.columns import Columns
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from i2a_rllib.config import resolve_rl_module_checkpoint
+    from i2a_rllib.envs import env_id_of, make_rllib_vector_env, make_vector_env
+    from i2a_rllib.pictures import imagination_strip, frame_to_gray_uint8, save_gif, save_png
+
+    if not os.path.isdir(checkpoint):
+        raise FileNotFoundError(f"Checkpoint {checkpoint!r} does not exist.")
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1.")
+    algo_config = _algorithm_config_of(checkpoint)
+    if env_id is not None:
+        env = make_vector_env(env_id, num_envs, env_config)
+    elif algo_config is not None:
+        env_id = env_id_of(algo_config["env"], algo_config.get("env_config"))
+        env = make_rllib_vector_env(algo_config["env"], algo_config.get("env_config"), num_envs)
+    else:
+        raise ValueError(
+            f"{checkpoint!r} is an RLModule checkpoint, which does not record its "
+            "environment; pass --env."
+        )
+    module = RLModule.from_checkpoint(resolve_rl_module_checkpoint(checkpoint))
+    module.eval()
+    output = output or os.path.join(checkpoint, "evaluation")
+    os.makedirs(output, exist_ok=True)
+
+    generator = torch.Generator().manual_seed(seed)
+    obs, _ = env.reset(seed=seed)
+    returns = np.zeros(num_envs)
+    lengths = np.zeros(num_envs, dtype=np.int64)
+    resetting = np.zeros(num_envs, dtype=bool)
+    scores, episode_lengths, gif, probe_obs = [], [], [], None
+    recording = True
+    steps = 0
+    try:
+        while len(scores) < episodes and steps < max_env_steps:
+            with torch.no_grad():
+                logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})[
+                    Columns.ACTION_DIST_INPUTS
+                ]
+            if greedy:
+                actions = logits.argmax(-1).numpy()
+            else:
+                actions = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0].numpy()
+            if recording:
+                gif.append(frame_to_gray_uint8(obs[0][-_frame_channels(obs) :]))
+                if probe_obs is None and len(gif) == 30:
+                    probe_obs = obs[0].copy()
+            obs, rewards, terminated, truncated, _ = env.step(actions)
+            steps += num_envs
+            active = ~resetting
+            returns[active] += rewards[active]
+            lengths[active] += 1
+            done = (terminated | truncated) & active
+            for i in np.flatnonzero(done):
+                scores.append(float(returns[i]))
+                episode_lengths.append(int(lengths[i]))
+                if i == 0:
+                    recording = False
+            returns[resetting] = 0.0
+            lengths[resetting] = 0
+            resetting = done
+            if recording and len(gif) >= gif_frames:
+                recording = False
+    finally:
+        env.close()
+    if not scores:
+        raise RuntimeError(f"No episode finished within {max_env_steps} env steps.")
+    scores, episode_lengths = scores[:episodes], episode_lengths[:episodes]
+    files = {"gif": save_gif(gif, os.path.join(output, "episode.gif"))}
+    if hasattr(module, "net"):
+        probe = probe_obs if probe_obs is not None else obs[0]
+        files["imagination"] = save_png(
+            imagination_strip(module.net, probe, seed=seed), os.path.join(output, "imagination.png")
+        )
+    summary = {
+        "checkpoint": checkpoint,
+        "env_id": env_id,
+        "episodes": len(scores),
+        "score_mean": float(np.mean(scores)),
+        "score_median": float(np.median(scores)),
+        "score_min": float(np.min(scores)),
+        "score_max": float(np.max(scores)),
+        "length_mean": float(np.mean(episode_lengths)),
+        "scores": scores,
+        "lengths": episode_lengths,
+        "greedy": greedy,
+        "files": files,
+    }
+    with open(os.path.join(output, "evaluation.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    print(
+        f"[evaluate] {env_id}: {len(scores)} episodes, score mean {summary['score_mean']:.2f} "
+        f"median {summary['score_median']:.2f} (min {summary['score_min']:.0f}, max "
+        f"{summary['score_max']:.0f}), length mean {summary['length_mean']:.0f}"
+    )
+    for name, path in files.items():
+        print(f"[evaluate] {name}: {path}")
+    return summary
+
+
+def _frame_channels(obs: np.ndarray) -> int:
+    from i2a_rllib.models.env_model import default_frame_channels
+
+    return default_frame_channels(obs.shape[1:])

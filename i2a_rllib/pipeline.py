@@ -1,0 +1,234 @@
+"""The I2A pipeline behind `tuned_examples/i2a.py` and `i2a train`.
+
+    stage 1  collect     Ray actors play the env, Parquet shards      (i2a_rllib.data)
+    stage 2  pretrain    Ray Train job fits the environment model      (i2a_rllib.pretrain)
+    stage 3  train       RLlib PPO/A2C trains the I2A RLModule         (i2a_rllib.config)
+    stage 4  evaluate    scores, a GIF and a picture of imagination   (i2a_rllib.evaluation)
+
+With `--env-model-checkpoint` (or `--env-model copy`) stages 1-2 are skipped. Everything
+of one run lives under `<storage-path>/<name>/`: data/, env_model/, train/, evaluation/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Dict, Optional
+
+from i2a_rllib.experiment import (
+    RunDirectoryError,
+    check_output_location,
+    default_stop,
+    init_ray,
+    script_arg_parser,
+)
+
+# `--laptop`: sizes that run the whole pipeline on 2 CPU cores in well under 30 minutes.
+LAPTOP_PRESET: Dict[str, Any] = dict(
+    collect_transitions=20_000,
+    pretrain_epochs=2,
+    stop_timesteps=40_000,
+    num_env_runners=1,
+    num_envs_per_env_runner=8,
+    train_batch_size=1024,
+    minibatch_size=256,
+    num_epochs=2,
+    evaluation_episodes=4,
+)
+
+
+def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
+    """RLlib's example-script flags + run location + I2A and pipeline flags."""
+    parser = script_arg_parser(
+        default_reward=defaults.pop("default_reward", float("inf")),
+        default_timesteps=defaults.pop("default_timesteps", 10_000_000),
+    )
+    group = parser.add_argument_group("I2A")
+    group.add_argument("--env-config", type=json.loads, default={}, help="JSON env settings.")
+    group.add_argument("--env-model", default="auto", choices=["auto", "latent", "pixel", "copy"])
+    group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
+    group.add_argument("--rollout-depth", type=int, default=5)
+    group.add_argument("--rollout-action-choice", default="sample", choices=["sample", "argmax"])
+    group.add_argument("--distillation-coeff", type=float, default=1.0)
+    group.add_argument(
+        "--rollout-policy-checkpoint",
+        default=None,
+        help="Seed's stage 2: a model-free baseline checkpoint whose policy, frozen, "
+        "acts in imagination (needs --env-model pixel or copy).",
+    )
+    group.add_argument("--train-batch-size", type=int, default=None)
+    group.add_argument("--minibatch-size", type=int, default=None)
+    group.add_argument("--num-epochs", type=int, default=None)
+    group.add_argument("--lr", type=float, default=None)
+    group.add_argument("--seed", type=int, default=0)
+    pipeline = parser.add_argument_group("pipeline (when no --env-model-checkpoint)")
+    pipeline.add_argument("--collect-transitions", type=int, default=200_000)
+    pipeline.add_argument("--collect-actors", type=int, default=2)
+    pipeline.add_argument("--collect-envs-per-actor", type=int, default=8)
+    pipeline.add_argument(
+        "--collect-policy-checkpoint",
+        default=None,
+        help="Collect with this (e.g. PPO baseline) policy instead of random play.",
+    )
+    pipeline.add_argument("--pretrain-epochs", type=int, default=5)
+    pipeline.add_argument("--pretrain-workers", type=int, default=2)
+    pipeline.add_argument("--pretrain-batch-size", type=int, default=64)
+    pipeline.add_argument("--evaluation-episodes", type=int, default=10)
+    pipeline.add_argument(
+        "--laptop",
+        action="store_true",
+        help=f"Small sizes for a 2-core machine: {LAPTOP_PRESET}.",
+    )
+    parser.set_defaults(algo="ppo", **defaults)
+    return parser
+
+
+def apply_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """`--laptop` fills every setting the user did not give explicitly."""
+    args.algo = str(args.algo).lower()
+    if args.algo not in ("ppo", "a2c"):
+        parser.error(f"--algo {args.algo!r}: use 'ppo' or 'a2c'.")
+    if args.laptop:
+        for key, value in LAPTOP_PRESET.items():
+            if getattr(args, key) == parser.get_default(key):
+                setattr(args, key, value)
+    return args
+
+
+def build_i2a_config(args: argparse.Namespace, env_model_checkpoint: Optional[str] = None):
+    """The I2AConfig the flags describe (not validated yet)."""
+    from i2a_rllib.config import I2AConfig, configure_environment
+
+    config = configure_environment(
+        I2AConfig(),
+        args.env,
+        env_config=args.env_config,
+        num_envs_per_env_runner=args.num_envs_per_env_runner,
+    )
+    if args.algo == "a2c":
+        config.a2c(train_batch_size_per_learner=args.train_batch_size or 80)
+    else:
+        training = {
+            k: v
+            for k, v in dict(
+                train_batch_size_per_learner=args.train_batch_size,
+                minibatch_size=args.minibatch_size,
+                num_epochs=args.num_epochs,
+            ).items()
+            if v is not None
+        }
+        config.training(**training)
+    if args.lr is not None:
+        config.training(lr=args.lr)
+    config.env_runners(
+        num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
+        rollout_fragment_length="auto",
+    )
+    config.debugging(seed=args.seed)
+    return config.imagination(
+        env_model=args.env_model,
+        env_model_checkpoint=env_model_checkpoint or args.env_model_checkpoint,
+        rollout_depth=args.rollout_depth,
+        rollout_action_choice=args.rollout_action_choice,
+        distillation_coeff=args.distillation_coeff,
+        rollout_policy_checkpoint=args.rollout_policy_checkpoint,
+    )
+
+
+def _stage(number: int, title: str) -> None:
+    print(f"\n[i2a] ===== stage {number}: {title} =====", flush=True)
+
+
+def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
+    """Runs collect -> pretrain -> train -> evaluate; prints where everything is."""
+    from i2a_rllib.experiment import apply_script_args, run_experiment
+
+    name = args.name or f"i2a_{args.env.split('/')[-1].replace('-', '_')}_{time.strftime('%Y%m%d_%H%M%S')}"
+    root = check_output_location(args.storage_path, name, args.resume)
+    needs_model = not args.env_model_checkpoint and args.env_model != "copy"
+    # Every setting is checked before the first actor starts: build and validate the
+    # training config now (with a placeholder for the checkpoint stage 2 will write).
+    init_ray(num_cpus=args.num_cpus or None)
+    probe = build_i2a_config(args)
+    apply_script_args(probe, args)
+    probe.validate()
+    os.makedirs(root, exist_ok=True)
+    started = time.time()
+    paths: Dict[str, Any] = {"run": root}
+    env_model_checkpoint = args.env_model_checkpoint
+    if needs_model:
+        from i2a_rllib.data.collect import collect
+        from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
+
+        kind = args.env_model if args.env_model != "auto" else _default_kind(probe)
+        _stage(1, f"collect {args.collect_transitions:,} transitions of {args.env}")
+        data = os.path.join(root, "data")
+        collect(
+            args.env,
+            data,
+            args.collect_transitions,
+            num_actors=args.collect_actors,
+            num_envs_per_actor=args.collect_envs_per_actor,
+            policy_checkpoint=args.collect_policy_checkpoint,
+            seed=args.seed,
+            env_config=args.env_config,
+        )
+        paths["data"] = data
+        model_dir = os.path.join(root, "env_model")
+        env_model_checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
+        if os.path.isdir(env_model_checkpoint):
+            print(f"[i2a] stage 2 already done: {env_model_checkpoint}", flush=True)
+        else:
+            _stage(2, f"pretrain the {kind} environment model (Ray Train)")
+            pretrain(
+                data,
+                model_dir,
+                kind=kind,
+                epochs=args.pretrain_epochs,
+                batch_size=args.pretrain_batch_size,
+                num_workers=args.pretrain_workers,
+                use_gpu=bool(args.num_gpus_per_learner),
+                resume=args.resume and os.path.isdir(os.path.join(model_dir, "pretrain")),
+                seed=args.seed,
+            )
+        paths["env_model"] = env_model_checkpoint
+        paths["env_model_pictures"] = os.path.join(model_dir, "evaluation")
+
+    _stage(3, f"train I2A with {args.algo.upper()} (RLlib)")
+    config = build_i2a_config(args, env_model_checkpoint)
+    train_args = argparse.Namespace(**vars(args))
+    train_args.storage_path, train_args.name = root, "train"
+    train_args.resume = args.resume and os.path.isdir(os.path.join(root, "train"))
+    summary = run_experiment(config, train_args, default_stop(args))
+    paths["checkpoint"] = summary["checkpoint"]
+    paths["tensorboard"] = root
+
+    if summary["checkpoint"] and args.evaluation_episodes > 0:
+        from i2a_rllib.evaluation import evaluate_checkpoint
+
+        _stage(4, f"evaluate {args.evaluation_episodes} episodes")
+        evaluation = evaluate_checkpoint(
+            summary["checkpoint"],
+            episodes=args.evaluation_episodes,
+            output=os.path.join(root, "evaluation"),
+        )
+        paths["evaluation"] = evaluation["files"]
+        paths["score_mean"] = evaluation["score_mean"]
+
+    print(f"\n[i2a] ===== done in {time.time() - started:,.0f}s =====", flush=True)
+    for key, value in paths.items():
+        print(f"[i2a] {key:>18}: {value}", flush=True)
+    print(f"[i2a] {'TensorBoard':>18}: tensorboard --logdir {root}", flush=True)
+    return paths
+
+
+def _default_kind(config) -> str:
+    from i2a_rllib.envs import probe_spaces
+
+    obs_space, _ = probe_spaces(config.env, config.env_config)
+    return "latent" if min(obs_space.shape[1:]) >= 36 else "pixel"
+
+
+__all__ = ["LAPTOP_PRESET", "apply_presets", "build_i2a_config", "i2a_arg_parser", "run_pipeline", "RunDirectoryError"]

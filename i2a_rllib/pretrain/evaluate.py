@@ -1,0 +1,189 @@
+"""Evaluation of an environment model on held-out trajectories.
+
+- Open-loop k-step prediction error (the seed's "compounding error"): from a real
+  observation, the model imagines k steps under the actions actually taken; the error
+  is the per-pixel mean-squared error of the k-th predicted frame against the real
+  one, beside the "copy the last frame" baseline (predict frame t+k = frame t).
+- Reward prediction accuracy (overall, and on the transitions with a non-zero reward).
+- Pictures: a PNG strip of real vs imagined frames, the error curve as a PNG, and both
+  (with the scalars) in TensorBoard via tensorboardX.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from i2a_rllib.data.format import Manifest, decode_frames, read_rows
+from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.pictures import real_vs_imagined_strip, save_png
+
+HORIZONS = (1, 5, 15)
+
+
+def _trajectory_windows(table, horizon: int, max_windows: int) -> List[np.ndarray]:
+    """Row indices of runs of `horizon` consecutive steps inside one episode."""
+    actor = table.column("actor").to_numpy()
+    episode = table.column("episode").to_numpy()
+    step = table.column("step").to_numpy()
+    ended = table.column("terminated").to_numpy() | table.column("truncated").to_numpy()
+    order = np.lexsort((step, episode, actor))
+    windows = []
+    for start in range(len(order) - horizon + 1):
+        rows = order[start : start + horizon]
+        same_episode = (actor[rows] == actor[rows[0]]).all() and (episode[rows] == episode[rows[0]]).all()
+        consecutive = np.array_equal(step[rows], step[rows[0]] + np.arange(horizon))
+        # The episode may end on the window's last step, not before it.
+        if same_episode and consecutive and not ended[rows[:-1]].any():
+            windows.append(rows)
+    if len(windows) > max_windows:
+        pick = np.linspace(0, len(windows) - 1, max_windows).astype(int)
+        windows = [windows[i] for i in pick]
+    return windows
+
+
+@torch.no_grad()
+def k_step_errors(
+    model: EnvironmentModel,
+    table,
+    obs_shape: Sequence[int],
+    frame_channels: int,
+    horizon: int = max(HORIZONS),
+    max_windows: int = 256,
+    chunk: int = 32,
+) -> Dict[str, Any]:
+    windows = _trajectory_windows(table, horizon, max_windows)
+    if not windows:
+        raise ValueError(
+            f"The held-out data has no run of {horizon} consecutive steps; collect longer "
+            "episodes or more data."
+        )
+    obs = table.column("obs").to_numpy(zero_copy_only=False)
+    next_frames = table.column("next_frame").to_numpy(zero_copy_only=False)
+    actions = table.column("action").to_numpy().astype(np.int64)
+    frame_shape = (frame_channels, *obs_shape[1:])
+    model_sq, copy_sq = np.zeros(horizon), np.zeros(horizon)
+    example = None
+    for begin in range(0, len(windows), chunk):
+        rows = np.stack(windows[begin : begin + chunk])
+        start = torch.from_numpy(decode_frames(obs[rows[:, 0]], tuple(obs_shape))).float() / 255
+        real = torch.from_numpy(
+            decode_frames(next_frames[rows.reshape(-1)], frame_shape).reshape(*rows.shape, *frame_shape)
+        ).float() / 255
+        predicted, _ = model.predict_frames(start, torch.from_numpy(actions[rows]))
+        copy = model.newest_frame(start).unsqueeze(1)
+        model_sq += ((predicted - real) ** 2).mean(dim=(2, 3, 4)).sum(0).numpy()
+        copy_sq += ((copy - real) ** 2).mean(dim=(2, 3, 4)).sum(0).numpy()
+        if example is None:
+            example = (real[0].numpy(), predicted[0].numpy())
+    count = len(windows)
+    return {
+        "model_error": (model_sq / count).tolist(),
+        "copy_error": (copy_sq / count).tolist(),
+        "num_windows": count,
+        "example": example,
+    }
+
+
+@torch.no_grad()
+def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4096) -> Dict[str, float]:
+    n = min(table.num_rows, max_rows)
+    obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False)[:n], tuple(obs_shape))
+    actions = torch.from_numpy(table.column("action").to_numpy()[:n].astype(np.int64))
+    rewards = torch.from_numpy(table.column("reward").to_numpy()[:n].astype(np.float32))
+    predicted = []
+    for begin in range(0, n, 256):
+        frames = torch.from_numpy(obs[begin : begin + 256]).float() / 255
+        _, reward = model.step(model.initial_state(frames), actions[begin : begin + 256])
+        predicted.append(reward)
+    predicted_class = model.reward_class(torch.cat(predicted))
+    true_class = model.reward_class(rewards)
+    correct = (predicted_class == true_class).float()
+    nonzero = rewards != 0
+    return {
+        "reward_accuracy": float(correct.mean()),
+        "reward_accuracy_nonzero": float(correct[nonzero].mean()) if nonzero.any() else float("nan"),
+        "nonzero_reward_rows": int(nonzero.sum()),
+    }
+
+
+def _plot_curve(model_error, copy_error, path: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(1, len(model_error) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot(steps, model_error, "o-", label="environment model")
+    ax.plot(steps, copy_error, "s--", label="copy last frame")
+    ax.set_xlabel("open-loop steps k")
+    ax.set_ylabel("per-pixel MSE of frame t+k")
+    ax.set_title("k-step prediction error (held-out)")
+    ax.legend()
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def evaluate_env_model(
+    model: EnvironmentModel,
+    data: str,
+    shards: List[str],
+    manifest: Manifest,
+    output_dir: str,
+    max_rows: int = 6000,
+) -> Dict[str, Any]:
+    """Evaluates on the held-out `shards`; writes PNGs, TensorBoard files and metrics.json."""
+    from tensorboardX import SummaryWriter
+
+    model.eval()
+    table = read_rows(data, shards, max_rows=max_rows)
+    errors = k_step_errors(model, table, manifest.obs_shape, manifest.frame_channels)
+    metrics: Dict[str, Any] = {}
+    for k in HORIZONS:
+        metrics[f"frame_error_{k}_step"] = errors["model_error"][k - 1]
+        metrics[f"copy_error_{k}_step"] = errors["copy_error"][k - 1]
+        metrics[f"error_ratio_{k}_step"] = errors["model_error"][k - 1] / max(
+            errors["copy_error"][k - 1], 1e-12
+        )
+    metrics.update(reward_accuracy(model, table, manifest.obs_shape))
+    metrics["num_windows"] = errors["num_windows"]
+
+    os.makedirs(output_dir, exist_ok=True)
+    real, imagined = errors["example"]
+    strip = real_vs_imagined_strip(real[:8], imagined[:8])
+    files = {
+        "strip": save_png(strip, os.path.join(output_dir, "real_vs_imagined.png")),
+        "curve": _plot_curve(
+            errors["model_error"], errors["copy_error"], os.path.join(output_dir, "k_step_error.png")
+        ),
+    }
+    with SummaryWriter(os.path.join(output_dir, "tensorboard")) as writer:
+        for k, (m, c) in enumerate(zip(errors["model_error"], errors["copy_error"]), start=1):
+            writer.add_scalars("k_step_error", {"model": m, "copy_last_frame": c}, k)
+        for key, value in metrics.items():
+            writer.add_scalar(f"evaluation/{key}", value)
+        writer.add_image("real_vs_imagined", strip, dataformats="HWC")
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump({**metrics, "model_error": errors["model_error"], "copy_error": errors["copy_error"]}, f, indent=2)
+    print("[evaluate] k-step frame error on held-out trajectories (per-pixel MSE):")
+    for k in HORIZONS:
+        print(
+            f"[evaluate]   {k:2d} step(s): model {metrics[f'frame_error_{k}_step']:.6f}   "
+            f"copy-last-frame {metrics[f'copy_error_{k}_step']:.6f}   "
+            f"ratio {metrics[f'error_ratio_{k}_step']:.3f}"
+        )
+    print(
+        f"[evaluate] reward accuracy {metrics['reward_accuracy']:.3f} "
+        f"(non-zero rewards: {metrics['reward_accuracy_nonzero']:.3f} over "
+        f"{metrics['nonzero_reward_rows']} rows)"
+    )
+    print(f"[evaluate] pictures: {files['strip']}, {files['curve']}", flush=True)
+    return {"metrics": metrics, "files": files}

@@ -1,0 +1,222 @@
+"""Transition collection (Ray actors -> Parquet) and env-model pretraining (Ray Train)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model
+from i2a_rllib.data.format import (
+    DatasetError,
+    MANIFEST_FILE,
+    decode_frames,
+    list_shards,
+    read_manifest,
+    transition_schema,
+)
+
+pytestmark = pytest.mark.slow
+
+ENV = "ALE/Breakout-v5"
+
+
+@pytest.fixture(scope="module")
+def dataset(ray_session, tmp_path_factory):
+    from i2a_rllib.data.collect import collect
+
+    path = str(tmp_path_factory.mktemp("data") / "breakout")
+    collect(ENV, path, 400, num_actors=2, num_envs_per_actor=4, shard_size=100, seed=1)
+    return path
+
+
+def test_collect_writes_shards_manifest_and_schema(dataset):
+    manifest = read_manifest(dataset)
+    assert manifest.env_id == ENV and manifest.num_transitions == 400
+    assert manifest.obs_shape == [4, 84, 84] and manifest.num_actions == 4
+    assert manifest.frame_channels == 1 and manifest.policy == "random"
+    shards = [n for n in os.listdir(dataset) if n.endswith(".parquet")]
+    assert sorted(shards) == sorted(manifest.shards) and len(shards) == 4
+    assert {int(n.split("-")[1][1:]) for n in shards} == {0, 1}  # both actors wrote
+    table = pq.read_table(os.path.join(dataset, shards[0]))
+    assert table.schema.equals(transition_schema((4, 84, 84), 1))
+    obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False), (4, 84, 84))
+    next_frame = decode_frames(table.column("next_frame").to_numpy(zero_copy_only=False), (1, 84, 84))
+    assert obs.dtype == np.uint8 and obs.max() > 0
+    # next_frame of (episode, t) is the newest frame of the observation at (episode, t+1).
+    rows = {(e, s): i for i, (e, s) in enumerate(zip(table.column("episode").to_numpy(), table.column("step").to_numpy()))}
+    pairs = [(i, rows[(e, s + 1)]) for (e, s), i in rows.items() if (e, s + 1) in rows]
+    assert len(pairs) > 50
+    assert all(np.array_equal(next_frame[i, 0], obs[j, -1]) for i, j in pairs)
+
+
+def test_collect_resume_adds_only_what_is_missing(ray_session, dataset, tmp_path):
+    from i2a_rllib.data.collect import collect
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(dataset, copy)
+    before = set(list_shards(*_fs(copy)))
+    # A half-written shard from a killed run is hidden and cleaned up.
+    open(os.path.join(copy, ".tmp-dead-shard-a000-000099.parquet"), "wb").write(b"PAR1 partial")
+    manifest = collect(ENV, copy, 400, num_actors=2, num_envs_per_actor=4, shard_size=100, seed=1)
+    assert manifest.num_transitions == 400 and set(list_shards(*_fs(copy))) == before
+    manifest = collect(ENV, copy, 650, num_actors=2, num_envs_per_actor=4, shard_size=100, seed=1)
+    after = set(list_shards(*_fs(copy)))
+    assert manifest.num_transitions == 650
+    assert before < after and len(after - before) == 3  # 100 + 100 + 50 rows
+    assert not any(n.startswith(".tmp-") for n in os.listdir(copy))
+    assert json.load(open(os.path.join(copy, MANIFEST_FILE)))["num_transitions"] == 650
+    # New shards hold new data (new seeds): no observation sequence repeats an old shard.
+    old = pq.read_table(os.path.join(copy, sorted(before)[0])).column("obs").to_numpy(zero_copy_only=False)
+    new = pq.read_table(os.path.join(copy, sorted(after - before)[0])).column("obs").to_numpy(zero_copy_only=False)
+    assert not np.array_equal(old[20:40], new[20:40])
+
+
+def test_collect_refuses_a_dataset_of_another_env(ray_session, dataset):
+    from i2a_rllib.data.collect import collect
+
+    with pytest.raises(DatasetError, match="env_id='ALE/Breakout-v5'"):
+        collect("ALE/Pong-v5", dataset, 500, num_actors=1, shard_size=100)
+
+
+def _fs(path):
+    from i2a_rllib.data.format import filesystem_and_path
+
+    return filesystem_and_path(path)
+
+
+@pytest.fixture(scope="module")
+def pretrained(ray_session, dataset, tmp_path_factory):
+    from i2a_rllib.pretrain.train import pretrain
+
+    output = str(tmp_path_factory.mktemp("pretrain") / "run")
+    summary = pretrain(dataset, output, kind="latent", epochs=2, batch_size=32, num_workers=2, log_every=1000)
+    return output, summary
+
+
+def test_pretrain_writes_a_checkpoint_with_metadata(pretrained):
+    output, summary = pretrained
+    path = summary["checkpoint"]
+    assert path == os.path.join(output, "env_model")
+    model, metadata = load_env_model(path)
+    assert metadata["kind"] == "latent" and metadata["env_id"] == ENV
+    assert metadata["obs_shape"] == [4, 84, 84] and metadata["num_actions"] == 4
+    assert metadata["epochs_trained"] == 2 and metadata["dataset"]["num_transitions"] == 400
+    assert metadata["reward_values"] == [-1.0, 0.0, 1.0]
+    evaluation = metadata["evaluation"]
+    for k in (1, 5, 15):
+        assert evaluation[f"frame_error_{k}_step"] > 0 and evaluation[f"copy_error_{k}_step"] >= 0
+    assert os.path.getsize(os.path.join(output, "evaluation", "real_vs_imagined.png")) > 1000
+    assert os.path.getsize(os.path.join(output, "evaluation", "k_step_error.png")) > 1000
+    assert any(f.startswith("events") for f in os.listdir(os.path.join(output, "evaluation", "tensorboard")))
+
+
+def test_the_module_loads_the_pretrained_weights(pretrained):
+    import gymnasium as gym
+
+    from i2a_rllib.rl_module import I2ARLModule
+
+    _, summary = pretrained
+    saved, _ = load_env_model(summary["checkpoint"])
+    module = I2ARLModule(
+        observation_space=gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
+        action_space=gym.spaces.Discrete(4),
+        model_config={"env_model_checkpoint": summary["checkpoint"]},
+    )
+    loaded = module.net.env_model.state_dict()
+    assert module.net.env_model.kind == "latent"
+    for key, value in saved.state_dict().items():
+        assert torch.equal(loaded[key], value), key
+
+
+def test_pretrain_refuses_to_overwrite_and_resumes_a_finished_run(ray_session, pretrained, dataset):
+    from i2a_rllib.pretrain.train import pretrain
+
+    output, summary = pretrained
+    before = os.path.getmtime(os.path.join(summary["checkpoint"], "env_model.pt"))
+    with pytest.raises(FileExistsError, match="--resume"):
+        pretrain(dataset, output, kind="latent", epochs=2, num_workers=1)
+    assert os.path.getmtime(os.path.join(summary["checkpoint"], "env_model.pt")) == before
+    # Resuming a finished run with more epochs trains only the missing epoch.
+    resumed = pretrain(dataset, output, kind="latent", epochs=3, batch_size=32, num_workers=1, resume=True, evaluate=False)
+    _, metadata = load_env_model(resumed["checkpoint"])
+    assert metadata["epochs_trained"] == 3
+
+
+def test_a_killed_train_worker_is_survived_from_the_last_checkpoint(ray_session, dataset, tmp_path):
+    from i2a_rllib.pretrain.train import FAIL_ONCE_AT_EPOCH, pretrain
+
+    output = str(tmp_path / "faulty")
+    summary = pretrain(
+        dataset,
+        output,
+        kind="latent",
+        epochs=3,
+        batch_size=32,
+        num_workers=2,
+        evaluate=False,
+        extra_train_config={FAIL_ONCE_AT_EPOCH: 2},
+    )
+    assert os.path.exists(os.path.join(output, ".failed_once_epoch_2"))  # it did fail
+    _, metadata = load_env_model(summary["checkpoint"])
+    assert metadata["epochs_trained"] == 3
+    # Epoch 1's checkpoint was kept: the restarted workers began after it, not from scratch.
+    assert summary["metrics"]["started_at_epoch"] == 1
+
+
+def test_mismatched_checkpoints_are_rejected(pretrained):
+    _, summary = pretrained
+    _, metadata = load_env_model(summary["checkpoint"])
+    with pytest.raises(CheckpointError, match="trained on 'ALE/Breakout-v5'.*'ALE/Pong-v5'"):
+        check_env_model_metadata(metadata, (4, 84, 84), 4, "latent", env_id="ALE/Pong-v5")
+    with pytest.raises(CheckpointError, match="expects observations of shape"):
+        check_env_model_metadata(metadata, (4, 64, 64), 4, "latent")
+    with pytest.raises(CheckpointError, match="has 4 actions, the environment 6"):
+        check_env_model_metadata(metadata, (4, 84, 84), 6, "latent")
+    with pytest.raises(CheckpointError, match="is a 'latent' model but env_model='pixel'"):
+        check_env_model_metadata(metadata, (4, 84, 84), 4, "pixel")
+
+
+def test_corrupt_checkpoint_files_are_clear_errors(pretrained, tmp_path):
+    _, summary = pretrained
+    broken = str(tmp_path / "broken")
+    shutil.copytree(summary["checkpoint"], broken)
+    weights = os.path.join(broken, "env_model.pt")
+    with open(weights, "r+b") as f:
+        f.truncate(os.path.getsize(weights) // 2)
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_env_model(broken)
+    with open(os.path.join(broken, "metadata.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(CheckpointError, match="metadata.json' is corrupt"):
+        load_env_model(broken)
+
+
+def test_empty_corrupt_and_foreign_datasets_are_clear_errors(ray_session, dataset, tmp_path):
+    from i2a_rllib.pretrain.train import pretrain
+
+    with pytest.raises(DatasetError, match="does not exist"):
+        pretrain(str(tmp_path / "nothing"), str(tmp_path / "out"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / MANIFEST_FILE).write_text(json.dumps({"env_id": ENV, "obs_shape": [4, 84, 84], "num_actions": 4, "frame_channels": 1, "policy": "random", "num_transitions": 0, "shards": {}}))
+    with pytest.raises(DatasetError, match="is empty"):
+        pretrain(str(empty), str(tmp_path / "out"))
+    corrupt = str(tmp_path / "corrupt")
+    shutil.copytree(dataset, corrupt)
+    shard = os.path.join(corrupt, sorted(n for n in os.listdir(corrupt) if n.endswith(".parquet"))[0])
+    with open(shard, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(DatasetError, match="corrupt or truncated"):
+        pretrain(corrupt, str(tmp_path / "out"))
+    foreign = str(tmp_path / "foreign")
+    shutil.copytree(dataset, foreign)
+    manifest = json.load(open(os.path.join(foreign, MANIFEST_FILE)))
+    manifest["obs_shape"] = [4, 64, 64]
+    json.dump(manifest, open(os.path.join(foreign, MANIFEST_FILE), "w"))
+    with pytest.raises(DatasetError, match="schema"):
+        pretrain(foreign, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")  # nothing was written for bad input

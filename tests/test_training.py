@@ -1,0 +1,173 @@
+"""RLlib training end to end on a local Ray (2 CPUs): PPO baseline, I2A PPO and A2C."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ray.rllib.algorithms.algorithm import Algorithm
+
+from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+from i2a_rllib.learner import (
+    DISTILLATION_LOSS_KEY,
+    IMAGINATION_TIME_SHARE_KEY,
+    ROLLOUT_POLICY_AGREEMENT_KEY,
+)
+from i2a_rllib.rl_module import NO_GRAD_CHUNK_SIZE
+
+pytestmark = pytest.mark.slow
+
+ENV = "ALE/Breakout-v5"
+TINY = dict(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2)
+
+
+def _tiny(config, num_env_runners=0):
+    return config.env_runners(
+        num_env_runners=num_env_runners, num_envs_per_env_runner=2, rollout_fragment_length=32
+    ).training(**TINY)
+
+
+def _i2a(**imagination):
+    config = configure_environment(I2AConfig(), ENV).imagination(
+        imagination_image_interval=0, **imagination
+    )
+    return _tiny(config)
+
+
+def _learner_results(result):
+    return result["learners"]["default_policy"]
+
+
+def test_ppo_baseline_trains_checkpoints_and_restores(ray_session, tmp_path):
+    algo = _tiny(baseline_ppo_config(ENV), num_env_runners=1).build_algo()
+    try:
+        first = algo.train()
+        second = algo.train()
+        sampled = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in (first, second)]
+        trained = [_learner_results(r)["num_module_steps_trained_lifetime"] for r in (first, second)]
+        assert 0 < sampled[0] < sampled[1] and 0 < trained[0] < trained[1]
+        path = algo.save_to_path(str(tmp_path / "ckpt"))
+        weights = algo.get_module().state_dict()
+    finally:
+        algo.stop()
+    assert os.path.isfile(os.path.join(path, "algorithm_state.pkl"))
+    restored = Algorithm.from_checkpoint(path)
+    try:
+        restored_weights = restored.get_module().state_dict()
+        for key, value in weights.items():
+            assert torch.equal(restored_weights[key].cpu(), value.cpu()), key
+        third = restored.train()
+        assert third["training_iteration"] == 3
+        assert third["env_runners"]["num_env_steps_sampled_lifetime"] > sampled[1]
+    finally:
+        restored.stop()
+
+
+@pytest.mark.parametrize("algo_preset", ["ppo", "a2c"])
+def test_i2a_trains_with_ppo_and_a2c(ray_session, algo_preset):
+    config = _i2a(env_model="latent")
+    if algo_preset == "a2c":
+        config.a2c(train_batch_size_per_learner=64)
+        assert config.num_epochs == 1 and config.minibatch_size == 64
+    algo = config.build_algo()
+    try:
+        results = [algo.train() for _ in range(2)]
+        learner_obj = algo.learner_group._learner
+        env_model = learner_obj.module["default_policy"].net.env_model
+        optimized = {
+            id(p)
+            for optimizer in learner_obj._named_optimizers.values()
+            for group in optimizer.param_groups
+            for p in group["params"]
+        }
+    finally:
+        algo.stop()
+    # The env model is in no optimizer.
+    assert optimized and not optimized & {id(p) for p in env_model.parameters()}
+    steps = [r["env_runners"]["num_env_steps_sampled_lifetime"] for r in results]
+    assert 0 < steps[0] < steps[1]
+    learner = _learner_results(results[-1])
+    for key in (DISTILLATION_LOSS_KEY, ROLLOUT_POLICY_AGREEMENT_KEY, IMAGINATION_TIME_SHARE_KEY):
+        assert key in learner, key
+    assert learner[DISTILLATION_LOSS_KEY] > 0
+    assert 0 <= learner[ROLLOUT_POLICY_AGREEMENT_KEY] <= 1
+    assert 0 < learner[IMAGINATION_TIME_SHARE_KEY] < 1
+
+
+def test_env_model_weights_are_bit_identical_after_training(ray_session):
+    algo = _i2a(env_model="latent").build_algo()
+    try:
+        module = algo.learner_group._learner.module["default_policy"]
+        before = {k: v.clone() for k, v in module.net.env_model.state_dict().items()}
+        others = {k: v.clone() for k, v in module.net.model_free.state_dict().items()}
+        algo.train()
+        algo.train()
+        after = module.net.env_model.state_dict()
+        assert all(torch.equal(before[k], after[k]) for k in before)
+        assert any(not torch.equal(others[k], v) for k, v in module.net.model_free.state_dict().items())
+    finally:
+        algo.stop()
+
+
+def test_imagination_runs_once_per_train_batch(ray_session):
+    config = _i2a(env_model="latent").training(num_epochs=3, minibatch_size=16)
+    algo = config.build_algo()
+    try:
+        env_model = algo.learner_group._learner.module["default_policy"].net.env_model
+        calls = []
+        original = env_model.step_every_action
+
+        def counting(state):
+            calls.append(state.shape[0])
+            return original(state)
+
+        env_model.step_every_action = counting
+        result = algo.train()
+    finally:
+        algo.stop()
+    rows = sum(calls)
+    # One imagination of the whole batch (in chunks of NO_GRAD_CHUNK_SIZE rows), not one
+    # per epoch x minibatch (3 x 4 here) plus one for GAE's value pass.
+    assert len(calls) == math.ceil(rows / NO_GRAD_CHUNK_SIZE) == 1
+    assert rows >= TINY["train_batch_size_per_learner"]  # the whole batch (+ bootstrap rows)
+    assert _learner_results(result)["num_module_steps_trained"] >= 3 * rows - 3 * 16
+
+
+def test_two_learners_train_with_ddp_on_cpu(ray_session):
+    config = _i2a(env_model="latent").learners(num_learners=2, num_cpus_per_learner=1)
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        result = algo.train()
+    finally:
+        algo.stop()
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
+    assert DISTILLATION_LOSS_KEY in _learner_results(result)
+
+
+def test_i2a_resumes_from_a_checkpoint_and_evaluates(ray_session, tmp_path):
+    from i2a_rllib.evaluation import evaluate_checkpoint
+
+    algo = _i2a(env_model="latent").build_algo()
+    try:
+        algo.train()
+        path = algo.save_to_path(str(tmp_path / "i2a"))
+        expected = algo.train()
+    finally:
+        algo.stop()
+    restored = Algorithm.from_checkpoint(path)
+    try:
+        assert type(restored.config) is I2AConfig
+        resumed = restored.train()
+    finally:
+        restored.stop()
+    assert resumed["training_iteration"] == expected["training_iteration"] == 2
+    # Counters continue exactly where the uninterrupted run would have been.
+    for key in ("num_env_steps_sampled_lifetime", "num_episodes_lifetime"):
+        assert resumed["env_runners"][key] == expected["env_runners"][key], key
+    summary = evaluate_checkpoint(path, episodes=1, output=str(tmp_path / "eval"), num_envs=2)
+    assert summary["episodes"] == 1 and summary["score_mean"] >= 0
+    assert os.path.getsize(summary["files"]["gif"]) > 1000
+    assert os.path.getsize(summary["files"]["imagination"]) > 1000
