@@ -105,11 +105,14 @@ def apply_script_args(config, args: argparse.Namespace):
 
 
 def default_stop(args: argparse.Namespace) -> Dict[str, Any]:
-    return {
-        "env_runners/episode_return_mean": args.stop_reward,
+    stop = {
         "num_env_steps_sampled_lifetime": args.stop_timesteps,
         "training_iteration": args.stop_iters,
     }
+    if args.stop_reward != float("inf"):
+        # Tune warns (once) until the first episode finishes and the key appears.
+        stop["env_runners/episode_return_mean"] = args.stop_reward
+    return stop
 
 
 def init_ray(num_cpus: Optional[int] = None, address: Optional[str] = None) -> None:

@@ -171,6 +171,8 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
             args.collect_transitions,
             num_actors=args.collect_actors,
             num_envs_per_actor=args.collect_envs_per_actor,
+            # At least ~10 shards, so whole shards can be held out for validation.
+            shard_size=max(50, min(1000, args.collect_transitions // 10)),
             policy_checkpoint=args.collect_policy_checkpoint,
             seed=args.seed,
             env_config=args.env_config,
