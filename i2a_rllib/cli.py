@@ -24,12 +24,9 @@ class CliError(Exception):
 
 def _collect(args) -> None:
     from i2a_rllib.data.collect import collect
-    from i2a_rllib.experiment import init_ray
-
     from i2a_rllib.envs import rllib_env_settings
 
     rllib_env_settings(args.env, args.env_config)  # unknown ids fail before Ray starts
-    init_ray(num_cpus=args.num_cpus)
     manifest = collect(
         args.env,
         args.output,
@@ -41,17 +38,16 @@ def _collect(args) -> None:
         epsilon=args.epsilon,
         seed=args.seed,
         env_config=args.env_config,
+        num_cpus=args.num_cpus,  # Ray starts after collect's checks
     )
     print(f"[collect] dataset: {args.output} ({manifest.num_transitions:,} transitions)")
 
 
 def _pretrain(args) -> None:
     from i2a_rllib.data.format import read_manifest
-    from i2a_rllib.experiment import init_ray
     from i2a_rllib.pretrain.train import pretrain
 
     read_manifest(args.data)  # missing/empty datasets fail before Ray starts
-    init_ray(num_cpus=args.num_cpus)
     pretrain(
         args.data,
         args.output,
@@ -64,6 +60,7 @@ def _pretrain(args) -> None:
         resume=args.resume,
         seed=args.seed,
         hparams=args.hparams,
+        num_cpus=args.num_cpus,  # Ray starts after pretrain's checks
     )
 
 
@@ -76,8 +73,20 @@ def _train(argv: List[str]) -> None:
 
 
 def _evaluate(args) -> None:
+    import os
+
+    from i2a_rllib.config import resolve_rl_module_checkpoint
     from i2a_rllib.evaluation import evaluate_checkpoint
 
+    module_dir = resolve_rl_module_checkpoint(args.checkpoint)
+    if os.path.isdir(args.checkpoint) and not os.path.isfile(
+        os.path.join(module_dir, "class_and_ctor_args.pkl")
+    ):
+        raise ValueError(
+            f"{args.checkpoint!r} is not an RLlib Algorithm or RLModule checkpoint (no "
+            "class_and_ctor_args.pkl). Pass the directory a training run printed as "
+            "'checkpoint:'."
+        )
     evaluate_checkpoint(
         args.checkpoint,
         episodes=args.episodes,

@@ -278,7 +278,7 @@ class I2AConfig(PPOConfig):
         return min(obs_space.shape[1:])
 
     def _check_env_model_checkpoint(self) -> None:
-        from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata
+        from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model
         from i2a_rllib.envs import env_id_of
 
         try:
@@ -298,6 +298,9 @@ class I2AConfig(PPOConfig):
                 self.env_model_checkpoint,
                 env_id=env_id_of(self.env, self.env_config) if self.env else None,
             )
+            # A truncated/corrupt weights file fails here, not inside a learner actor
+            # (the env models are small: this takes well under a second).
+            load_env_model(self.env_model_checkpoint)
         except CheckpointError as e:
             self._value_error(str(e))
 

@@ -151,15 +151,29 @@ def check_output_location(storage_path: str, name: str, resume: bool) -> str:
         raise RunDirectoryError(
             f"--resume was given but {experiment_dir} holds no experiment to continue."
         )
-    parent = experiment_dir
+    check_writable(experiment_dir, "--storage-path")
+    return experiment_dir
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Raises RunDirectoryError unless the directory `path` exists or can be created.
+
+    Checks the nearest existing ancestor without creating anything. `os.access` alone
+    passes for root everywhere but read-only mounts, so a file in the way is caught too.
+    """
+    parent = os.path.abspath(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise RunDirectoryError(
+            f"Cannot create {os.path.abspath(path)}: {parent} is a file, not a directory. "
+            f"Choose another {flag}."
+        )
     if not os.access(parent, os.W_OK):
         raise RunDirectoryError(
-            f"Cannot write to {parent} (needed for {experiment_dir}); choose a writable "
-            "--storage-path."
+            f"Cannot write to {parent} (needed for {os.path.abspath(path)}); choose a "
+            f"writable {flag}."
         )
-    return experiment_dir
 
 
 def run_experiment(

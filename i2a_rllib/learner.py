@@ -120,7 +120,8 @@ class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
         # restored rollout policy) must not be in any optimizer.
         module = self._module[module_id]
         params = [p for p in self.get_parameters(module) if p.requires_grad]
-        optimizer = torch.optim.Adam(params)
+        # foreach: one fused update over all tensors (~13% of a CPU update otherwise).
+        optimizer = torch.optim.Adam(params, foreach=True)
         self.register_optimizer(
             module_id=module_id,
             optimizer=optimizer,

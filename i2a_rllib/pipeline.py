@@ -39,6 +39,19 @@ LAPTOP_PRESET: Dict[str, Any] = dict(
 )
 
 
+def _json_object(text: str) -> Dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object, e.g. '{{\"repeat_action_probability\": 0.0}}'; got "
+            f"{text!r} ({e.msg})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
 def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     """RLlib's example-script flags + run location + I2A and pipeline flags."""
     parser = script_arg_parser(
@@ -46,7 +59,7 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         default_timesteps=defaults.pop("default_timesteps", 10_000_000),
     )
     group = parser.add_argument_group("I2A")
-    group.add_argument("--env-config", type=json.loads, default={}, help="JSON env settings.")
+    group.add_argument("--env-config", type=_json_object, default={}, help="JSON env settings.")
     group.add_argument("--env-model", default="auto", choices=["auto", "latent", "pixel", "copy"])
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)
@@ -90,8 +103,19 @@ def apply_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     args.algo = str(args.algo).lower()
     if args.algo not in ("ppo", "a2c"):
         parser.error(f"--algo {args.algo!r}: use 'ppo' or 'a2c'.")
+    if args.algo == "a2c" and (
+        args.minibatch_size not in (None, args.train_batch_size) or args.num_epochs not in (None, 1)
+    ):
+        # The A2C preset would silently drop them (one epoch, one full-batch minibatch).
+        parser.error(
+            f"--algo a2c trains one epoch over one full-batch minibatch; --minibatch-size="
+            f"{args.minibatch_size} / --num-epochs={args.num_epochs} would be ignored. Drop "
+            "them (the minibatch is --train-batch-size) or use --algo ppo."
+        )
     if args.laptop:
         for key, value in LAPTOP_PRESET.items():
+            if args.algo == "a2c" and key in ("minibatch_size", "num_epochs"):
+                continue  # fixed by the A2C preset
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
     return args
@@ -150,8 +174,11 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     needs_model = not args.env_model_checkpoint and args.env_model != "copy"
     # Every setting is checked before the first actor starts: build and validate the
     # training config now (with a placeholder for the checkpoint stage 2 will write).
-    init_ray(num_cpus=args.num_cpus or None)
+    # Env ids, I2A settings and checkpoints first, before Ray starts; then the
+    # resources, which need the cluster.
     probe = build_i2a_config(args)
+    probe.validate()
+    init_ray(num_cpus=args.num_cpus or None)
     apply_script_args(probe, args)
     probe.validate()
     os.makedirs(root, exist_ok=True)

@@ -196,11 +196,13 @@ def collect(
     seed: int = 0,
     env_config: Optional[Dict[str, Any]] = None,
     progress: Callable[[str], None] = print,
+    num_cpus: Optional[int] = None,
 ) -> Manifest:
     """Collects `num_transitions` transitions of `env_id` into the dataset at `output`.
 
     Returns the manifest. Resumes (fills up to `num_transitions`) if `output` already
-    holds shards of the same env and policy.
+    holds shards of the same env and policy. Starts a local Ray (`num_cpus`) after the
+    checks if none is running.
 
     Raises:
         DatasetError / ValueError: bad settings or an incompatible existing dataset,
@@ -230,7 +232,13 @@ def collect(
         )
 
     fs, root = filesystem_and_path(output)
-    fs.create_dir(root, recursive=True)
+    try:
+        fs.create_dir(root, recursive=True)
+    except OSError as e:  # a file in the way, no permission, a read-only mount
+        raise DatasetError(
+            f"Cannot create the dataset directory {output!r} ({e}); choose a writable "
+            "--output."
+        ) from None
     existing = list_shards(fs, root)
     manifest = Manifest(
         env_id=env_id,
@@ -267,6 +275,9 @@ def collect(
     next_index = 1 + max((parse_shard_name(n)[1] for n in existing), default=-1)
     num_shards = math.ceil(remaining / shard_size)
     num_actors = min(num_actors, num_shards)
+    from i2a_rllib.experiment import init_ray
+
+    init_ray(num_cpus=num_cpus)  # only now: every check above runs without Ray
 
     actors = [
         TransitionCollector.remote(

@@ -239,6 +239,7 @@ def pretrain(
     evaluate: bool = True,
     log_every: int = 50,
     extra_train_config: Optional[Dict[str, Any]] = None,
+    num_cpus: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Trains an environment model on the dataset at `data`; writes `<output>/env_model`.
 
@@ -246,7 +247,8 @@ def pretrain(
         A dict with the env-model checkpoint path, the final metrics and the evaluation.
 
     Raises:
-        DatasetError / ValueError: bad settings or data, before any worker starts.
+        DatasetError / ValueError: bad settings or data, before Ray starts (a local Ray
+            with `num_cpus` is started after the checks if none is running).
     """
     import ray
     import ray.data
@@ -263,7 +265,6 @@ def pretrain(
             raise ValueError(f"{name}={value!r} must be an integer >= 1.")
     if not lr > 0:
         raise ValueError(f"lr={lr} must be > 0.")
-    cpus_per_worker = _cpus_per_worker(num_workers, use_gpu)
     manifest = read_manifest(data)
     shards = sorted(manifest.shards)
     rows = {name: check_shard(data, name, manifest) for name in shards}
@@ -278,9 +279,13 @@ def pretrain(
         )
     if resume and not os.path.isdir(run_dir):
         raise FileNotFoundError(f"--resume: {output} holds no pretraining run to continue.")
+    from i2a_rllib.experiment import check_writable, init_ray
+
+    check_writable(output, "--output")
     os.makedirs(output, exist_ok=True)
-    if not os.access(output, os.W_OK):
-        raise PermissionError(f"Cannot write to {output}; choose a writable --output.")
+
+    init_ray(num_cpus=num_cpus)  # only now: every check above runs without Ray
+    cpus_per_worker = _cpus_per_worker(num_workers, use_gpu)
 
     fs, root = filesystem_and_path(data)
     to_uri = (lambda n: os.path.join(root, n)) if "://" not in data else (lambda n: f"{data.rstrip('/')}/{n}")

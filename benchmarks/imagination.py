@@ -1,0 +1,146 @@
+"""I2A forward cost on CPU: latent I2A vs the Nature CNN, batched vs the seed's loop, memory.
+
+In one run, same machine, same process settings:
+  1. states/s of one forward pass at batch 8 (Breakout: 4 actions, depth 5) of
+     the latent I2A network vs the model-free Nature-CNN baseline (target ratio >= 1/3;
+     the seed's design reached ~1/430),
+  2. pixel I2A: batched imagination (one env-model call per depth step for all
+     B x A rollouts) vs the seed's per-action Python loop, same weights (target >= 2x),
+  3. peak memory (RSS growth) of one forward + backward at batch 256, latent I2A.
+Each is measured with 1 torch thread (what a 1-CPU EnvRunner actor gets) and with
+all cores.
+
+How to run this script
+----------------------
+`python benchmarks/imagination.py [--seconds 3]`
+
+Results to expect
+-----------------
+Latent I2A at ~0.4-0.5 of the Nature CNN's states/s; batched pixel imagination ~2-3x
+the seed loop; peak memory of a batch-256 update well under 2 GiB. Measured figures
+are in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.seed_reference import seed_loop_imagination_code  # noqa: E402
+from i2a_rllib.models.env_model import build_env_model  # noqa: E402
+from i2a_rllib.models.i2a import I2ANetwork  # noqa: E402
+from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk  # noqa: E402
+
+OBS_SHAPE = (4, 84, 84)
+NUM_ACTIONS = 4
+DEPTH = 5
+
+
+def states_per_second(fn, batch: int, seconds: float) -> float:
+    with torch.no_grad():
+        for _ in range(3):
+            fn()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            fn()
+            count += batch
+    return count / (time.perf_counter() - start)
+
+
+def forward_comparison(seconds: float) -> dict:
+    torch.manual_seed(0)
+    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
+    trunk, heads = ConvTrunk(OBS_SHAPE), ActorCriticHeads(512, NUM_ACTIONS)
+    latent = I2ANetwork(build_env_model("latent", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval()
+    nature = states_per_second(lambda: heads.logits(trunk(obs)), 8, seconds)
+    i2a = states_per_second(lambda: latent(obs), 8, seconds)
+    return {"nature_cnn_states_per_s": nature, "latent_i2a_states_per_s": i2a, "ratio": i2a / nature}
+
+
+def pixel_imagination_comparison(seconds: float) -> dict:
+    torch.manual_seed(0)
+    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
+    net = I2ANetwork(build_env_model("pixel", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval()
+    noise = net.imagination.sample_noise(8)
+    batched = states_per_second(lambda: net.encode_imagination(net.imagine(obs, noise)), 8, seconds)
+    looped = states_per_second(lambda: seed_loop_imagination_code(net, obs, noise), 8, seconds)
+    with torch.no_grad():
+        difference = (net.encode_imagination(net.imagine(obs, noise)) - seed_loop_imagination_code(net, obs, noise)).abs().max()
+    return {
+        "batched_states_per_s": batched,
+        "seed_loop_states_per_s": looped,
+        "ratio": batched / looped,
+        "max_abs_difference": float(difference),
+    }
+
+
+def _peak_memory_child() -> None:
+    torch.manual_seed(0)
+    net = I2ANetwork(build_env_model("latent", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH)
+    obs = torch.randint(0, 256, (256, *OBS_SHAPE), dtype=torch.uint8)
+    with open("/proc/self/statm") as f:  # current RSS (pages); ru_maxrss is a past peak
+        before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+    logits, features = net(obs)
+    loss = logits.logsumexp(-1).mean() + net.values(features).pow(2).mean()
+    loss = loss + net.rollout_policy_logits(obs).logsumexp(-1).mean()
+    loss.backward()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_growth_mib": (after - before) / 1024, "peak_rss_mib": after / 1024}))
+
+
+def peak_memory() -> dict:
+    # A fresh process, so that the peak RSS belongs to this one update only.
+    out = subprocess.run(
+        [sys.executable, __file__, "--peak-memory-child"], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--peak-memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_memory_child:
+        _peak_memory_child()
+        return
+    results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}"}
+    for threads in (1, os.cpu_count()):
+        torch.set_num_threads(threads)
+        forward = forward_comparison(args.seconds)
+        pixel = pixel_imagination_comparison(args.seconds)
+        results[f"threads_{threads}"] = {"forward_batch_8": forward, "pixel_imagination_batch_8": pixel}
+        print(f"--- torch threads: {threads}")
+        print(
+            f"Nature CNN {forward['nature_cnn_states_per_s']:8,.0f} states/s | latent I2A "
+            f"{forward['latent_i2a_states_per_s']:8,.0f} states/s | ratio {forward['ratio']:.2f} (target >= 0.33)"
+        )
+        print(
+            f"pixel imagination: batched {pixel['batched_states_per_s']:6,.1f} states/s | seed loop "
+            f"{pixel['seed_loop_states_per_s']:6,.1f} states/s | ratio {pixel['ratio']:.2f} (target >= 2) "
+            f"| max |difference| {pixel['max_abs_difference']:.1e}"
+        )
+    memory = peak_memory()
+    results["latent_forward_backward_batch_256"] = memory
+    print(
+        f"latent I2A forward+backward at batch 256: peak RSS growth {memory['peak_rss_growth_mib']:,.0f} MiB "
+        f"(process peak {memory['peak_rss_mib']:,.0f} MiB; target < 2048 MiB)"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
