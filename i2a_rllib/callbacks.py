@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 # Metric keys (under `env_runners/` in results and TensorBoard).
 EPISODE_RETURN_CLIPPED = "episode_return_clipped"
+EPISODE_SOLVED = "episode_solved"  # share of episodes the env reports as solved (Sokoban)
 
 
 class ClippedReturnCallback(RLlibCallback):
@@ -22,12 +23,20 @@ class ClippedReturnCallback(RLlibCallback):
     RLlib's `episode_return_mean` stays the unclipped game score.
     """
 
-    def on_episode_end(self, *, episode, prev_episode_chunks=None, metrics_logger=None, **kwargs):
+    def on_episode_end(
+        self, *, episode, prev_episode_chunks=None, metrics_logger=None, env_runner=None, **kwargs
+    ):
         if metrics_logger is None:
             return
-        chunks = list(prev_episode_chunks or []) + [episode]
-        clipped = float(sum(np.sign(np.asarray(c.get_rewards())).sum() for c in chunks))
-        metrics_logger.log_value(EPISODE_RETURN_CLIPPED, clipped, reduce="mean", window=100)
+        config = getattr(env_runner, "config", None)
+        if config is None or config.learner_config_dict.get("clip_rewards", False):
+            chunks = list(prev_episode_chunks or []) + [episode]
+            clipped = float(sum(np.sign(np.asarray(c.get_rewards())).sum() for c in chunks))
+            metrics_logger.log_value(EPISODE_RETURN_CLIPPED, clipped, reduce="mean", window=100)
+        last_info = episode.get_infos(-1) if len(episode) else {}
+        if isinstance(last_info, dict) and "solved" in last_info:
+            solved = float(bool(last_info["solved"]))
+            metrics_logger.log_value(EPISODE_SOLVED, solved, reduce="mean", window=100)
 
 
 class I2ACallbacks(ClippedReturnCallback):

@@ -110,9 +110,14 @@ def _envs(args) -> None:
 
 def _json(text: str):
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):  # --env-config and --hparams are settings by name
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"latent_size\": 64}}', got {text!r}"
+        )
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -332,5 +332,5 @@ def print_summary(summary: Dict[str, Any]) -> None:
     print(
         "[i2a] TensorBoard: tensorboard --logdir " + summary["experiment_dir"], flush=True
     )
-    print("[i2a] last result: " + json.dumps(summary["last_result"]), flush=True)
+    print("[i2a] last result: " + json.dumps(summary["last_result"], default=float), flush=True)
     sys.stdout.flush()

@@ -240,7 +240,8 @@ def decode_frames(column: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
     if len(column) == 0:
         return np.zeros((0, *shape), dtype=np.uint8)
     joined = b"".join(column.tolist()) if column.dtype == object else column.tobytes()
-    return np.frombuffer(joined, dtype=np.uint8).reshape(len(column), *shape)
+    # bytearray: a writable buffer, so torch.from_numpy needs no further copy.
+    return np.frombuffer(bytearray(joined), dtype=np.uint8).reshape(len(column), *shape)
 
 
 def split_shards(shards: List[str], validation_fraction: float) -> Tuple[List[str], List[str]]:

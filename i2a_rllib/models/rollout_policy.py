@@ -17,11 +17,16 @@ from i2a_rllib.models.model_free import ScaleFrames, conv_output_size, frame_con
 ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
 
 
+# Half the Nature CNN's channels: these nets run on every imagined step (A x depth
+# times per decision, and again in every learner epoch), so they are kept light.
+IMAGINED_FRAME_CHANNELS = (16, 32, 32)
+
+
 def state_feature_net(state_shape: Sequence[int], hidden_size: int) -> nn.Module:
-    """Frames -> conv stack + FC; latent vectors -> one FC layer. Output: hidden_size."""
+    """Frames -> light conv stack + FC; latent vectors -> one FC layer. Output: hidden_size."""
     state_shape = tuple(state_shape)
     if len(state_shape) == 3:
-        convs = frame_convs(state_shape)
+        convs = frame_convs(state_shape, IMAGINED_FRAME_CHANNELS)
         return nn.Sequential(
             ScaleFrames(),
             convs,

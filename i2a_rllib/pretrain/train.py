@@ -126,7 +126,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             optimizer.step()
             seen += len(actions) * world
             batches += 1
-            sums["loss"] += float(loss.total)
+            sums["loss"] += float(loss.total.detach())
             sums["frame_mse"] += float(loss.frame_mse)
             sums["reward_accuracy"] += float(loss.reward_accuracy)
             if rank == 0 and batches % config["log_every"] == 0:
