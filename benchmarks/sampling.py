@@ -6,7 +6,10 @@ Measures, one after the other in this process (torch with 1 thread, as inside a
   2. an RLlib `SingleAgentEnvRunner` sampling over the same vector env with the
      model-free baseline module (Nature CNN, uint8 frames),
   3. the same EnvRunner with the I2A module (latent env model, depth 5),
-and prints steps/s and the ratios 2/1 (target >= 0.5) and 3/2 (target >= 0.5).
+  4. one 1-CPU EnvRunner actor per core (RLlib's way of using the machine) with the
+     baseline module, total steps/s,
+and prints steps/s and the ratios 2/1 (target >= 0.5; also against the raw env on one
+thread, the CPU share a 1-CPU EnvRunner actor has), 4/1, and 3/2 (target >= 0.5).
 
 How to run this script
 ----------------------
@@ -31,10 +34,14 @@ import numpy as np
 import torch
 
 
-def raw_env_steps_per_second(env_id: str, num_envs: int, seconds: float) -> float:
+def raw_env_steps_per_second(
+    env_id: str, num_envs: int, seconds: float, num_threads: int = 0
+) -> float:
+    """Random-action steps/s of one AtariVectorEnv; num_threads=0: ale-py's default
+    (one C++ thread per core, up to num_envs)."""
     from i2a_rllib.envs import make_vector_env
 
-    env = make_vector_env(env_id, num_envs)
+    env = make_vector_env(env_id, num_envs, {"num_threads": num_threads})
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     n = env.single_action_space.n
@@ -63,6 +70,21 @@ def env_runner_steps_per_second(config, seconds: float) -> float:
     return rate
 
 
+def env_runner_group_steps_per_second(config, seconds: float) -> float:
+    """Total steps/s of the config's remote EnvRunner actors sampling concurrently."""
+    algo = config.build_algo()
+    group = algo.env_runner_group
+    try:
+        sample = lambda runner: sum(len(e) for e in runner.sample(num_timesteps=1024, explore=True))  # noqa: E731
+        group.foreach_env_runner(sample, local_env_runner=False)  # warm-up
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            steps += sum(group.foreach_env_runner(sample, local_env_runner=False))
+        return steps / (time.perf_counter() - start)
+    finally:
+        algo.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="ALE/Breakout-v5")
@@ -82,23 +104,43 @@ def main():
         configure_environment(I2AConfig(), args.env).imagination(env_model="latent", rollout_depth=5)
     )
     raw = raw_env_steps_per_second(args.env, args.num_envs, args.seconds)
-    print(f"raw AtariVectorEnv x{args.num_envs}:           {raw:8,.0f} steps/s", flush=True)
+    print(f"raw AtariVectorEnv x{args.num_envs}, all cores:      {raw:8,.0f} steps/s", flush=True)
+    raw_1 = raw_env_steps_per_second(args.env, args.num_envs, args.seconds, num_threads=1)
+    print(f"raw AtariVectorEnv x{args.num_envs}, 1 thread:       {raw_1:8,.0f} steps/s", flush=True)
     base = env_runner_steps_per_second(baseline, args.seconds)
-    print(f"EnvRunner + Nature-CNN baseline module:  {base:8,.0f} steps/s", flush=True)
+    print(f"1 EnvRunner + Nature-CNN baseline module: {base:8,.0f} steps/s", flush=True)
     i2a_rate = env_runner_steps_per_second(i2a, args.seconds)
-    print(f"EnvRunner + I2A module (latent, depth 5): {i2a_rate:8,.0f} steps/s", flush=True)
+    print(f"1 EnvRunner + I2A module (latent, d=5):   {i2a_rate:8,.0f} steps/s", flush=True)
+
+    # The machine's cores used the RLlib way: one 1-CPU EnvRunner actor per core.
+    import ray
+
+    cores = os.cpu_count()
+    ray.init(address="local", num_cpus=cores + 1, include_dashboard=False, log_to_driver=False)
+    group_config = baseline_ppo_config(args.env).env_runners(
+        num_env_runners=cores, num_envs_per_env_runner=args.num_envs
+    )
+    group = env_runner_group_steps_per_second(group_config, args.seconds)
+    ray.shutdown()
+    print(f"{cores} EnvRunner actors + baseline module:    {group:8,.0f} steps/s", flush=True)
     figures = {
         "machine": f"{platform.node()} {os.cpu_count()} CPUs ({platform.processor() or platform.machine()})",
         "env": args.env,
         "num_envs": args.num_envs,
         "raw_steps_per_s": raw,
+        "raw_one_thread_steps_per_s": raw_1,
         "baseline_env_runner_steps_per_s": base,
         "i2a_env_runner_steps_per_s": i2a_rate,
+        "baseline_env_runner_group_steps_per_s": group,
         "ratio_baseline_to_raw": base / raw,
+        "ratio_baseline_to_raw_one_thread": base / raw_1,
+        "ratio_group_to_raw": group / raw,
         "ratio_i2a_to_baseline": i2a_rate / base,
     }
-    print(f"ratio EnvRunner(baseline) / raw env:      {base / raw:.2f}  (target >= 0.5)")
-    print(f"ratio EnvRunner(I2A) / EnvRunner(baseline): {i2a_rate / base:.2f}  (target >= 0.5)")
+    print(f"ratio 1 EnvRunner(baseline) / raw env, all cores:   {base / raw:.2f}  (target >= 0.5)")
+    print(f"ratio 1 EnvRunner(baseline) / raw env, 1 thread:    {base / raw_1:.2f}")
+    print(f"ratio {cores} EnvRunners(baseline) / raw env, all cores: {group / raw:.2f}")
+    print(f"ratio EnvRunner(I2A) / EnvRunner(baseline):        {i2a_rate / base:.2f}  (target >= 0.5)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)

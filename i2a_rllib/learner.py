@@ -120,8 +120,7 @@ class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
         # restored rollout policy) must not be in any optimizer.
         module = self._module[module_id]
         params = [p for p in self.get_parameters(module) if p.requires_grad]
-        # foreach: one fused update over all tensors (~13% of a CPU update otherwise).
-        optimizer = torch.optim.Adam(params, foreach=True)
+        optimizer = torch.optim.Adam(params)
         self.register_optimizer(
             module_id=module_id,
             optimizer=optimizer,
