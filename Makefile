@@ -13,7 +13,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 TORCH_INDEX_URL ?=
 STAMP := $(VENV)/.installed-stamp
-RUN_DIR ?= runs/i2a_breakout
+RUN_STORAGE ?= runs
 PYTEST_ARGS ?=
 
 .PHONY: setup run test benchmarks clean
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python tuned_examples/i2a.py --laptop --output $(RUN_DIR)
+	$(BIN)/python tuned_examples/i2a.py --laptop --storage-path $(RUN_STORAGE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
