@@ -255,8 +255,8 @@ def _run_without_tune(config, args, stop, experiment_dir):
             print(progress_line(result, time.time() - start), flush=True)
             done = _should_stop(result, stop)
             if done or (args.checkpoint_freq and iteration % args.checkpoint_freq == 0):
-                checkpoint = algo.save_to_path(
-                    os.path.join(experiment_dir, f"checkpoint_{iteration:06d}")
+                checkpoint = _save_atomically(
+                    algo, os.path.join(experiment_dir, f"checkpoint_{iteration:06d}")
                 )
             if done:
                 break
@@ -270,6 +270,19 @@ def _run_without_tune(config, args, stop, experiment_dir):
     }
     print_summary(summary)
     return summary
+
+
+def _save_atomically(algo, path: str) -> str:
+    """Saves under a hidden name, then renames: a save cut short (killed, disk full)
+    never leaves a partial `checkpoint_*` that --resume would pick."""
+    import shutil
+
+    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(tmp)
+    shutil.rmtree(path, ignore_errors=True)  # only if this iteration was saved before
+    os.replace(tmp, path)
+    return path
 
 
 def _latest_checkpoint(experiment_dir: str) -> Optional[str]:

@@ -58,10 +58,10 @@ class UsageError(ValueError):
 
 def load_config_file(path: str):
     """Executes `path` (not as __main__) and returns its `config` and `stop`."""
+    if not os.path.isfile(path):  # before importing RLlib: a typo fails at once
+        raise UsageError(f"{path!r} does not exist (or is not a file).")
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-    if not os.path.isfile(path):
-        raise UsageError(f"{path!r} does not exist (or is not a file).")
     namespace = runpy.run_path(path, run_name="__rllib_train_file__")
     config = namespace.get("config")
     if config is None:

@@ -1,0 +1,466 @@
+"""Bad input: every case fails with a message that names the problem (and the fix), a
+non-zero exit code from the command line, before Ray starts, and without writing or
+losing anything.
+
+Most cases call `i2a_rllib.cli.main` / `i2a_rllib.rllib_cli.main` in-process with Ray's
+start patched to fail the test (fast); a few run the real console scripts to prove the
+exit codes. The GPU case needs the cluster's resources, so it starts Ray (subprocess).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from i2a_rllib import cli, rllib_cli
+from i2a_rllib.checkpoints import save_env_model
+from i2a_rllib.config import I2AConfig, configure_environment
+from i2a_rllib.data.format import (
+    MANIFEST_FILE,
+    Manifest,
+    filesystem_and_path,
+    shard_name,
+    transition_schema,
+    write_manifest,
+    write_shard_atomically,
+)
+from i2a_rllib.models.env_model import build_env_model
+
+ENV = "ALE/Breakout-v5"
+BIN = os.path.dirname(sys.executable)  # the venv's bin dir: i2a, rllib
+# A bad input must fail well before this (the checks take < 1 s; slack for a busy machine).
+FAST_S = 15.0
+
+
+class RayStarted(BaseException):
+    """Raised if a command starts Ray for input it should have rejected."""
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Any attempt to start (or join) Ray fails the test."""
+    import ray
+
+    import i2a_rllib.experiment
+    import i2a_rllib.pipeline
+
+    def refuse(*args, **kwargs):
+        raise RayStarted("Ray was started for bad input")
+
+    monkeypatch.setattr(i2a_rllib.experiment, "init_ray", refuse)
+    monkeypatch.setattr(i2a_rllib.pipeline, "init_ray", refuse)
+    monkeypatch.setattr(ray, "init", refuse)
+
+
+def _run(main, argv, capsys):
+    """Runs a CLI entry point in-process -> (exit code, stderr, seconds)."""
+    capsys.readouterr()
+    start = time.time()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse
+        code = e.code
+    seconds = time.time() - start
+    return code, capsys.readouterr().err, seconds
+
+
+def _i2a(argv, capsys):
+    return _run(cli.main, argv, capsys)
+
+
+def _rllib(argv, capsys):
+    return _run(rllib_cli.main, argv, capsys)
+
+
+def _console(script, *args, timeout=300):
+    """Runs a console script of the venv as a user would."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["OMP_NUM_THREADS"] = "1"
+    return subprocess.run(
+        [os.path.join(BIN, script), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _tree(path):
+    """{relative path: (size, mtime_ns)} of every file under `path` ({} if missing)."""
+    files = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            stat = os.stat(full)
+            files[os.path.relpath(full, path)] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+def _assert_rejected(code, err, seconds, *fragments, prog="i2a"):
+    assert code == 2, (code, err)
+    assert f"{prog}" in err and "error:" in err, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert "Traceback" not in err, err
+    assert seconds < FAST_S, seconds
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def write_tiny_dataset(path, obs_shape=(4, 84, 84), rows=8, num_shards=2):
+    """A valid dataset in the `i2a collect` format, written without Ray."""
+    fs, root = filesystem_and_path(str(path))
+    fs.create_dir(root, recursive=True)
+    rng = np.random.default_rng(0)
+    schema = transition_schema(obs_shape, 1)
+    frame = int(np.prod(obs_shape[1:]))
+    manifest = Manifest(env_id=ENV, obs_shape=list(obs_shape), num_actions=4, frame_channels=1, policy="random")
+    for index in range(num_shards):
+        obs = rng.integers(0, 255, (rows, *obs_shape), dtype=np.uint8)
+        table = pa.Table.from_arrays(
+            [
+                pa.array([o.tobytes() for o in obs], pa.binary(obs[0].size)),
+                pa.array(rng.integers(0, 4, rows), pa.int32()),
+                pa.array(np.zeros(rows), pa.float32()),
+                pa.array(np.zeros(rows, bool)),
+                pa.array(np.zeros(rows, bool)),
+                pa.array([o[-1].tobytes() for o in obs], pa.binary(frame)),
+                pa.array(np.zeros(rows), pa.int32()),
+                pa.array(np.zeros(rows), pa.int32()),
+                pa.array(np.full(rows, index), pa.int64()),
+                pa.array(np.arange(rows), pa.int32()),
+            ],
+            schema=schema,
+        )
+        name = shard_name(0, index)
+        write_shard_atomically(fs, root, name, table)
+        manifest.shards[name] = rows
+    manifest.num_transitions = rows * num_shards
+    manifest.reward_values = [0.0]
+    write_manifest(fs, root, manifest)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Environment-model checkpoints that do not fit Breakout (and one that does)."""
+    root = tmp_path_factory.mktemp("env_models")
+
+    def save(name, kind, obs_shape, num_actions, env_id):
+        model = build_env_model(kind, obs_shape, num_actions)
+        return save_env_model(model, str(root / name), extra_metadata={"env_id": env_id})
+
+    paths = {
+        "pong": save("pong", "latent", (4, 84, 84), 6, "ALE/Pong-v5"),
+        "shape": save("shape", "latent", (4, 64, 64), 4, ENV),
+        "actions": save("actions", "latent", (4, 84, 84), 6, ENV),
+        "pixel": save("pixel", "pixel", (4, 84, 84), 4, ENV),
+        "latent": save("latent", "latent", (4, 84, 84), 4, ENV),
+    }
+    truncated = str(root / "truncated")
+    shutil.copytree(paths["latent"], truncated)
+    weights = os.path.join(truncated, "env_model.pt")
+    with open(weights, "r+b") as f:
+        f.truncate(os.path.getsize(weights) // 2)
+    paths["truncated"] = truncated
+    corrupt = str(root / "corrupt_metadata")
+    shutil.copytree(paths["latent"], corrupt)
+    with open(os.path.join(corrupt, "metadata.json"), "w") as f:
+        f.write('{"kind": "lat')
+    paths["corrupt_metadata"] = corrupt
+    return paths
+
+
+def _train_argv(tmp_path, *flags):
+    return ["train", "--storage-path", str(tmp_path / "runs"), "--name", "run", *flags]
+
+
+# ------------------------------------------------------------------- i2a train: settings
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        (["--env", "ALE/NoSuchGame-v5", "--env-model", "copy"], ["Unknown Atari game id 'ALE/NoSuchGame-v5'", "i2a envs"]),
+        (["--env", "CartPole-v1", "--env-model", "copy"], ["Unknown environment 'CartPole-v1'", "Known ids"]),
+        (["--env-model", "copy", "--rollout-depth", "0"], ["rollout_depth=0", ">= 1"]),
+        (["--env-model", "copy", "--distillation-coeff", "-0.5"], ["distillation_coeff=-0.5", ">= 0"]),
+        (["--env-model", "copy", "--train-batch-size", "32", "--minibatch-size", "64"], ["`minibatch_size` (64) must be <= `train_batch_size_per_learner` (32)"]),
+        (["--env-model", "copy", "--algo", "a2c", "--train-batch-size", "80", "--minibatch-size", "20"], ["--algo a2c", "--minibatch-size=20", "would be ignored", "--algo ppo"]),
+        (["--env-model", "copy", "--algo", "a2c", "--num-epochs", "4"], ["--algo a2c", "--num-epochs=4"]),
+        (["--env-model", "copy", "--algo", "dqn"], ["--algo 'dqn'", "'ppo' or 'a2c'"]),
+        (["--env-model", "copy", "--env-config", '{"repeat_action_probability": -0.1}'], ["repeat_action_probability=-0.1", "[0, 1)"]),
+        (["--env-model", "copy", "--env-config", '{"sticky": 0.1}'], ["Unknown Atari env_config key(s) ['sticky']"]),
+        (["--env-model", "copy", "--env-config", "{repeat_action_probability: 0}"], ["--env-config", "must be a JSON object"]),
+        (["--env-model", "copy", "--rollout-action-choice", "greedy"], ["--rollout-action-choice", "invalid choice: 'greedy'", "'sample', 'argmax'"]),
+        (["--env-model", "world"], ["--env-model", "invalid choice: 'world'"]),
+        (["--env-model", "copy", "--bogus-flag", "1"], ["unrecognized arguments: --bogus-flag"]),
+        (["--env-model", "copy", "--resume"], ["--resume was given but", "holds no experiment to continue"]),
+    ],
+    ids=[
+        "unknown-atari-game",
+        "unknown-env",
+        "rollout-depth-0",
+        "negative-distillation",
+        "batch-smaller-than-minibatch",
+        "a2c-minibatch",
+        "a2c-epochs",
+        "unknown-algo",
+        "negative-sticky-actions",
+        "unknown-env-config-key",
+        "env-config-not-json",
+        "unknown-rollout-action-choice",
+        "unknown-env-model-kind",
+        "unknown-flag",
+        "resume-nothing",
+    ],
+)
+def test_train_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments):
+    code, err, seconds = _i2a(_train_argv(tmp_path, *flags), capsys)
+    _assert_rejected(code, err, seconds, *fragments)
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    "case, flags, fragments",
+    [
+        ("pong", [], ["trained on 'ALE/Pong-v5'", "the agent plays 'ALE/Breakout-v5'", "i2a collect --env ALE/Breakout-v5"]),
+        ("shape", [], ["expects observations of shape (4, 64, 64)", "gives (4, 84, 84)"]),
+        ("actions", [], ["has 6 actions, the environment 4"]),
+        ("pixel", ["--env-model", "latent"], ["is a 'pixel' model but env_model='latent'", "Set env_model='pixel'"]),
+        ("truncated", [], ["env_model.pt", "truncated or corrupt", "Re-run `i2a pretrain`"]),
+        ("corrupt_metadata", [], ["metadata.json' is corrupt"]),
+        ("missing", [], ["does not exist", "i2a pretrain"]),
+        ("latent_with_rollout_policy", ["--env-model", "latent"], ["latent environment model imagines latent states", "env_model='pixel'"]),
+    ],
+)
+def test_train_rejects_unfit_env_model_checkpoints_before_ray(
+    no_ray, capsys, tmp_path, checkpoints, case, flags, fragments
+):
+    if case == "missing":
+        path = str(tmp_path / "no_such_checkpoint")
+    elif case == "latent_with_rollout_policy":
+        path = checkpoints["latent"]
+        policy = tmp_path / "ppo_baseline_checkpoint"
+        policy.mkdir()
+        flags = flags + ["--rollout-policy-checkpoint", str(policy)]
+    else:
+        path = checkpoints[case]
+    before = _tree(path)
+    code, err, seconds = _i2a(_train_argv(tmp_path, "--env-model-checkpoint", path, *flags), capsys)
+    _assert_rejected(code, err, seconds, *fragments)
+    assert not (tmp_path / "runs").exists()
+    assert _tree(path) == before  # the checkpoint is left as it was
+
+
+def test_config_api_rejects_bad_imagination_settings():
+    """The same checks for users who build the config in Python."""
+    config = configure_environment(I2AConfig(), ENV).imagination(env_model="copy")
+    with pytest.raises(ValueError, match=r"rollout_action_choice='greedy'.*\['sample', 'argmax'\]"):
+        config.copy().imagination(rollout_action_choice="greedy").validate()
+    with pytest.raises(ValueError, match=r"rollout_depth=2.5\) must be an integer >= 1"):
+        config.copy().imagination(rollout_depth=2.5).validate()
+    with pytest.raises(ValueError, match=r"env_model='world'.*unknown kind"):
+        config.copy().imagination(env_model="world").validate()
+    # A2C preset, then a different minibatch: the preset's one full-batch minibatch is gone.
+    a2c = config.copy().a2c(train_batch_size_per_learner=64).training(minibatch_size=32)
+    with pytest.raises(ValueError, match=r"A2C preset needs one full-batch minibatch.*\.a2c\("):
+        a2c.validate()
+
+
+# ------------------------------------------------------------- i2a collect / pretrain / evaluate
+
+
+@pytest.mark.parametrize(
+    "flags, fragments",
+    [
+        (["--env", "ALE/NoSuchGame-v5"], ["Unknown Atari game id 'ALE/NoSuchGame-v5'"]),
+        (["--env", "CartPole-v1"], ["Unknown environment 'CartPole-v1'"]),
+        (["--num-transitions", "0"], ["num_transitions=0 must be an integer >= 1"]),
+        (["--shard-size", "-5"], ["shard_size=-5 must be an integer >= 1"]),
+        (["--env-config", '{"repeat_action_probability": -0.25}'], ["repeat_action_probability=-0.25", "0.0 turns sticky actions off"]),
+        (["--epsilon", "1.5"], ["epsilon=1.5 must lie in [0, 1]"]),
+        (["--policy-checkpoint", "/nonexistent/ppo"], ["policy checkpoint '/nonexistent/ppo' does not exist"]),
+        (["--env-config", "{bad"], ["--env-config", "not valid JSON"]),
+        (["--env-config", "[1, 2]"], ["--env-config", "must be a JSON object"]),
+        (["--bogus"], ["unrecognized arguments: --bogus"]),
+    ],
+    ids=["unknown-atari-game", "unknown-env", "zero-transitions", "negative-shard-size", "negative-sticky-actions", "epsilon", "missing-policy", "env-config-json", "env-config-list", "unknown-flag"],
+)
+def test_collect_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments):
+    output = tmp_path / "data"
+    argv = ["collect", "--output", str(output), "--num-transitions", "100", *flags]
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, *fragments)
+    assert not output.exists()
+
+
+def _corrupt_shard(path):
+    shard = os.path.join(path, sorted(n for n in os.listdir(path) if n.endswith(".parquet"))[0])
+    with open(shard, "r+b") as f:
+        f.truncate(64)
+
+
+def _foreign_shard(path):
+    """A shard written for 64x64 frames inside an 84x84 dataset."""
+    other = write_tiny_dataset(os.path.join(path, "..", "other"), obs_shape=(4, 64, 64), num_shards=1)
+    name = shard_name(0, 0)
+    shutil.copy(os.path.join(other, name), os.path.join(path, name))
+
+
+def _empty_manifest(path):
+    manifest = json.load(open(os.path.join(path, MANIFEST_FILE)))
+    manifest.update(num_transitions=0, shards={})
+    json.dump(manifest, open(os.path.join(path, MANIFEST_FILE), "w"))
+
+
+def _corrupt_manifest(path):
+    with open(os.path.join(path, MANIFEST_FILE), "w") as f:
+        f.write('{"env_id": "ALE/Bre')
+
+
+def _no_manifest(path):
+    os.remove(os.path.join(path, MANIFEST_FILE))
+
+
+@pytest.mark.parametrize(
+    "damage, fragments",
+    [
+        (_corrupt_shard, ["shard-a000-000000.parquet' is corrupt or truncated", "run `i2a collect` again"]),
+        (_foreign_shard, ["has schema", "expected", "not written for this dataset's observation shape"]),
+        (_empty_manifest, ["is empty (0 transitions)", "--num-transitions > 0"]),
+        (_corrupt_manifest, ["manifest.json is corrupt"]),
+        (_no_manifest, ["has no manifest.json", "not a dataset written by `i2a collect`"]),
+        (shutil.rmtree, ["does not exist", "i2a collect --output"]),
+    ],
+    ids=["corrupt-shard", "wrong-schema", "empty", "corrupt-manifest", "no-manifest", "missing"],
+)
+def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, damage, fragments):
+    data = write_tiny_dataset(tmp_path / "data")
+    damage(data)
+    before = _tree(data)
+    output = tmp_path / "env_model_run"
+    code, err, seconds = _i2a(["pretrain", "--data", data, "--output", str(output)], capsys)
+    _assert_rejected(code, err, seconds, *fragments)
+    assert not output.exists()
+    assert _tree(data) == before  # the dataset is not touched
+
+
+@pytest.mark.parametrize(
+    "flags, fragments, prog",
+    [
+        (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'latent', 'pixel'"], "i2a pretrain"),
+        (["--epochs", "0"], ["epochs=0 must be an integer >= 1"], "i2a"),
+        (["--lr", "0"], ["lr=0.0 must be > 0"], "i2a"),
+        (["--hparams", "{latent_size: 8}"], ["--hparams", "not valid JSON"], "i2a pretrain"),
+        (["--resume"], ["--resume", "holds no pretraining run to continue"], "i2a"),
+        (["--output", "{tmp}/a_file/run"], ["a_file is a file, not a directory", "--output"], "i2a"),
+    ],
+    ids=["kind-copy", "zero-epochs", "zero-lr", "hparams-json", "resume-nothing", "output-under-a-file"],
+)
+def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments, prog):
+    data = write_tiny_dataset(tmp_path / "data")
+    (tmp_path / "a_file").write_text("not a directory")
+    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    argv = ["pretrain", "--data", data, "--output", str(tmp_path / "out"), *flags]
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, *fragments, prog=prog)
+    assert not (tmp_path / "out").exists()
+    assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def test_pretrain_api_names_why_copy_cannot_be_pretrained(no_ray, tmp_path):
+    from i2a_rllib.pretrain.train import pretrain
+
+    with pytest.raises(ValueError, match="the copy model has nothing to learn"):
+        pretrain(str(tmp_path), str(tmp_path / "out"), kind="copy")
+
+
+def test_collect_rejects_an_output_under_a_file(no_ray, capsys, tmp_path):
+    (tmp_path / "a_file").write_text("keep me")
+    argv = ["collect", "--output", str(tmp_path / "a_file" / "data"), "--num-transitions", "10"]
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, "Cannot create the dataset directory", "choose a writable --output")
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+def test_evaluate_rejects_missing_and_non_checkpoints(no_ray, capsys, tmp_path):
+    code, err, seconds = _i2a(["evaluate", str(tmp_path / "nothing")], capsys)
+    _assert_rejected(code, err, seconds, "does not exist")
+    (tmp_path / "not_a_checkpoint").mkdir()
+    (tmp_path / "not_a_checkpoint" / "notes.txt").write_text("x")
+    code, err, seconds = _i2a(["evaluate", str(tmp_path / "not_a_checkpoint"), "--env", ENV], capsys)
+    _assert_rejected(code, err, seconds, "is not an RLlib Algorithm or RLModule checkpoint")
+    assert os.listdir(tmp_path / "not_a_checkpoint") == ["notes.txt"]  # no evaluation/ written
+
+
+# ------------------------------------------------------------------------- rllib train file
+
+
+@pytest.fixture
+def config_files(tmp_path):
+    no_config = tmp_path / "no_config.py"
+    no_config.write_text("learning_rate = 1e-4\n")
+    wrong_type = tmp_path / "wrong_type.py"
+    wrong_type.write_text("config = {'lr': 1e-4}\n")
+    no_stop = tmp_path / "no_stop.py"
+    no_stop.write_text(
+        "from i2a_rllib.config import baseline_ppo_config\nconfig = baseline_ppo_config()\n"
+    )
+    return {"no_config": str(no_config), "wrong_type": str(wrong_type), "no_stop": str(no_stop)}
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["{tmp}/missing.py", "--stop", '{"training_iteration": 1}'], ["missing.py' does not exist"]),
+        (["{no_config}", "--stop", '{"training_iteration": 1}'], ["defines no `config`", "config = <AlgorithmConfig>"]),
+        (["{wrong_type}", "--stop", '{"training_iteration": 1}'], ["is a dict, not an RLlib AlgorithmConfig"]),
+        (["{no_stop}"], ["No stopping criteria", "--stop"]),
+        (["{no_stop}", "--stop", "{training_iteration: 1}"], ["--stop must be a JSON object", '{"training_iteration": 10}']),
+        (["{no_stop}", "--stop", '{"training_iteration": 1}', "--config", "[0.1]"], ["--config must be a JSON object"]),
+        (["{no_stop}", "--stop", '{"training_iteration": 1}', "--bogus"], ["unrecognized arguments: --bogus"]),
+    ],
+    ids=["missing-file", "no-config", "config-not-algorithm-config", "no-stop", "stop-not-json", "config-not-object", "unknown-flag"],
+)
+def test_rllib_train_file_rejects_bad_input_before_ray(no_ray, capsys, tmp_path, config_files, argv, fragments):
+    names = {"{tmp}": str(tmp_path), **{"{%s}" % k: v for k, v in config_files.items()}}
+    argv = [names.get(a.split("/")[0], a.split("/")[0]) + a[len(a.split("/")[0]):] for a in argv]
+    storage = tmp_path / "runs"
+    code, err, seconds = _rllib(["train", "file", *argv, "--storage-path", str(storage)], capsys)
+    _assert_rejected(code, err, seconds, *fragments, prog="rllib")
+    assert not storage.exists()
+
+
+# -------------------------------------------------------------- the real console scripts
+
+
+def test_console_scripts_exit_2_with_the_message(tmp_path):
+    result = _console("i2a", "collect", "--output", str(tmp_path / "d"), "--num-transitions", "0")
+    assert result.returncode == 2, result.stderr
+    assert "i2a: error: num_transitions=0 must be an integer >= 1." in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "d").exists()
+    result = _console("rllib", "train", "file", str(tmp_path / "nope.py"))
+    assert result.returncode == 2 and "nope.py' does not exist" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_more_gpus_than_the_cluster_has_is_rejected_before_training(ray_session, capsys, tmp_path):
+    """Needs the cluster's resources (the session's GPU-less Ray); nothing is written."""
+    import ray
+
+    assert ray.cluster_resources().get("GPU", 0) == 0
+    argv = _train_argv(tmp_path, "--env-model", "copy", "--num-learners", "2", "--num-gpus-per-learner", "1")
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds)
+    assert re.search(
+        r"i2a: error: --num-learners=2 with --num-gpus-per-learner=1(\.0)? needs 2(\.0)? GPUs, "
+        r"but the Ray cluster has 0\. Lower them, or add GPU nodes",
+        err,
+    ), err
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs" / "gpu_run").exists()
