@@ -13,9 +13,10 @@ message that names the problem and the fix.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import List, Optional
+
+from i2a_rllib.commands import json_object_arg
 
 
 class CliError(Exception):
@@ -108,18 +109,6 @@ def _envs(args) -> None:
         print(_ale_id(rom))
 
 
-def _json(text: str):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):  # --env-config and --hparams are settings by name
-        raise argparse.ArgumentTypeError(
-            f"must be a JSON object such as '{{\"latent_size\": 64}}', got {text!r}"
-        )
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="i2a", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help="collect transitions into Parquet shards (Ray actors)")
     p.add_argument("--env", default="ALE/Breakout-v5")
-    p.add_argument("--env-config", type=_json, default={})
+    p.add_argument(
+        "--env-config",
+        type=json_object_arg("--env-config", '{"repeat_action_probability": 0.0}'),
+        default={},
+    )
     p.add_argument("--output", required=True, help="dataset directory or URI")
     p.add_argument("--num-transitions", type=int, required=True)
     p.add_argument("--num-actors", type=int, default=2)
@@ -150,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--hparams", type=_json, default={}, help="JSON model settings")
+    p.add_argument(
+        "--hparams",
+        type=json_object_arg("--hparams", '{"latent_size": 64}'),
+        default={},
+        help="JSON model settings",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)
     p.set_defaults(func=_pretrain)
@@ -179,15 +177,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         args = build_parser().parse_args(argv)
         handler = lambda: args.func(args)  # noqa: E731
-    try:
-        handler()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as e:
-        print(f"i2a: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    from i2a_rllib.commands import run_as_command
+
+    return run_as_command(handler, prog="i2a")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,9 @@ class I2AConfig(PPOConfig):
             imagination_image_interval=imagination_image_interval,
         ).items():
             if value is not NotProvided:
+                if name.endswith("_checkpoint") and isinstance(value, str) and "://" not in value:
+                    # Absolute now: Tune runs each trial in its own working directory.
+                    value = os.path.abspath(value)
                 setattr(self, name, value)
         return self
 

@@ -69,9 +69,12 @@ def evaluate_checkpoint(
             f"{checkpoint!r} is an RLModule checkpoint, which does not record its "
             "environment; pass --env."
         )
+    output = output or os.path.join(checkpoint, "evaluation")
+    from i2a_rllib.experiment import check_writable
+
+    check_writable(output, "--output")  # before any episode is played
     module = RLModule.from_checkpoint(resolve_rl_module_checkpoint(checkpoint))
     module.eval()
-    output = output or os.path.join(checkpoint, "evaluation")
     os.makedirs(output, exist_ok=True)
 
     generator = torch.Generator().manual_seed(seed)

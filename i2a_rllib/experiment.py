@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 
 from ray.rllib.examples.utils import add_rllib_example_script_args
 
+
 DEFAULT_STORAGE_PATH = "runs"
 
 

@@ -12,11 +12,11 @@ of one run lives under `<storage-path>/<name>/`: data/, env_model/, train/, eval
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any, Dict, Optional
 
+from i2a_rllib.commands import json_object_arg
 from i2a_rllib.experiment import (
     RunDirectoryError,
     check_output_location,
@@ -39,19 +39,6 @@ LAPTOP_PRESET: Dict[str, Any] = dict(
 )
 
 
-def _json_object(text: str) -> Dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(
-            f"must be a JSON object, e.g. '{{\"repeat_action_probability\": 0.0}}'; got "
-            f"{text!r} ({e.msg})"
-        ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
-    return value
-
-
 def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     """RLlib's example-script flags + run location + I2A and pipeline flags."""
     parser = script_arg_parser(
@@ -59,7 +46,12 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         default_timesteps=defaults.pop("default_timesteps", 10_000_000),
     )
     group = parser.add_argument_group("I2A")
-    group.add_argument("--env-config", type=_json_object, default={}, help="JSON env settings.")
+    group.add_argument(
+        "--env-config",
+        type=json_object_arg("--env-config", '{"repeat_action_probability": 0.0}'),
+        default={},
+        help="JSON env settings.",
+    )
     group.add_argument("--env-model", default="auto", choices=["auto", "latent", "pixel", "copy"])
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)
@@ -170,6 +162,12 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     from i2a_rllib.experiment import apply_script_args, run_experiment
 
     name = args.name or f"i2a_{args.env.split('/')[-1].replace('-', '_')}_{time.strftime('%Y%m%d_%H%M%S')}"
+    if "://" in args.storage_path:
+        raise ValueError(
+            f"--storage-path {args.storage_path!r}: the whole pipeline (collect, pretrain, "
+            "train) needs a filesystem path every node sees (e.g. an EFS/NFS mount such as "
+            "/mnt/efs/i2a); URIs work for training alone (--env-model-checkpoint given)."
+        )
     root = check_output_location(args.storage_path, name, args.resume)
     needs_model = not args.env_model_checkpoint and args.env_model != "copy"
     # Every setting is checked before the first actor starts: build and validate the

@@ -11,27 +11,12 @@ results, checkpoints and TensorBoard files land where Tune puts them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import runpy
 import sys
 from typing import List, Optional
 
-
-def _json_dict(flag: str):
-    def parse(text: str):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise argparse.ArgumentTypeError(
-                f"{flag} must be a JSON object, e.g. '{{\"training_iteration\": 10}}'; "
-                f"got {text!r} ({e.msg})"
-            ) from None
-        if not isinstance(value, dict):
-            raise argparse.ArgumentTypeError(f"{flag} must be a JSON object, got {text!r}")
-        return value
-
-    return parse
+from i2a_rllib.commands import json_object_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_sub = train.add_subparsers(dest="how", required=True)
     p = train_sub.add_parser("file", help="train the `config` defined in a Python file")
     p.add_argument("file", help="Python file defining `config` and optionally `stop`")
-    p.add_argument("--stop", type=_json_dict("--stop"), default=None)
-    p.add_argument("--config", type=_json_dict("--config"), default=None, help="overrides")
+    p.add_argument("--stop", type=json_object_arg("--stop", '{"training_iteration": 10}'), default=None)
+    p.add_argument("--config", type=json_object_arg("--config", '{"lr": 0.0001}'), default=None, help="overrides")
     p.add_argument("--storage-path", default="runs")
     p.add_argument("--name", default=None)
     p.add_argument("--checkpoint-freq", type=int, default=0)
@@ -103,13 +88,10 @@ def train_file(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from i2a_rllib.commands import run_as_command
+
     args = build_parser().parse_args(argv)
-    try:
-        train_file(args)
-    except ValueError as e:
-        print(f"rllib: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_as_command(train_file, args, prog="rllib")
 
 
 if __name__ == "__main__":

@@ -464,3 +464,21 @@ def test_more_gpus_than_the_cluster_has_is_rejected_before_training(ray_session,
     ), err
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "runs" / "gpu_run").exists()
+
+
+def test_relative_checkpoint_paths_become_absolute(tmp_path, monkeypatch):
+    """Tune runs trials in their own working directory: relative paths must not reach it."""
+    from i2a_rllib.config import I2AConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = I2AConfig().imagination(env_model_checkpoint="runs/em/env_model")
+    assert config.env_model_checkpoint == str(tmp_path / "runs" / "em" / "env_model")
+    assert I2AConfig().imagination(env_model_checkpoint="s3://b/em").env_model_checkpoint == "s3://b/em"
+
+
+def test_pipeline_refuses_a_uri_storage_path(tmp_path):
+    from i2a_rllib.cli import main
+
+    before = set(os.listdir(tmp_path))
+    code = main(["train", "--storage-path", "s3://bucket/i2a", "--stop-iters", "1"])
+    assert code == 2 and set(os.listdir(tmp_path)) == before

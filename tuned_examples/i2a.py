@@ -18,7 +18,7 @@ With a pretrained environment model (stages 1-2 skipped):
     python tuned_examples/i2a.py --env-model-checkpoint runs/<run>/env_model/env_model
 Cluster (see cluster/README.md):
     ray job submit --working-dir . -- python tuned_examples/i2a.py --num-env-runners 64
-        --num-learners 4 --num-gpus-per-learner 1 --storage-path s3://bucket/i2a
+        --num-learners 4 --num-gpus-per-learner 1 --storage-path /mnt/efs/i2a
 Other games: --env ALE/Pong-v5. A2C instead of PPO: --algo a2c. The paper's control
 agent: --env-model copy. RLlib flags (--num-env-runners, --num-envs-per-env-runner,
 --num-learners, --num-gpus-per-learner, --stop-timesteps, --stop-reward, --no-tune,
@@ -34,6 +34,9 @@ budget is far too small for Breakout. docs/results.md has the curves measured wi
 larger budgets; docs/benchmarks.md the throughput figures.
 """
 
+import sys
+
+from i2a_rllib.commands import run_as_command
 from i2a_rllib.experiment import default_stop, parse_script_args
 from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser, run_pipeline
 
@@ -55,4 +58,4 @@ config = build_i2a_config(args)
 stop = default_stop(args)
 
 if __name__ == "__main__":
-    run_pipeline(args)
+    sys.exit(run_as_command(run_pipeline, args, prog=parser.prog))

@@ -16,6 +16,9 @@ Not yet measured at a budget that shows learning on 2 CPU cores (the paper train
 ~1e9 steps); the pipeline runs end to end (tests/test_paper_envs_training.py).
 """
 
+import sys
+
+from i2a_rllib.commands import run_as_command
 from i2a_rllib.experiment import default_stop, parse_script_args
 from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser, run_pipeline
 
@@ -41,4 +44,4 @@ config = build_i2a_config(args)
 stop = default_stop(args)
 
 if __name__ == "__main__":
-    run_pipeline(args)
+    sys.exit(run_as_command(run_pipeline, args, prog=parser.prog))

@@ -19,6 +19,9 @@ See docs/results.md (benchmarks/paper_comparison.py): I2A vs the copy model vs P
 on small Sokoban at a fixed budget, 3 seeds each, as measured on 2 CPU cores.
 """
 
+import sys
+
+from i2a_rllib.commands import run_as_command
 from i2a_rllib.experiment import default_stop, parse_script_args
 from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser, run_pipeline
 
@@ -45,4 +48,4 @@ config = build_i2a_config(args)
 stop = default_stop(args)
 
 if __name__ == "__main__":
-    run_pipeline(args)
+    sys.exit(run_as_command(run_pipeline, args, prog=parser.prog))

@@ -31,7 +31,10 @@ Published PPO reaches ~400 on Breakout after 10M env steps (CleanRL: 416 +- 31).
 take days; see docs/results.md for the budget actually measured here.
 """
 
+import sys
+
 from i2a_rllib.config import baseline_ppo_config
+from i2a_rllib.commands import run_as_command
 from i2a_rllib.experiment import default_stop, parse_script_args, run_experiment, script_arg_parser
 
 parser = script_arg_parser(default_reward=400.0, default_timesteps=10_000_000)
@@ -47,4 +50,4 @@ config = baseline_ppo_config(
 stop = default_stop(args)
 
 if __name__ == "__main__":
-    run_experiment(config, args, stop)
+    sys.exit(run_as_command(run_experiment, config, args, stop, prog=parser.prog))

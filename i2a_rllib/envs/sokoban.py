@@ -45,6 +45,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from i2a_rllib.envs.single_board import SingleBoardEnv, make_board_vector_env
+
 # ---------------------------------------------------------------------------------------
 # Hyper-parameters (paper / gym-sokoban values unless noted).
 # ---------------------------------------------------------------------------------------
@@ -770,68 +772,24 @@ class SokobanVectorEnv(VectorEnv):
         """Nothing to release: the env holds only numpy arrays."""
 
 
-class SokobanEnv(gym.Env):
+class SokobanEnv(SingleBoardEnv):
     """Single-board Sokoban (`gym.make("I2A/Sokoban-v0", ...)`) over a 1-board vector env.
 
-    Same settings, spaces and rules as `SokobanVectorEnv`. Call `reset()` after an
-    episode ends, as for any `gymnasium.Env`.
-
-    Args:
-        render_mode: None, "rgb_array" (H * s, W * s, 3) or "ansi" (ASCII map).
-        seed: Default seed of the first reset.
-        **settings: See `SokobanVectorEnv`.
+    Same settings, spaces and rules as `SokobanVectorEnv` (see `SingleBoardEnv`).
     """
 
+    vector_env_class = SokobanVectorEnv
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
-
-    def __init__(self, render_mode: str | None = None, *, seed: int | None = None, **settings: Any):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode={render_mode!r}; use None or one of {self.metadata['render_modes']}."
-            )
-        self.render_mode = render_mode
-        self._vector = SokobanVectorEnv(1, seed=seed, **settings)
-        self.observation_space = self._vector.single_observation_space
-        self.action_space = self._vector.single_action_space
 
     @property
     def level(self) -> SokobanLevel | None:
         """The level being played."""
         return self._vector.levels[0]
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        obs, infos = self._vector.reset(seed=seed)
-        return obs[0], {"solved": bool(infos["solved"][0])}
-
-    def step(self, action: int):
-        obs, rewards, terminated, truncated, infos = self._vector.step(np.array([action]))
-        return (
-            obs[0],
-            float(rewards[0]),
-            bool(terminated[0]),
-            bool(truncated[0]),
-            {"solved": bool(infos["solved"][0])},
-        )
-
-    def render(self):
-        if self.render_mode == "rgb_array":
-            return self._vector.render_rgb()[0]
-        if self.render_mode == "ansi":
-            return self._vector.render_ascii(0)
-        return None
-
 
 def make_vector_env(env_config: Mapping[str, Any] | None = None) -> SokobanVectorEnv:
-    """Creator for RLlib: `env_config` holds the settings plus `num_envs` (and `seed`).
-
-    Raises:
-        ValueError: For unknown keys or bad settings, before anything is stepped.
-    """
-    config = dict(env_config or {})
-    num_envs = config.pop("num_envs", 1)
-    seed = config.pop("seed", None)
-    return SokobanVectorEnv(num_envs, seed=seed, **config)
+    """Creator for RLlib: `env_config` holds the settings plus `num_envs` (and `seed`)."""
+    return make_board_vector_env(SokobanVectorEnv, env_config)
 
 
 def _register() -> None:

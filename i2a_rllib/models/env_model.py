@@ -306,7 +306,7 @@ class PixelEnvModel(EnvironmentModel):
         return self.push_frame(state, frame), self.expected_reward(reward_logits)
 
     def step_every_action(self, state):
-        batch, num_actions = state.shape[0], self.num_actions
+        num_actions = self.num_actions
         per_state = self.frames_conv(state)  # once per state, not once per action
         first = (per_state.unsqueeze(1) + self._action_effects().unsqueeze(0)).flatten(0, 1)
         tiled = state.repeat_interleave(num_actions, dim=0)

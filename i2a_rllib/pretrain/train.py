@@ -26,7 +26,6 @@ from torch import nn
 
 from i2a_rllib.checkpoints import save_env_model
 from i2a_rllib.data.format import (
-    DatasetError,
     check_shard,
     decode_frames,
     filesystem_and_path,
