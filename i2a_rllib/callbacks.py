@@ -76,6 +76,7 @@ class I2ACallbacks(ClippedReturnCallback):
             self._probe_obs = np.asarray(obs[0])
         image = imagination_strip(module.net, self._probe_obs, seed=iteration)
         if self._writer is None:
-            self._writer = SummaryWriter(os.path.join(algorithm.logdir, "imagination"))
+            root = getattr(algorithm.config, "imagination_image_dir", None) or algorithm.logdir
+            self._writer = SummaryWriter(os.path.join(root, "imagination"))
         self._writer.add_image("i2a/imagination", image, iteration, dataformats="HWC")
         self._writer.flush()

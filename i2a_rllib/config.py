@@ -122,6 +122,8 @@ class I2AConfig(PPOConfig):
         self.distillation_coeff = 1.0
         self.rollout_policy_checkpoint = None
         self.imagination_image_interval = 10
+        # Where those images go (None: the algorithm's log directory, i.e. the trial's).
+        self.imagination_image_dir = None
         self.a2c_preset = False
         self.training(**ATARI_PPO_SETTINGS)
         from i2a_rllib.callbacks import I2ACallbacks

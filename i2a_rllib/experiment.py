@@ -216,6 +216,9 @@ def run_experiment(
                 stop=stop,
                 verbose=args.verbose,
                 failure_config=tune.FailureConfig(max_failures=0),
+                # Files the trial writes itself (TensorBoard images of imagination)
+                # travel to the storage path with its results and checkpoints.
+                sync_config=tune.SyncConfig(sync_artifacts=True),
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
                 ),
@@ -246,6 +249,8 @@ def _run_without_tune(config, args, stop, experiment_dir):
         algo = Algorithm.from_checkpoint(latest)
         print(f"[i2a] resumed from {latest}", flush=True)
     else:
+        if hasattr(config, "imagination_image_dir"):
+            config.imagination_image_dir = experiment_dir  # no Tune trial dir here
         algo = config.build_algo()
     checkpoint, result = latest, {}
     start = time.time()

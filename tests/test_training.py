@@ -170,3 +170,33 @@ def test_i2a_resumes_from_a_checkpoint_and_evaluates(ray_session, tmp_path):
     assert summary["episodes"] == 1 and summary["score_mean"] >= 0
     assert os.path.getsize(summary["files"]["gif"]) > 1000
     assert os.path.getsize(summary["files"]["imagination"]) > 1000
+
+
+def _tensorboard_image_tags(directory):
+    """Tags of the images in tensorboardX event files (TFRecord framing, Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    tags = []
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read()
+        offset = 0
+        while offset + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            tags += [v.tag for v in event.summary.value if v.HasField("image")]
+    return tags
+
+
+def test_tensorboard_gets_an_image_of_imagination(ray_session, tmp_path):
+    config = _i2a(env_model="latent").imagination(imagination_image_interval=1)
+    config.imagination_image_dir = str(tmp_path)
+    algo = config.build_algo()
+    try:
+        algo.train()
+    finally:
+        algo.stop()
+    assert "i2a/imagination" in _tensorboard_image_tags(tmp_path / "imagination")

@@ -196,6 +196,7 @@ def run_sweep(args):
                 storage_path=storage_path,
                 stop=default_stop(args),
                 verbose=args.verbose,
+                sync_config=tune.SyncConfig(sync_artifacts=True),  # imagination images
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=args.checkpoint_freq,
                     checkpoint_at_end=True,
