@@ -33,8 +33,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The throughput figures of docs/benchmarks.md (~15 min on 2 cores). The long runs
+# (benchmarks/paper_comparison.py, learning curves) are started by hand.
+BENCHMARKS := sampling imagination learner collection env_speed
 benchmarks: $(STAMP)
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+	for name in $(BENCHMARKS); do $(BIN)/python benchmarks/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
