@@ -29,7 +29,7 @@ from i2a_rllib.experiment import (
 LAPTOP_PRESET: Dict[str, Any] = dict(
     collect_transitions=20_000,
     pretrain_epochs=2,
-    stop_timesteps=40_000,
+    stop_timesteps=150_000,
     num_env_runners=1,
     num_envs_per_env_runner=8,
     train_batch_size=1024,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Any, Dict, Optional
@@ -54,6 +55,16 @@ class EnvModelLossModule(nn.Module):
 
     def forward(self, frames, actions, rewards, next_frame):
         return self.model.loss(frames, actions, rewards, next_frame)
+
+
+def _say(message: str) -> None:
+    """One progress line from a Train worker.
+
+    Ray Train V2 patches `print` in workers to tee into its logger, so every printed
+    line reached the driver twice; the process's own stdout is forwarded once.
+    """
+    sys.__stdout__.write(message + "\n")
+    sys.__stdout__.flush()
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -100,7 +111,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
         if rank == 0:
-            print(f"[pretrain] resumed from epoch {state['epoch'] + 1} checkpoint", flush=True)
+            _say(f"[pretrain] resumed from epoch {state['epoch'] + 1} checkpoint")
 
     train_shard = ray.train.get_dataset_shard("train")
     validation_shard = ray.train.get_dataset_shard("validation")
@@ -131,11 +142,10 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             if rank == 0 and batches % config["log_every"] == 0:
                 rate = seen / max(time.time() - start, 1e-9)
                 left = (config["epochs"] - epoch) * samples_per_epoch - seen
-                print(
+                _say(
                     f"[pretrain] epoch {epoch + 1}/{config['epochs']}  "
                     f"{seen:,}/{samples_per_epoch:,} samples  loss {sums['loss'] / batches:.4f}  "
-                    f"{rate:,.0f} samples/s  ETA {left / max(rate, 1e-9):,.0f}s",
-                    flush=True,
+                    f"{rate:,.0f} samples/s  ETA {left / max(rate, 1e-9):,.0f}s"
                 )
         metrics = {f"train_{k}": v / max(batches, 1) for k, v in sums.items()}
         metrics["samples_per_second"] = seen / max(time.time() - start, 1e-9)
@@ -148,7 +158,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             marker = os.path.join(config["output"], f".failed_once_epoch_{epoch + 1}")
             if not os.path.exists(marker):
                 open(marker, "w").close()
-                print(f"[pretrain] injected failure: worker {rank} exits at epoch {epoch + 1}", flush=True)
+                _say(f"[pretrain] injected failure: worker {rank} exits at epoch {epoch + 1}")
                 os._exit(1)
 
         with tempfile.TemporaryDirectory() as directory:
@@ -165,12 +175,11 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                 with open(os.path.join(directory, "metrics.json"), "w") as f:
                     json.dump(metrics, f)
                 report_checkpoint = ray.train.Checkpoint.from_directory(directory)
-                print(
+                _say(
                     f"[pretrain] epoch {epoch + 1} done: train loss {metrics['train_loss']:.4f}, "
                     f"validation loss {metrics['validation_loss']:.4f}, frame MSE "
                     f"{metrics['validation_frame_mse']:.5f}, "
-                    f"{metrics['samples_per_second']:,.0f} samples/s",
-                    flush=True,
+                    f"{metrics['samples_per_second']:,.0f} samples/s"
                 )
             ray.train.report(metrics, checkpoint=report_checkpoint)
 
