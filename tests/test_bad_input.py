@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from tests.helpers import file_tree
+
 from i2a_rllib import cli, rllib_cli
 from i2a_rllib.checkpoints import save_env_model
 from i2a_rllib.config import I2AConfig, configure_environment
@@ -86,17 +88,6 @@ def _console(script, *args, timeout=300):
     return subprocess.run(
         [os.path.join(BIN, script), *args], env=env, capture_output=True, text=True, timeout=timeout
     )
-
-
-def _tree(path):
-    """{relative path: (size, mtime_ns)} of every file under `path` ({} if missing)."""
-    files = {}
-    for root, _, names in os.walk(path):
-        for name in names:
-            full = os.path.join(root, name)
-            stat = os.stat(full)
-            files[os.path.relpath(full, path)] = (stat.st_size, stat.st_mtime_ns)
-    return files
 
 
 def _assert_rejected(code, err, seconds, *fragments, prog="i2a"):
@@ -250,11 +241,11 @@ def test_train_rejects_unfit_env_model_checkpoints_before_ray(
         flags = flags + ["--rollout-policy-checkpoint", str(policy)]
     else:
         path = checkpoints[case]
-    before = _tree(path)
+    before = file_tree(path)
     code, err, seconds = _i2a(_train_argv(tmp_path, "--env-model-checkpoint", path, *flags), capsys)
     _assert_rejected(code, err, seconds, *fragments)
     assert not (tmp_path / "runs").exists()
-    assert _tree(path) == before  # the checkpoint is left as it was
+    assert file_tree(path) == before  # the checkpoint is left as it was
 
 
 def test_config_api_rejects_bad_imagination_settings():
@@ -342,12 +333,12 @@ def _no_manifest(path):
 def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, damage, fragments):
     data = write_tiny_dataset(tmp_path / "data")
     damage(data)
-    before = _tree(data)
+    before = file_tree(data)
     output = tmp_path / "env_model_run"
     code, err, seconds = _i2a(["pretrain", "--data", data, "--output", str(output)], capsys)
     _assert_rejected(code, err, seconds, *fragments)
     assert not output.exists()
-    assert _tree(data) == before  # the dataset is not touched
+    assert file_tree(data) == before  # the dataset is not touched
 
 
 @pytest.mark.parametrize(

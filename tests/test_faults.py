@@ -18,6 +18,8 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+
+from tests.helpers import file_tree
 import torch
 
 from i2a_rllib import cli, rllib_cli
@@ -85,17 +87,6 @@ def _wait_for(condition, process, log_path, timeout=300, what="condition"):
         time.sleep(0.05)
     _kill_group(process)
     raise AssertionError(f"timed out waiting for {what}:\n" + open(log_path).read()[-3000:])
-
-
-def _tree(path):
-    """{relative path: (size, mtime_ns)} of every file under `path`."""
-    files = {}
-    for root, _, names in os.walk(path):
-        for name in names:
-            full = os.path.join(root, name)
-            stat = os.stat(full)
-            files[os.path.relpath(full, path)] = (stat.st_size, stat.st_mtime_ns)
-    return files
 
 
 def _run_cli(main, argv, capsys):
@@ -206,7 +197,7 @@ def killed_collection(ray_session, tmp_path_factory):
     _kill_group(process)
     after_kill = sorted(os.listdir(data))
     survivors = {n: _read_shard(data, n) for n in list_shards(*filesystem_and_path(data))}
-    before_resume = _tree(data)
+    before_resume = file_tree(data)
     # Resume: the same call again (in-process on the test session's Ray).
     manifest = collect(ENV, data, COLLECT_ROWS, **args)
     return dict(
@@ -250,7 +241,7 @@ def test_a_resumed_collection_completes_without_duplicates(killed_collection):
     # Shards written before the kill are kept as they were, byte for byte.
     before = killed_collection["before_resume"]
     for name in killed_collection["survivors"]:
-        assert _tree(data)[name] == before[name]
+        assert file_tree(data)[name] == before[name]
     # No transition twice: (actor, episode, step) is unique over old and new shards.
     keys = np.concatenate(
         [
@@ -292,10 +283,10 @@ def test_killed_pretraining_resumes_after_its_last_completed_epoch(killed_collec
     assert not os.path.exists(os.path.join(output, "env_model"))
 
     # The same command without --resume refuses and changes nothing.
-    before = _tree(output)
+    before = file_tree(output)
     code, _, err = _run_cli(cli.main, command, capsys)
     assert code == 2 and "already holds a pretraining run" in err and "--resume" in err, err
-    assert _tree(output) == before
+    assert file_tree(output) == before
 
     # With --resume it continues after the last completed epoch (on the session's Ray).
     code, out, err = _run_cli(cli.main, command + ["--resume"], capsys)
@@ -413,12 +404,12 @@ def test_i2a_train_refuses_an_existing_run_and_resume_continues_it(ray_session, 
     assert code == 0, err[-3000:]
     train_dir = storage / "run" / "train"
     assert sorted(os.listdir(train_dir)) == ["checkpoint_000001"]
-    first = _tree(storage)
+    first = file_tree(storage)
 
     code, out, err = _run_cli(cli.main, _tiny_train_flags(storage, "--stop-iters", "2"), capsys)
     assert code == 2 and "already holds an experiment; nothing was changed" in err
     assert "Pass --resume" in err
-    assert _tree(storage) == first  # nothing overwritten, nothing added
+    assert file_tree(storage) == first  # nothing overwritten, nothing added
 
     # A save cut short by a kill leaves only a hidden partial directory (saves are
     # renamed into place), which --resume must not pick.
@@ -430,7 +421,7 @@ def test_i2a_train_refuses_an_existing_run_and_resume_continues_it(ray_session, 
     assert f"resumed from {train_dir / 'checkpoint_000001'}" in out
     assert "iter    2  env steps       128" in out  # counters continued (64 per iteration)
     assert sorted(os.listdir(train_dir)) == ["checkpoint_000001", "checkpoint_000002"]
-    after = _tree(storage)
+    after = file_tree(storage)
     assert {k: v for k, v in after.items() if k in first} == first  # the old files untouched
 
 
@@ -443,7 +434,7 @@ def existing_run(tmp_path):
 
 
 def test_rllib_train_file_refuses_an_existing_run(existing_run, capsys):
-    before = _tree(existing_run)
+    before = file_tree(existing_run)
     code, _, err = _run_cli(
         rllib_cli.main,
         ["train", "file", PPO_BASELINE_FILE, "--stop", '{"training_iteration": 1}',
@@ -451,11 +442,11 @@ def test_rllib_train_file_refuses_an_existing_run(existing_run, capsys):
         capsys,
     )
     assert code == 2 and f"{existing_run} already holds an experiment" in err and "--resume" in err, err
-    assert _tree(existing_run) == before
+    assert file_tree(existing_run) == before
 
 
 def test_the_tuned_example_script_refuses_an_existing_run(existing_run):
-    before = _tree(existing_run)
+    before = file_tree(existing_run)
     result = subprocess.run(
         [sys.executable, os.path.join(REPO, "tuned_examples", "i2a.py"), "--env-model", "copy",
          "--storage-path", str(existing_run.parent), "--name", "run"],
@@ -463,7 +454,7 @@ def test_the_tuned_example_script_refuses_an_existing_run(existing_run):
     )
     assert result.returncode != 0
     assert "already holds an experiment; nothing was changed. Pass --resume" in result.stderr
-    assert _tree(existing_run) == before
+    assert file_tree(existing_run) == before
 
 
 @pytest.mark.parametrize(
