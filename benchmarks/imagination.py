@@ -16,8 +16,9 @@ How to run this script
 
 Results to expect
 -----------------
-Latent I2A at ~0.4-0.5 of the Nature CNN's states/s; batched pixel imagination ~2-3x
-the seed loop; peak memory of a batch-256 update well under 2 GiB. Measured figures
+Latent I2A at ~0.4-0.5 of the Nature CNN's states/s; peak memory of a batch-256 update
+well under 2 GiB. On a CPU, batched pixel imagination runs at ~0.7-1x the seed loop
+(the pixel model is compute-bound there; batching pays on a GPU). Measured figures
 are in docs/benchmarks.md.
 """
 
