@@ -220,3 +220,30 @@ def test_empty_corrupt_and_foreign_datasets_are_clear_errors(ray_session, datase
     with pytest.raises(DatasetError, match="schema"):
         pretrain(foreign, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")  # nothing was written for bad input
+
+
+def test_shift_playfield_moves_the_paddle_and_keeps_the_walls():
+    from benchmarks.breakout_error_floor import shift_playfield
+
+    band = np.zeros((3, 84), dtype=np.float32)
+    band[:, :4] = band[:, 80:] = 0.5  # walls
+    band[:, 20:28] = 1.0  # paddle
+    moved = shift_playfield(band, 3)
+    assert np.array_equal(np.nonzero(moved[0, 5:79])[0] + 5, np.arange(23, 31))
+    assert np.array_equal(moved[:, :5], band[:, :5]) and np.array_equal(moved[:, 79:], band[:, 79:])
+    half = shift_playfield(band, -1.5)
+    assert np.allclose(half, 0.5 * shift_playfield(band, -2) + 0.5 * shift_playfield(band, -1))
+
+
+def test_breakout_error_floor_runs_on_a_collected_dataset(dataset, monkeypatch, capsys):
+    import re
+
+    from benchmarks import breakout_error_floor
+
+    monkeypatch.setattr("sys.argv", ["breakout_error_floor.py", dataset])
+    breakout_error_floor.main()
+    out = capsys.readouterr().out
+    row_shares = [float(v) for v in re.findall(r"^  rows +\d+-\s*\d+: ([0-9.]+)", out, re.M)]
+    assert len(row_shares) == 7 and abs(sum(row_shares) - 1.0) < 0.01
+    ratios = [float(v) for v in re.findall(r"= ([0-9.]+) of the total copy error", out)]
+    assert len(ratios) == 4 and all(r >= 0 for r in ratios)
