@@ -12,7 +12,7 @@ all cores.
 
 How to run this script
 ----------------------
-`python benchmarks/imagination.py [--seconds 3]`
+`python benchmarks/imagination.py [--seconds 3] [--device cuda]`
 
 Results to expect
 -----------------
@@ -47,14 +47,21 @@ NUM_ACTIONS = 4
 DEPTH = 5
 
 
-def states_per_second(fn, batch: int, seconds: float) -> float:
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def states_per_second(fn, batch: int, seconds: float, device: torch.device = torch.device("cpu")) -> float:
     with torch.no_grad():
         for _ in range(3):
             fn()
+        _synchronize(device)
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             fn()
             count += batch
+        _synchronize(device)
     return count / (time.perf_counter() - start)
 
 
@@ -68,13 +75,13 @@ def forward_comparison(seconds: float) -> dict:
     return {"nature_cnn_states_per_s": nature, "latent_i2a_states_per_s": i2a, "ratio": i2a / nature}
 
 
-def pixel_imagination_comparison(seconds: float) -> dict:
+def pixel_imagination_comparison(seconds: float, device: torch.device = torch.device("cpu")) -> dict:
     torch.manual_seed(0)
-    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
-    net = I2ANetwork(build_env_model("pixel", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval()
-    noise = net.imagination.sample_noise(8)
-    batched = states_per_second(lambda: net.encode_imagination(net.imagine(obs, noise)), 8, seconds)
-    looped = states_per_second(lambda: seed_loop_imagination_code(net, obs, noise), 8, seconds)
+    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8, device=device)
+    net = I2ANetwork(build_env_model("pixel", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval().to(device)
+    noise = net.imagination.sample_noise(8, device=device)
+    batched = states_per_second(lambda: net.encode_imagination(net.imagine(obs, noise)), 8, seconds, device)
+    looped = states_per_second(lambda: seed_loop_imagination_code(net, obs, noise), 8, seconds, device)
     with torch.no_grad():
         difference = (net.encode_imagination(net.imagine(obs, noise)) - seed_loop_imagination_code(net, obs, noise)).abs().max()
     return {
@@ -111,6 +118,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="also time pixel imagination on this torch device (e.g. cuda), where batching pays",
+    )
     parser.add_argument("--peak-memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_memory_child:
@@ -131,6 +143,17 @@ def main():
             f"pixel imagination: batched {pixel['batched_states_per_s']:6,.1f} states/s | seed loop "
             f"{pixel['seed_loop_states_per_s']:6,.1f} states/s | ratio {pixel['ratio']:.2f} (target >= 2) "
             f"| max |difference| {pixel['max_abs_difference']:.1e}"
+        )
+    if args.device:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: torch sees no CUDA device on this machine.")
+        pixel = pixel_imagination_comparison(args.seconds, device)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+        results[f"device_{device.type}"] = {"device": name, "pixel_imagination_batch_8": pixel}
+        print(
+            f"--- {name}: pixel imagination batched {pixel['batched_states_per_s']:,.1f} states/s | seed loop "
+            f"{pixel['seed_loop_states_per_s']:,.1f} states/s | ratio {pixel['ratio']:.2f} (target >= 2)"
         )
     memory = peak_memory()
     results["latent_forward_backward_batch_256"] = memory

@@ -30,7 +30,7 @@ def seed_loop_imagination_code(
         current, views, rewards = state, [], []
         for step in range(core.rollout_depth):
             if step == 0:
-                action = torch.full((batch,), first_action, dtype=torch.long)
+                action = torch.full((batch,), first_action, dtype=torch.long, device=obs.device)
             else:
                 uniform = None if noise is None else noise[:, first_action, step - 1]
                 action = net.rollout_policy.act(current, core.action_choice, uniform)
