@@ -57,14 +57,8 @@ def parse_script_args(parser: argparse.ArgumentParser, as_main: bool) -> argpars
     return parser.parse_args() if as_main else parser.parse_args([])
 
 
-def apply_script_args(config, args: argparse.Namespace):
-    """Applies the resource and scaling flags of RLlib's example scripts to `config`.
-
-    Raises:
-        ValueError: If more GPUs are asked for than the Ray cluster has.
-    """
-    import ray
-
+def apply_scaling_flags(config, args: argparse.Namespace):
+    """The EnvRunner and Learner counts of RLlib's example-script flags (no cluster check)."""
     if args.num_env_runners is not None:
         config.env_runners(num_env_runners=args.num_env_runners)
     if args.num_envs_per_env_runner is not None:
@@ -73,6 +67,18 @@ def apply_script_args(config, args: argparse.Namespace):
         config.learners(num_learners=args.num_learners)
     if args.num_cpus_per_learner is not None:
         config.learners(num_cpus_per_learner=args.num_cpus_per_learner)
+    return config
+
+
+def apply_script_args(config, args: argparse.Namespace):
+    """Applies the resource and scaling flags of RLlib's example scripts to `config`.
+
+    Raises:
+        ValueError: If more GPUs are asked for than the Ray cluster has.
+    """
+    import ray
+
+    apply_scaling_flags(config, args)
     if getattr(args, "num_gpus", None):
         raise ValueError(
             "--num-gpus is not used on the new API stack; use --num-learners N "
@@ -177,6 +183,38 @@ def check_writable(path: str, flag: str) -> None:
         )
 
 
+def build_tuner(config, args, name: str, experiment_dir: str, stop, tune_config=None, num_to_keep=None):
+    """A Tune `Tuner` for `config`: restored from `experiment_dir` with --resume, else new.
+
+    Results, checkpoints and the files a trial writes itself (TensorBoard images of
+    imagination) go to --storage-path/`name`; a failed trial is not retried (--resume
+    restarts errored trials from their last checkpoint).
+    """
+    from ray import tune
+
+    if args.resume:
+        return tune.Tuner.restore(experiment_dir, trainable=config.algo_class, resume_errored=True)
+    storage_path = args.storage_path if "://" in args.storage_path else os.path.abspath(args.storage_path)
+    return tune.Tuner(
+        config.algo_class,
+        param_space=config,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            stop=stop,
+            verbose=args.verbose,
+            failure_config=tune.FailureConfig(max_failures=0),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=args.checkpoint_freq,
+                checkpoint_at_end=True,
+                num_to_keep=num_to_keep,
+            ),
+        ),
+    )
+
+
 def run_experiment(
     config,
     args: argparse.Namespace,
@@ -190,8 +228,6 @@ def run_experiment(
     Returns:
         A dict with the experiment directory, the last checkpoint and the last result.
     """
-    from ray import tune
-
     stop = stop if stop is not None else default_stop(args)
     name = args.name or default_experiment_name(config)
     experiment_dir = check_output_location(args.storage_path, name, args.resume)
@@ -203,27 +239,7 @@ def run_experiment(
     if args.no_tune:
         return _run_without_tune(config, args, stop, experiment_dir)
 
-    storage_path = args.storage_path if "://" in args.storage_path else os.path.abspath(args.storage_path)
-    if args.resume:
-        tuner = tune.Tuner.restore(experiment_dir, trainable=config.algo_class, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            config.algo_class,
-            param_space=config,
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=storage_path,
-                stop=stop,
-                verbose=args.verbose,
-                failure_config=tune.FailureConfig(max_failures=0),
-                # Files the trial writes itself (TensorBoard images of imagination)
-                # travel to the storage path with its results and checkpoints.
-                sync_config=tune.SyncConfig(sync_artifacts=True),
-                checkpoint_config=tune.CheckpointConfig(
-                    checkpoint_frequency=args.checkpoint_freq, checkpoint_at_end=True
-                ),
-            ),
-        )
+    tuner = build_tuner(config, args, name, experiment_dir, stop)
     results = tuner.fit()
     result = results[0]
     if result.error:

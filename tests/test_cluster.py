@@ -160,15 +160,10 @@ def training_bundles(args: argparse.Namespace) -> List[Dict[str, float]]:
         _get_main_process_bundle,
     )
 
+    from i2a_rllib.experiment import apply_scaling_flags
     from i2a_rllib.pipeline import build_i2a_config
 
-    config = build_i2a_config(args)
-    if args.num_env_runners is not None:
-        config.env_runners(num_env_runners=args.num_env_runners)
-    if args.num_learners is not None:
-        config.learners(num_learners=args.num_learners)
-    if args.num_cpus_per_learner is not None:
-        config.learners(num_cpus_per_learner=args.num_cpus_per_learner)
+    config = apply_scaling_flags(build_i2a_config(args), args)
     config.learners(num_gpus_per_learner=args.num_gpus_per_learner or 0)
     return (
         [_get_main_process_bundle(config)]

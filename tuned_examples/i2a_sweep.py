@@ -59,6 +59,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from i2a_rllib.experiment import (
     apply_script_args,
+    build_tuner,
     check_output_location,
     default_stop,
     init_ray,
@@ -161,7 +162,6 @@ def run_sweep(args):
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     name = args.name or f"i2a_sweep_{args.env.split('/')[-1].replace('-', '_')}_{time.strftime('%Y%m%d_%H%M%S')}"
     experiment_dir = check_output_location(args.storage_path, name, args.resume)
-    storage_path = args.storage_path if "://" in args.storage_path else os.path.abspath(args.storage_path)
     init_ray(num_cpus=args.num_cpus or None)
     config, probe = build_sweep_config(args)
     max_t = asha_budget(args, probe)
@@ -178,32 +178,14 @@ def run_sweep(args):
         f"log-uniform in {args.lr_range}; ASHA on {METRIC} up to {max_t} iterations",
         flush=True,
     )
-    if args.resume:
-        tuner = tune.Tuner.restore(experiment_dir, trainable=config.algo_class, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            config.algo_class,
-            param_space=config,
-            tune_config=tune.TuneConfig(
-                metric=METRIC,
-                mode=MODE,
-                scheduler=scheduler,
-                num_samples=args.num_samples,
-                max_concurrent_trials=args.max_concurrent_trials,
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=storage_path,
-                stop=default_stop(args),
-                verbose=args.verbose,
-                sync_config=tune.SyncConfig(sync_artifacts=True),  # imagination images
-                checkpoint_config=tune.CheckpointConfig(
-                    checkpoint_frequency=args.checkpoint_freq,
-                    checkpoint_at_end=True,
-                    num_to_keep=2,
-                ),
-            ),
-        )
+    tune_config = tune.TuneConfig(
+        metric=METRIC,
+        mode=MODE,
+        scheduler=scheduler,
+        num_samples=args.num_samples,
+        max_concurrent_trials=args.max_concurrent_trials,
+    )
+    tuner = build_tuner(config, args, name, experiment_dir, default_stop(args), tune_config, num_to_keep=2)
     results = tuner.fit()
     return report(results, experiment_dir)
 
