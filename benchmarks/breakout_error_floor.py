@@ -38,7 +38,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from i2a_rllib.data.format import decode_frames, read_manifest, read_rows, split_shards  # noqa: E402
+from i2a_rllib.data.format import (  # noqa: E402
+    DatasetError,
+    decode_frames,
+    read_manifest,
+    read_rows,
+    split_shards,
+)
 
 PADDLE_ROWS = slice(75, 78)
 PLAYFIELD_COLUMNS = (5, 79)  # inside the side walls
@@ -99,7 +105,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset", help="dataset directory written by `i2a collect` on Breakout")
     args = parser.parse_args()
-    manifest = read_manifest(args.dataset)
+    try:
+        manifest = read_manifest(args.dataset)
+    except DatasetError as e:
+        sys.exit(f"{args.dataset}: {e}")
     if "Breakout" not in manifest.env_id or manifest.frame_channels != 1:
         sys.exit(f"{args.dataset}: needs a Breakout dataset of gray frames, got {manifest.env_id}.")
     train_shards, held_shards = split_shards(sorted(manifest.shards), 0.1)

@@ -247,3 +247,12 @@ def test_breakout_error_floor_runs_on_a_collected_dataset(dataset, monkeypatch, 
     assert len(row_shares) == 7 and abs(sum(row_shares) - 1.0) < 0.01
     ratios = [float(v) for v in re.findall(r"= ([0-9.]+) of the total copy error", out)]
     assert len(ratios) == 4 and all(r >= 0 for r in ratios)
+
+
+def test_breakout_error_floor_names_a_missing_dataset(monkeypatch, tmp_path):
+    from benchmarks import breakout_error_floor
+
+    missing = str(tmp_path / "nothing_here")
+    monkeypatch.setattr("sys.argv", ["breakout_error_floor.py", missing])
+    with pytest.raises(SystemExit, match="does not exist.*i2a collect"):
+        breakout_error_floor.main()
