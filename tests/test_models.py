@@ -24,9 +24,18 @@ def _obs(batch, shape, seed=0):
     return torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=generator)
 
 
+def _env_model(kind, shape, num_actions, **kwargs):
+    """'dilated' is the pixel kind with the full-resolution architecture."""
+    if kind == "dilated":
+        factor = 2 if shape[1] % 2 == 0 and shape[2] % 2 == 0 else 1
+        hparams = {"architecture": "dilated", "channels": 8, "dilations": [1, 2], "factor": factor}
+        return build_env_model("pixel", shape, num_actions, hparams=hparams, **kwargs)
+    return build_env_model(kind, shape, num_actions, **kwargs)
+
+
 def _network(kind, shape, num_actions, depth, choice, seed=0):
     torch.manual_seed(seed)
-    env_model = build_env_model(kind, shape, num_actions, frame_channels=1)
+    env_model = _env_model(kind, shape, num_actions, frame_channels=1)
     return I2ANetwork(
         env_model,
         rollout_depth=depth,
@@ -41,7 +50,7 @@ def _network(kind, shape, num_actions, depth, choice, seed=0):
 
 @pytest.mark.parametrize("num_actions", [4, 6, 18])
 @pytest.mark.parametrize("depth", [1, 3, 5])
-@pytest.mark.parametrize("kind", ["pixel", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
 def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
     net = _network(kind, SMALL_FRAMES, num_actions, depth, "argmax").eval()
     obs = _obs(3, SMALL_FRAMES)
@@ -53,7 +62,7 @@ def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
 
 
 @pytest.mark.parametrize("num_actions", [4, 18])
-@pytest.mark.parametrize("kind", ["pixel", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
 def test_batched_imagination_equals_seed_loop_with_sampling_noise(kind, num_actions):
     net = _network(kind, SMALL_FRAMES, num_actions, 5, "sample").eval()
     obs = _obs(4, SMALL_FRAMES, seed=1)
@@ -120,7 +129,7 @@ def test_reverse_order_encoder_differs_from_forward_order():
     torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
 
 
-@pytest.mark.parametrize("kind", ["pixel", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
 def test_gradients_skip_env_model_and_reach_the_rest(kind):
     net = _network(kind, SMALL_FRAMES, 4, 3, "sample")
     logits, features = net(_obs(4, SMALL_FRAMES))
@@ -157,10 +166,10 @@ def test_copy_model_over_a_latent_encoder_keeps_the_latent():
     assert torch.equal(model.step(latent, torch.tensor([1, 2]))[0], latent)
 
 
-@pytest.mark.parametrize("kind", ["pixel", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
 @pytest.mark.parametrize("shape,frame_channels", [((4, 84, 84), 1), ((7, 10, 10), 7), ((6, 15, 19), 6)])
 def test_env_models_on_atari_and_board_frames(kind, shape, frame_channels):
-    model = build_env_model(kind, shape, 5, frame_channels=frame_channels, reward_values=[-1, 0, 1, 10])
+    model = _env_model(kind, shape, 5, frame_channels=frame_channels, reward_values=[-1, 0, 1, 10])
     frames = torch.rand(2, *shape)
     actions = torch.tensor([0, 4])
     next_state, reward = model.step(model.initial_state(frames), actions)
@@ -188,6 +197,72 @@ def test_reward_classes_map_rewards_to_nearest_value():
 def test_unknown_env_model_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown environment model kind 'dreamer'"):
         build_env_model("dreamer", SMALL_FRAMES, 4)
+
+
+@pytest.mark.parametrize(
+    "kind,hparams,message",
+    [
+        ("pixel", {"architecture": "unet"}, "Unknown pixel architecture 'unet'"),
+        ("pixel", {"architecture": "dilated", "factor": 5}, "factor=5 needs frames"),
+        ("pixel", {"chanels": 8}, r"Unknown hparams \['chanels'\] for PixelEnvModel"),
+        ("latent", {"latent": 8}, r"Unknown hparams \['latent'\] for LatentEnvModel"),
+    ],
+)
+def test_bad_env_model_hparams_are_named(kind, hparams, message):
+    with pytest.raises(ValueError, match=message):
+        build_env_model(kind, ATARI_FRAMES, 4, hparams=hparams)
+
+
+def test_dilated_pixel_model_is_rebuilt_from_its_metadata():
+    from i2a_rllib.models.env_model import DilatedPixelEnvModel, build_env_model_from_metadata
+
+    torch.manual_seed(0)
+    model = build_env_model("pixel", ATARI_FRAMES, 4, hparams={"architecture": "dilated", "channels": 8})
+    metadata = model.metadata()
+    assert metadata["kind"] == "pixel"
+    assert metadata["hparams"] == {"architecture": "dilated", "channels": 8, "dilations": [1, 2, 4, 8, 1], "factor": 2}
+    rebuilt = build_env_model_from_metadata(metadata)
+    assert isinstance(rebuilt, DilatedPixelEnvModel)
+    rebuilt.load_state_dict(model.state_dict())
+    frames, actions = torch.rand(2, *ATARI_FRAMES), torch.tensor([1, 3])
+    torch.testing.assert_close(rebuilt.predict(frames, actions), model.predict(frames, actions))
+    # A seed-architecture checkpoint (no 'architecture' in its hparams) still loads as the seed's model.
+    assert type(build_env_model_from_metadata(PixelEnvModel(SMALL_FRAMES, 4).metadata())) is PixelEnvModel
+
+
+def test_dilated_pixel_model_starts_as_copy_and_learns_a_moving_dot():
+    """Its canvas gate starts closed (prediction = last frame); a few hundred Adam steps
+    on a dot that moves one pixel left or right by the action must beat copying."""
+    torch.manual_seed(0)
+    shape = (2, 16, 16)
+    model = build_env_model(
+        "pixel", shape, 2, hparams={"architecture": "dilated", "channels": 16, "dilations": [1, 2]}
+    )
+
+    def batch(n):
+        rows, cols = torch.randint(0, 16, (n,)), torch.randint(1, 15, (n,))
+        actions = torch.randint(0, 2, (n,))
+        frames, following = torch.zeros(n, *shape), torch.zeros(n, 1, 16, 16)
+        index = torch.arange(n)
+        frames[index, 1, rows, cols] = 1.0
+        following[index, 0, rows, cols + 2 * actions - 1] = 1.0
+        return frames, actions, following
+
+    frames, actions, following = batch(256)
+    copy_error = float(((frames[:, 1:] - following) ** 2).mean())
+    with torch.no_grad():
+        untrained = float(((model.predict(frames, actions)[0] - following) ** 2).mean())
+    assert untrained == pytest.approx(copy_error, rel=0.05)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        train_frames, train_actions, train_following = batch(32)
+        loss = model.loss(train_frames, train_actions, torch.zeros(32), train_following)
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+    with torch.no_grad():
+        trained = float(((model.predict(frames, actions)[0] - following) ** 2).mean())
+    assert trained < 0.3 * copy_error
 
 
 def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():

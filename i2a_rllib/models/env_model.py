@@ -4,7 +4,9 @@ Pure torch, no Ray. Three kinds:
 
 - `pixel`: the paper's (and the seed's) action-conditional conv encoder-decoder. Its
   state is the frame stack; each step predicts the next frame, which is pushed into the
-  stack. Faithful and expensive (~250 MMAC per call at 84x84).
+  stack. Faithful and expensive (~250 MMAC per call at 84x84). Two architectures
+  (hparam `architecture`): the seed's `encoder_decoder` (default), and `dilated`,
+  which keeps Atari frames' resolution so few-pixel objects stay sharp.
 - `latent`: the state-space model of Buesing et al. (2018): the observation is encoded
   once into a latent vector and a GRU cell steps it in latent space. A decoder turns
   latents back into frames for training and pictures only; imagination never decodes.
@@ -221,18 +223,84 @@ def _downsampling_conv_args(obs_shape: Sequence[int]) -> Dict[str, int]:
     return {"kernel_size": 3, "stride": 1, "padding": 1}
 
 
-class PixelEnvModel(EnvironmentModel):
-    """Action-conditional conv encoder-decoder over frames (the seed's `AtariEnvironmentModel`).
+class _FrameStateModel(EnvironmentModel):
+    """A pixel model: its state is the frame stack, each step paints the next frame.
 
-    The action enters as a learned plane per action, concatenated to the frames like in
-    the seed. Because the first convolution is linear in its input,
-    conv([frames, plane]) = conv_frames(frames) + conv_plane(plane); the plane part is
-    computed once per action, and `step_every_action` convolves each state once for
-    all A actions. The decoder's last layer also sees the newest input frame (a skip
-    connection), so static background costs no capacity.
+    The action enters through the first convolution, which is linear in its input:
+    conv([frames, action plane]) = conv_frames(frames) + conv_plane(plane). The plane
+    part is computed once per action, so `step_every_action` convolves each state once
+    for all A actions. Subclasses give `_state_features`, `_action_effects` and
+    `_decode`.
     """
 
     kind = "pixel"
+
+    @property
+    def state_shape(self):
+        return self.obs_shape
+
+    @property
+    def view_shape(self):
+        return (self.frame_channels, *self.obs_shape[1:])
+
+    def initial_state(self, frames):
+        return frames
+
+    def view(self, state):
+        return self.newest_frame(state)
+
+    def _state_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, channels, H1, W1): the first convolution's response to the frames."""
+        raise NotImplementedError
+
+    def _action_effects(self) -> torch.Tensor:
+        """(A, channels, H1, W1): the first convolution's response to each action."""
+        raise NotImplementedError
+
+    def _decode(self, first_layer: torch.Tensor, frames: torch.Tensor):
+        """First-layer pre-activations -> next frame (B, fc, H, W), reward logits."""
+        raise NotImplementedError
+
+    def predict(self, frames, actions):
+        """Next frame (B, fc, H, W) in [0, 1] and reward logits (B, n_reward_classes)."""
+        first = self._state_features(frames) + self._action_effects()[actions]
+        return self._decode(first, frames)
+
+    def step(self, state, action):
+        frame, reward_logits = self.predict(state, action)
+        return self.push_frame(state, frame), self.expected_reward(reward_logits)
+
+    def step_every_action(self, state):
+        num_actions = self.num_actions
+        per_state = self._state_features(state)  # once per state, not once per action
+        first = (per_state.unsqueeze(1) + self._action_effects().unsqueeze(0)).flatten(0, 1)
+        tiled = state.repeat_interleave(num_actions, dim=0)
+        frame, reward_logits = self._decode(first, tiled)
+        return self.push_frame(tiled, frame), self.expected_reward(reward_logits)
+
+    def loss(self, frames, actions, rewards, next_frame):
+        frame, reward_logits = self.predict(frames, actions)
+        return _loss_terms(self, frame, reward_logits, rewards, next_frame)
+
+    def predict_frames(self, frames, actions):
+        state, predicted, rewards = frames, [], []
+        for k in range(actions.shape[1]):
+            state, reward = self.step(state, actions[:, k])
+            predicted.append(self.newest_frame(state))
+            rewards.append(reward)
+        return torch.stack(predicted, 1), torch.stack(rewards, 1)
+
+
+class PixelEnvModel(_FrameStateModel):
+    """Action-conditional conv encoder-decoder over frames (the seed's `AtariEnvironmentModel`).
+
+    The action enters as a learned plane per action, concatenated to the frames like in
+    the seed. On Atari frames the encoder halves the resolution twice. The decoder's
+    last layer also sees the newest input frame (a skip connection), so static
+    background costs no capacity.
+    """
+
+    architecture = "encoder_decoder"
 
     def __init__(
         self,
@@ -267,28 +335,16 @@ class PixelEnvModel(EnvironmentModel):
         self.decoder_2 = nn.ConvTranspose2d(self.channels, 32, **conv)
         self.frame_out = CanvasFrameHead(32, frame_channels)
 
-    @property
-    def state_shape(self):
-        return self.obs_shape
-
-    @property
-    def view_shape(self):
-        return (self.frame_channels, *self.obs_shape[1:])
-
     def hparams(self):
         return {"channels": self.channels}
 
-    def initial_state(self, frames):
-        return frames
+    def _state_features(self, frames):
+        return self.frames_conv(frames)
 
-    def view(self, state):
-        return self.newest_frame(state)
-
-    def _action_effects(self) -> torch.Tensor:
-        """(A, channels, H1, W1): the first conv's response to each action's plane."""
+    def _action_effects(self):
         return self.plane_conv(self.action_planes)
 
-    def _decode(self, first_layer: torch.Tensor, frames: torch.Tensor):
+    def _decode(self, first_layer, frames):
         hidden_1 = F.relu(first_layer)
         encoded = self.encoder(hidden_1)
         reward_logits = self.reward_head(encoded)
@@ -296,34 +352,85 @@ class PixelEnvModel(EnvironmentModel):
         x = F.relu(self.decoder_2(x, output_size=frames.shape[-2:]))
         return self.frame_out(x, self.newest_frame(frames)), reward_logits
 
-    def predict(self, frames, actions):
-        """Next frame (B, fc, H, W) in [0, 1] and reward logits (B, n_reward_classes)."""
-        first = self.frames_conv(frames) + self._action_effects()[actions]
-        return self._decode(first, frames)
 
-    def step(self, state, action):
-        frame, reward_logits = self.predict(state, action)
-        return self.push_frame(state, frame), self.expected_reward(reward_logits)
+class DilatedPixelEnvModel(_FrameStateModel):
+    """A pixel model that keeps the frame's resolution: for Atari's few-pixel objects.
 
-    def step_every_action(self, state):
-        num_actions = self.num_actions
-        per_state = self.frames_conv(state)  # once per state, not once per action
-        first = (per_state.unsqueeze(1) + self._action_effects().unsqueeze(0)).flatten(0, 1)
-        tiled = state.repeat_interleave(num_actions, dim=0)
-        frame, reward_logits = self._decode(first, tiled)
-        return self.push_frame(tiled, frame), self.expected_reward(reward_logits)
+    Breakout's ball is 2x4 pixels and the paddle moves a few pixels per step; the
+    seed's encoder-decoder squeezes 84x84 to 21x21 and paints them back blurred. Here
+    frames are folded space-to-depth by `factor` (84x84x4 -> 42x42x16, lossless),
+    stepped by residual 3x3 convolutions whose growing dilations see the whole board
+    (receptive field ~70 pixels with the defaults), and unfolded with a pixel shuffle
+    before the canvas head. Same state, interface and checkpoint kind as the seed's
+    model ('pixel'); `architecture: "dilated"` in the hparams picks it.
+    """
 
-    def loss(self, frames, actions, rewards, next_frame):
-        frame, reward_logits = self.predict(frames, actions)
-        return _loss_terms(self, frame, reward_logits, rewards, next_frame)
+    architecture = "dilated"
 
-    def predict_frames(self, frames, actions):
-        state, predicted, rewards = frames, [], []
-        for k in range(actions.shape[1]):
-            state, reward = self.step(state, actions[:, k])
-            predicted.append(self.newest_frame(state))
-            rewards.append(reward)
-        return torch.stack(predicted, 1), torch.stack(rewards, 1)
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+        channels: int = 48,
+        dilations: Sequence[int] = (1, 2, 4, 8, 1),
+        factor: int = 2,
+    ):
+        super().__init__(obs_shape, num_actions, frame_channels, reward_values)
+        in_channels, height, width = self.obs_shape
+        if factor < 1 or height % factor or width % factor:
+            raise ValueError(
+                f"architecture='dilated' with factor={factor} needs frames whose height and "
+                f"width it divides; got {height}x{width}. Choose a factor that divides both "
+                "(1 keeps the full resolution)."
+            )
+        self.channels, self.factor = int(channels), int(factor)
+        self.dilations = tuple(int(d) for d in dilations)
+        folded = (height // factor, width // factor)
+        self.action_planes = nn.Parameter(torch.randn(num_actions, 1, *folded) * 0.1)
+        self.frames_conv = nn.Conv2d(in_channels * factor**2, self.channels, 3, padding=1)
+        self.plane_conv = nn.Conv2d(1, self.channels, 3, padding=1, bias=False)
+        self.body = nn.ModuleList(
+            nn.Conv2d(self.channels, self.channels, 3, padding=d, dilation=d)
+            for d in self.dilations
+        )
+        self.reward_head = nn.Sequential(
+            nn.AdaptiveMaxPool2d(1),  # a reward is one brick hit somewhere: max, not mean
+            nn.Flatten(),
+            nn.Linear(self.channels, len(self.reward_values)),
+        )
+        head_channels = 16
+        self.unfold = nn.Conv2d(self.channels, head_channels * factor**2, 3, padding=1)
+        self.frame_out = CanvasFrameHead(head_channels, frame_channels)
+
+    def hparams(self):
+        return {
+            "architecture": self.architecture,
+            "channels": self.channels,
+            "dilations": list(self.dilations),
+            "factor": self.factor,
+        }
+
+    def _state_features(self, frames):
+        return self.frames_conv(F.pixel_unshuffle(frames, self.factor))
+
+    def _action_effects(self):
+        return self.plane_conv(self.action_planes)
+
+    def _decode(self, first_layer, frames):
+        x = F.relu(first_layer)
+        for conv in self.body:
+            x = x + F.relu(conv(x))
+        reward_logits = self.reward_head(x)
+        x = F.relu(F.pixel_shuffle(self.unfold(x), self.factor))
+        return self.frame_out(x, self.newest_frame(frames)), reward_logits
+
+
+PIXEL_ARCHITECTURES = {
+    PixelEnvModel.architecture: PixelEnvModel,
+    DilatedPixelEnvModel.architecture: DilatedPixelEnvModel,
+}
 
 
 def _loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None):
@@ -541,6 +648,22 @@ class CopyEnvModel(EnvironmentModel):
         )
 
 
+def _construct(model_class, obs_shape, num_actions, common, hparams) -> EnvironmentModel:
+    """Builds `model_class`; an hparam it does not take is named in the error."""
+    import inspect
+
+    accepted = set(inspect.signature(model_class.__init__).parameters) - {
+        "self", "obs_shape", "num_actions", *common,
+    }
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise ValueError(
+            f"Unknown hparams {unknown} for {model_class.__name__}; it takes "
+            f"{sorted(accepted)}."
+        )
+    return model_class(obs_shape, num_actions, **common, **hparams)
+
+
 def build_env_model(
     kind: str,
     obs_shape: Sequence[int],
@@ -554,9 +677,16 @@ def build_env_model(
     hparams = dict(hparams or {})
     common = dict(frame_channels=frame_channels, reward_values=reward_values)
     if kind == "pixel":
-        return PixelEnvModel(obs_shape, num_actions, **common, **hparams)
+        architecture = hparams.pop("architecture", PixelEnvModel.architecture)
+        if architecture not in PIXEL_ARCHITECTURES:
+            raise ValueError(
+                f"Unknown pixel architecture {architecture!r}; choose one of "
+                f"{list(PIXEL_ARCHITECTURES)} ('encoder_decoder' is the seed's model, "
+                "'dilated' keeps Atari frames' resolution)."
+            )
+        return _construct(PIXEL_ARCHITECTURES[architecture], obs_shape, num_actions, common, hparams)
     if kind == "latent":
-        return LatentEnvModel(obs_shape, num_actions, **common, **hparams)
+        return _construct(LatentEnvModel, obs_shape, num_actions, common, hparams)
     if kind == "copy":
         base = hparams.pop("base", None)
         if isinstance(base, dict):
