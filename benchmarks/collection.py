@@ -5,7 +5,7 @@ Measures, on this machine:
   2. `i2a collect` throughput with 2 Ray actors (random policy, Parquet shards written
      atomically) -> ratio to (1) (target >= 0.5: writing must not be the bottleneck),
   3. on-disk size per 10k Breakout transitions (uint8 frames, zstd Parquet),
-  4. pretraining samples/s of the latent (and pixel) model with 1 and 2 CPU Ray
+  4. pretraining samples/s of the latent and pixel models with 1 and 2 CPU Ray
      Train workers (DDP), from the per-epoch metrics.
 
 How to run this script
@@ -45,7 +45,11 @@ def main():
     parser.add_argument("--transitions", type=int, default=20_000)
     parser.add_argument("--envs-per-actor", type=int, default=8)
     parser.add_argument("--pretrain-transitions", type=int, default=4_000)
-    parser.add_argument("--kinds", default="latent,pixel")
+    parser.add_argument(
+        "--kinds",
+        default="latent,pixel,pixel-dilated",
+        help="env models to time; pixel-dilated = the pixel kind's full-resolution architecture",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -91,20 +95,23 @@ def main():
         )
         small = os.path.join(workdir, "small")
         collect(args.env, small, args.pretrain_transitions, num_actors=2, shard_size=max(100, args.pretrain_transitions // 10), progress=lambda _: None)
-        for kind in args.kinds.split(","):
+        for name in args.kinds.split(","):
+            kind, _, architecture = name.partition("-")
+            hparams = {"architecture": architecture} if architecture else None
             for workers in (1, 2):
                 summary = pretrain(
                     small,
-                    os.path.join(workdir, f"pretrain_{kind}_{workers}"),
+                    os.path.join(workdir, f"pretrain_{name}_{workers}"),
                     kind=kind,
+                    hparams=hparams,
                     epochs=1,
                     num_workers=workers,
                     evaluate=False,
                     log_every=10**9,
                 )
                 rate = summary["metrics"]["samples_per_second"]
-                results[f"pretrain_{kind}_{workers}_workers_samples_per_s"] = rate
-                print(f"pretrain {kind}, {workers} CPU worker(s): {rate:,.0f} samples/s", flush=True)
+                results[f"pretrain_{name}_{workers}_workers_samples_per_s"] = rate
+                print(f"pretrain {name}, {workers} CPU worker(s): {rate:,.0f} samples/s", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         ray.shutdown()

@@ -56,6 +56,7 @@ def _pretrain(args) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
         num_workers=args.num_workers,
         use_gpu=args.use_gpu,
         resume=args.resume,
@@ -140,14 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--resume", action="store_true")
     p.add_argument(
         "--hparams",
-        type=json_object_arg("--hparams", '{"latent_size": 64}'),
+        type=json_object_arg("--hparams", '{"architecture": "dilated"}'),
         default={},
-        help="JSON model settings",
+        help="JSON model settings, e.g. '{\"latent_size\": 64}' (latent) or "
+        "'{\"architecture\": \"dilated\"}' (pixel, full-resolution Atari model)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

@@ -158,6 +158,7 @@ def test_a_killed_train_worker_is_survived_from_the_last_checkpoint(ray_session,
         batch_size=32,
         num_workers=2,
         evaluate=False,
+        lr_schedule="cosine",  # its state is restored with the optimizer's
         extra_train_config={FAIL_ONCE_AT_EPOCH: 2},
     )
     assert os.path.exists(os.path.join(output, ".failed_once_epoch_2"))  # it did fail
@@ -165,6 +166,26 @@ def test_a_killed_train_worker_is_survived_from_the_last_checkpoint(ray_session,
     assert metadata["epochs_trained"] == 3
     # Epoch 1's checkpoint was kept: the restarted workers began after it, not from scratch.
     assert summary["metrics"]["started_at_epoch"] == 1
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lr_schedule_spans_every_epoch_of_every_worker(schedule):
+    from i2a_rllib.pretrain.train import _lr_scheduler
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([parameter], lr=1e-3)
+    # 640 rows, batch 32, 2 workers: 10 steps per epoch, 20 in 2 epochs.
+    scheduler = _lr_scheduler(optimizer, {"lr_schedule": schedule, "train_rows": 640, "batch_size": 32, "epochs": 2}, 2)
+    rates = []
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    if schedule == "constant":
+        assert rates == [1e-3] * 20
+    else:
+        assert rates[9] == pytest.approx(0.5e-3) and rates[-1] == pytest.approx(0.0, abs=1e-12)
+        assert all(a > b for a, b in zip(rates[:-1], rates[1:]))
 
 
 def test_mismatched_checkpoints_are_rejected(pretrained):

@@ -44,6 +44,7 @@ ENV_MODEL_DIR = "env_model"
 RUN_NAME = "pretrain"
 # Set by the fault-injection test: a worker exits once, at this epoch.
 FAIL_ONCE_AT_EPOCH = "_fail_once_at_epoch"
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class EnvModelLossModule(nn.Module):
@@ -102,6 +103,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
     module = ray.train.torch.prepare_model(EnvModelLossModule(model))
     device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(module.parameters(), lr=config["lr"])
+    scheduler = _lr_scheduler(optimizer, config, world)
     start_epoch = 0
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -109,6 +111,8 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             state = torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location=device)
         _unwrap(module).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"] + 1
         if rank == 0:
             _say(f"[pretrain] resumed from epoch {state['epoch'] + 1} checkpoint")
@@ -134,6 +138,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             loss.total.backward()
             nn.utils.clip_grad_norm_(module.parameters(), config["grad_clip"])
             optimizer.step()
+            scheduler.step()
             seen += len(actions) * world
             batches += 1
             sums["loss"] += float(loss.total.detach())
@@ -168,6 +173,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                     {
                         "model": _unwrap(module).state_dict(),
                         "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
                         "epoch": epoch,
                     },
                     os.path.join(directory, TRAIN_STATE_FILE),
@@ -182,6 +188,18 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                     f"{metrics['samples_per_second']:,.0f} samples/s"
                 )
             ray.train.report(metrics, checkpoint=report_checkpoint)
+
+
+def _lr_scheduler(optimizer, config, world: int):
+    """'constant', or 'cosine': lr decays to 0 over the whole run (all epochs), which
+    settles the end of a short run where a constant lr keeps the error oscillating."""
+    if config.get("lr_schedule", "constant") == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    per_epoch = -(-config["train_rows"] // (config["batch_size"] * world))
+    total = max(1, config["epochs"] * per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + np.cos(np.pi * min(step / total, 1.0)))
+    )
 
 
 @torch.no_grad()
@@ -237,6 +255,7 @@ def pretrain(
     epochs: int = 3,
     batch_size: int = 64,
     lr: float = 1e-3,
+    lr_schedule: str = "constant",
     num_workers: int = 2,
     use_gpu: bool = False,
     validation_fraction: float = 0.1,
@@ -273,10 +292,22 @@ def pretrain(
             raise ValueError(f"{name}={value!r} must be an integer >= 1.")
     if not lr > 0:
         raise ValueError(f"lr={lr} must be > 0.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
     manifest = read_manifest(data)
     shards = sorted(manifest.shards)
     rows = {name: check_shard(data, name, manifest) for name in shards}
     train_shards, validation_shards = split_shards(shards, validation_fraction)
+    # Bad hparams (unknown name, a factor that does not divide the frame) fail here,
+    # before Ray starts, not inside a Train worker.
+    build_env_model(
+        kind,
+        manifest.obs_shape,
+        manifest.num_actions,
+        frame_channels=manifest.frame_channels,
+        reward_values=reward_values_for(manifest),
+        hparams=dict(hparams or {}),
+    )
 
     output = os.path.abspath(output)
     run_dir = os.path.join(output, RUN_NAME)
@@ -309,6 +340,7 @@ def pretrain(
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
+        "lr_schedule": lr_schedule,
         "grad_clip": 10.0,
         "seed": seed,
         "shuffle_buffer": max(4 * batch_size, 2000),
