@@ -24,9 +24,9 @@ def test_distillation_loss_decreases_when_only_it_is_optimised():
         agreements.append(float(agreement))
     assert losses[-1] < 0.5 * losses[0]
     assert agreements[-1] > 0.9
-    # The minimum of the cross-entropy is the entropy of pi: pi_hat moved towards pi.
-    entropy = -(policy_logits.softmax(-1) * policy_logits.log_softmax(-1)).sum(-1).mean()
-    assert losses[-1] >= float(entropy) - 1e-4
+    # The cross-entropy is entropy(pi) + KL(pi || pi_hat): most of the KL is gone.
+    entropy = float(-(policy_logits.softmax(-1) * policy_logits.log_softmax(-1)).sum(-1).mean())
+    assert losses[-1] - entropy < 0.1 * (losses[0] - entropy)
 
 
 def test_policy_logits_get_no_gradient_from_distillation():

@@ -54,3 +54,48 @@ def test_baseline_runs_on_sokoban(ray_session):
     finally:
         algo.stop()
     assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 64
+
+
+def test_a_baseline_checkpoint_is_the_frozen_rollout_policy(ray_session, tmp_path):
+    """The seed's stage 2: the model-free agent's policy acts in imagination, frozen;
+    PPO trains the rest and the distillation loss is skipped."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import i2a_rllib.envs.sokoban  # noqa: F401  (registers the gymnasium id)
+    from i2a_rllib.rl_module import NatureCNNRLModule
+
+    env_config = {"dim_room": [7, 7], "num_boxes": 2}
+    obs_space = gym.make(SOKOBAN_ID, **env_config).observation_space
+    baseline = NatureCNNRLModule(
+        observation_space=obs_space, action_space=gym.spaces.Discrete(5), model_config={"hidden_size": 64}
+    )
+    baseline.save_to_path(str(tmp_path / "baseline"))
+
+    config = configure_environment(I2AConfig(), SOKOBAN_ID, env_config=env_config).imagination(
+        env_model="pixel", rollout_depth=2, imagination_image_interval=0,
+        rollout_policy_checkpoint=str(tmp_path / "baseline"),
+    )
+    config.env_runners(num_env_runners=0, num_envs_per_env_runner=4, rollout_fragment_length=16)
+    config.training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1, lr=1e-3)
+    algo = config.build_algo()
+    try:
+        module = algo.get_module()
+        policy_before = {k: v.clone() for k, v in module.net.rollout_policy.state_dict().items()}
+        heads_before = {k: v.clone() for k, v in module.net.heads.state_dict().items()}
+        result = algo.train()
+        module = algo.learner_group._learner.module["default_policy"]
+        obs = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (3, *obs_space.shape), dtype=np.uint8))
+        with torch.no_grad():
+            torch.testing.assert_close(
+                module.net.rollout_policy_logits(obs), baseline.heads.logits(baseline.trunk(obs))
+            )
+        assert not any(p.requires_grad for p in module.net.rollout_policy.parameters())
+        for key, value in module.net.rollout_policy.state_dict().items():
+            assert torch.equal(value, policy_before[key]), key
+        assert any(not torch.equal(v, heads_before[k]) for k, v in module.net.heads.state_dict().items())
+    finally:
+        algo.stop()
+    assert not module.rollout_policy_is_trainable
+    assert result["env_runners"]["num_env_steps_sampled_lifetime"] >= 64
