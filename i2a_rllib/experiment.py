@@ -3,7 +3,8 @@
 RLlib's `run_rllib_example_script_experiment` has no storage path, joins whatever Ray
 cluster `ray.init()` finds, and never overwrites-checks; this is the same flow with
 those three things added. The flags are RLlib's own (`add_rllib_example_script_args`)
-plus `--storage-path`, `--name` and `--resume`.
+plus `--storage-path`, `--name`, `--resume`, and `--env-runner-resources` /
+`--learner-resources` (custom Ray resources that pin actors to a cluster's node groups).
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from typing import Any, Dict, Optional
 
 from ray.rllib.examples.utils import add_rllib_example_script_args
 
+from i2a_rllib.commands import json_object_arg
+
 
 DEFAULT_STORAGE_PATH = "runs"
+# Below this much free space a run would die part-way (checkpoints, shards); refused up front.
+DEFAULT_MIN_FREE_MB = 64
+MIN_FREE_MB_ENV = "I2A_MIN_FREE_MB"
 
 
 class RunDirectoryError(ValueError):
-    """The output location cannot be used as asked (exists, or is not writable)."""
+    """The output location cannot be used as asked (exists, not writable, or nearly full)."""
 
 
 def script_arg_parser(
@@ -49,7 +56,45 @@ def script_arg_parser(
         action="store_true",
         help="Continue the experiment in --storage-path/--name instead of refusing.",
     )
+    parser.add_argument(
+        "--env-runner-resources",
+        type=_custom_resources_arg("--env-runner-resources", '{"env_runner_node": 1}'),
+        default=None,
+        help="Custom Ray resources each remote EnvRunner asks for, as JSON, e.g. "
+        '\'{"env_runner_node": 1}\' to keep EnvRunners on the CPU group (cluster/README.md).',
+    )
+    parser.add_argument(
+        "--learner-resources",
+        type=_custom_resources_arg("--learner-resources", '{"learner_node": 1}'),
+        default=None,
+        help="Custom Ray resources each remote learner (--num-learners >= 1) asks for, as "
+        'JSON, e.g. \'{"learner_node": 1}\' to keep learners on the GPU group.',
+    )
     return parser
+
+
+def _custom_resources_arg(flag: str, example: str):
+    """argparse `type=`: a JSON object of custom resource name -> amount per actor."""
+    parse_object = json_object_arg(flag, example)
+
+    def parse(text: str) -> Dict[str, float]:
+        resources = parse_object(text)
+        for name, amount in resources.items():
+            if name in ("CPU", "GPU"):
+                # It would replace the actor's own CPU/GPU request (RLlib merges the dicts).
+                raise argparse.ArgumentTypeError(
+                    f"{flag} takes custom resources only, not {name!r}; learners get theirs "
+                    "from --num-cpus-per-learner / --num-gpus-per-learner, EnvRunners take "
+                    "1 CPU each."
+                )
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+                raise argparse.ArgumentTypeError(
+                    f"{flag}: the amount of {name!r} must be a number > 0, e.g. '{example}'; "
+                    f"got {amount!r}."
+                )
+        return resources
+
+    return parse
 
 
 def parse_script_args(parser: argparse.ArgumentParser, as_main: bool) -> argparse.Namespace:
@@ -67,6 +112,11 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.learners(num_learners=args.num_learners)
     if args.num_cpus_per_learner is not None:
         config.learners(num_cpus_per_learner=args.num_cpus_per_learner)
+    # getattr: a Namespace not made by script_arg_parser may lack these two flags.
+    if getattr(args, "env_runner_resources", None):
+        config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
+    if getattr(args, "learner_resources", None):
+        config.learners(custom_resources_per_learner=args.learner_resources)
     return config
 
 
@@ -74,7 +124,8 @@ def apply_script_args(config, args: argparse.Namespace):
     """Applies the resource and scaling flags of RLlib's example scripts to `config`.
 
     Raises:
-        ValueError: If more GPUs are asked for than the Ray cluster has.
+        ValueError: If more GPUs are asked for than the Ray cluster has, or a custom
+            resource (--env-runner-resources, --learner-resources) no node offers.
     """
     import ray
 
@@ -108,7 +159,38 @@ def apply_script_args(config, args: argparse.Namespace):
         )
     if args.log_level is not None:
         config.debugging(log_level=args.log_level)
+    _check_custom_resources(config, args, ray.cluster_resources() if ray.is_initialized() else {})
     return config
+
+
+def _check_custom_resources(config, args: argparse.Namespace, cluster: Dict[str, float]) -> None:
+    """Refuses custom resources that would place nothing, or that no node offers.
+
+    A missing resource would leave the trial PENDING forever instead of failing. Too
+    few units are not refused: an autoscaler may still add nodes that offer them.
+    """
+    remote_env_runners = config.num_env_runners + (
+        config.evaluation_num_env_runners if config.evaluation_interval else 0
+    )
+    for flag, resources, actors, fix in (
+        ("--env-runner-resources", getattr(args, "env_runner_resources", None), remote_env_runners,
+         "sampling runs inside the algorithm's driver actor; set --num-env-runners >= 1"),
+        ("--learner-resources", getattr(args, "learner_resources", None), config.num_learners,
+         "the learner runs inside the algorithm's driver actor; set --num-learners >= 1"),
+    ):  # fmt: skip
+        if not resources:
+            continue
+        if not actors:
+            raise ValueError(
+                f"{flag} places remote actors, and there are none: {fix} or drop the flag."
+            )
+        for name in resources:
+            if cluster.get(name, 0) <= 0:
+                raise ValueError(
+                    f"{flag} asks for {name!r}, which no node of this Ray cluster offers; start "
+                    f"the nodes with --resources '{{\"{name}\": N}}' (cluster/aws.yaml, "
+                    "cluster/kuberay/*.yaml: `resources`) or drop the flag."
+                )
 
 
 def default_stop(args: argparse.Namespace) -> Dict[str, Any]:
@@ -162,11 +244,30 @@ def check_output_location(storage_path: str, name: str, resume: bool) -> str:
     return experiment_dir
 
 
+def min_free_mb() -> float:
+    """The free space (MiB) an output location needs: I2A_MIN_FREE_MB, else 64."""
+    text = os.environ.get(MIN_FREE_MB_ENV)
+    if text is None:
+        return DEFAULT_MIN_FREE_MB
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(
+            f"{MIN_FREE_MB_ENV}={text!r} must be a number of MiB >= 0 (0 turns the free-space "
+            f"check off); unset it for the default of {DEFAULT_MIN_FREE_MB}."
+        )
+    return value
+
+
 def check_writable(path: str, flag: str) -> None:
-    """Raises RunDirectoryError unless the directory `path` exists or can be created.
+    """Raises RunDirectoryError unless the directory `path` exists or can be created, on
+    a filesystem with at least `min_free_mb()` MiB free.
 
     Checks the nearest existing ancestor without creating anything. `os.access` alone
     passes for root everywhere but read-only mounts, so a file in the way is caught too.
+    A disk that fills up during the run is not prevented (docs/reliability.md).
     """
     parent = os.path.abspath(path)
     while not os.path.exists(parent):
@@ -180,6 +281,14 @@ def check_writable(path: str, flag: str) -> None:
         raise RunDirectoryError(
             f"Cannot write to {parent} (needed for {os.path.abspath(path)}); choose a "
             f"writable {flag}."
+        )
+    needed = min_free_mb()
+    free = shutil.disk_usage(parent).free / 2**20
+    if free < needed:
+        raise RunDirectoryError(
+            f"Only {free:.1f} MiB free on the filesystem of {parent} (needed for "
+            f"{os.path.abspath(path)}); at least {needed:g} MiB are required "
+            f"(set by {MIN_FREE_MB_ENV}). Free space or choose another {flag}."
         )
 
 
@@ -297,8 +406,6 @@ def _run_without_tune(config, args, stop, experiment_dir):
 def _save_atomically(algo, path: str) -> str:
     """Saves under a hidden name, then renames: a save cut short (killed, disk full)
     never leaves a partial `checkpoint_*` that --resume would pick."""
-    import shutil
-
     tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
     shutil.rmtree(tmp, ignore_errors=True)
     algo.save_to_path(tmp)

@@ -9,8 +9,13 @@ Fast checks (no Ray started):
   * every training/sweep/pretraining command in cluster/README.md and the RayJob entrypoint,
     parsed with the scripts' own argument parsers, can be placed on the cluster it targets
     (RLlib's own bundle functions, packed onto the nodes).
-Slow (marked `slow`): a `ray start --head --block` child process with token auth, then
-`ray job submit` of the tiny pipeline and of a failing job, and a 2-trial sweep.
+  * --env-runner-resources / --learner-resources: the documented commands pin EnvRunners
+    and learners to their group's custom resources, and a resource the joined cluster
+    does not offer is refused before training.
+Slow (marked `slow`): a `ray start --head --block` child process with token auth and an
+`env_runner_node` resource, then `ray job submit` of the tiny pipeline (its EnvRunner
+pinned to that resource), of a job asking for a resource no node offers, and of a failing
+job, and a 2-trial sweep.
 """
 
 from __future__ import annotations
@@ -221,23 +226,52 @@ def _check_placeable(stages, nodes, what: str) -> None:
         )
 
 
-def _group_totals(nodes, has_gpu: bool) -> Tuple[float, float]:
-    group = [n for n in nodes if (n.get("GPU", 0) > 0) == has_gpu and n.get("CPU", 0) > 0]
-    return sum(n.get("CPU", 0) for n in group), sum(n.get("GPU", 0) for n in group)
+def _group_totals(nodes, has_gpu: bool) -> Dict[str, float]:
+    """Every resource summed over the worker group with (or without) GPUs."""
+    totals: Dict[str, float] = {}
+    for node in nodes:
+        if (node.get("GPU", 0) > 0) == has_gpu and node.get("CPU", 0) > 0:
+            for name, amount in node.items():
+                totals[name] = totals.get(name, 0) + amount
+    return totals
 
 
 def _check_groups(args, nodes, what: str) -> None:
-    """The plain inequalities: learners x GPUs <= GPU group; EnvRunners <= CPU group."""
+    """The plain inequalities: learners x GPUs and x custom resources <= GPU group;
+    EnvRunners and EnvRunners x custom resources <= CPU group."""
     learners = args.num_learners or 0
     gpus_needed = learners * (args.num_gpus_per_learner or 0)
-    _, gpu_group_gpus = _group_totals(nodes, has_gpu=True)
-    cpu_group_cpus, _ = _group_totals(nodes, has_gpu=False)
-    assert gpu_group_gpus >= gpus_needed, (
-        f"{what}: {learners} learners x {args.num_gpus_per_learner} GPUs > {gpu_group_gpus:g} "
-        "GPUs in the GPU group: the learner group cannot be placed"
+    gpu_group = _group_totals(nodes, has_gpu=True)
+    cpu_group = _group_totals(nodes, has_gpu=False)
+    assert gpu_group.get("GPU", 0) >= gpus_needed, (
+        f"{what}: {learners} learners x {args.num_gpus_per_learner} GPUs > "
+        f"{gpu_group.get('GPU', 0):g} GPUs in the GPU group: the learner group cannot be placed"
     )
     runners = args.num_env_runners if args.num_env_runners is not None else 1
-    assert cpu_group_cpus >= runners, f"{what}: {runners} EnvRunners > {cpu_group_cpus:g} CPUs"
+    assert cpu_group.get("CPU", 0) >= runners, f"{what}: {runners} EnvRunners > {cpu_group.get('CPU', 0):g} CPUs"
+    for name, amount in (args.env_runner_resources or {}).items():
+        offered = cpu_group.get(name, 0)
+        assert runners * amount <= offered, (
+            f"{what}: {runners} EnvRunners x {amount:g} {name!r} > {offered:g} in the CPU group: "
+            "the EnvRunners cannot be placed"
+        )
+    for name, amount in (args.learner_resources or {}).items():
+        offered = gpu_group.get(name, 0)
+        assert learners * amount <= offered, (
+            f"{what}: {learners} learners x {amount:g} {name!r} > {offered:g} in the GPU group: "
+            "the learner group cannot be placed"
+        )
+
+
+def _check_pinned(args, what: str) -> None:
+    """Training commands keep EnvRunners on the CPU group and GPU learners on the GPU group."""
+    assert args.env_runner_resources == {"env_runner_node": 1}, (
+        f"{what}: pass --env-runner-resources '{{\"env_runner_node\": 1}}' (or EnvRunners may "
+        "land on GPU nodes)"
+    )
+    gpu_learners = (args.num_learners or 0) > 0 and (args.num_gpus_per_learner or 0) > 0
+    expected = {"learner_node": 1} if gpu_learners else None
+    assert args.learner_resources == expected, f"{what}: --learner-resources should be {expected}"
 
 
 # --------------------------------------------------------------------------- aws.yaml
@@ -361,7 +395,15 @@ def test_kuberay_token_auth_clusterip_only_and_network_policy(kuberay):
     head = spec["headGroupSpec"]
     assert head.get("serviceType", "ClusterIP") == "ClusterIP"
     assert not head.get("enableIngress", False)
-    assert head["rayStartParams"].get("dashboard-host") != "0.0.0.0"
+    # No dashboard-host: KubeRay then starts the head with --dashboard-host=0.0.0.0, which
+    # inside the Pod's own network namespace is its loopback and Pod IP (the operator and
+    # the submitter need the latter). Nothing may put it on the node's interfaces.
+    assert "dashboard-host" not in head["rayStartParams"]
+    for template in _pod_templates(spec):
+        assert not template["spec"].get("hostNetwork", False), "Ray Pods keep their own network"
+        for container in template["spec"]["containers"]:
+            for port in container.get("ports", []):
+                assert "hostPort" not in port, f"{port} would publish the port on the node"
     for doc in docs:
         assert doc["kind"] not in ("Ingress", "Service"), "no extra Service/Ingress in front of Ray"
     values = list(_scalars(docs))
@@ -407,6 +449,7 @@ def test_rayjob_entrypoint_fits_its_cluster(scripts):
     args = _parse(scripts, "i2a.py", argv)
     nodes = kuberay_nodes(job["spec"]["rayClusterSpec"])
     assert (args.num_env_runners, args.num_learners, args.num_gpus_per_learner) == (64, 4, 1)
+    _check_pinned(args, "rayjob.yaml entrypoint")
     _check_groups(args, nodes, "rayjob.yaml entrypoint")
     _check_placeable(requests_of("i2a.py", args), nodes, "rayjob.yaml entrypoint")
 
@@ -425,6 +468,8 @@ def test_readme_commands_parse_and_fit_both_clusters(scripts, aws):
             path = getattr(args, path_flag, None)
             if path and (script != "i2a.py" or path_flag != "output"):
                 assert path.startswith(SHARED_MOUNTS), f"{what}: {path} is not on shared storage"
+        if script != "i2a":
+            _check_pinned(args, what)
         for cluster, nodes in clusters.items():
             if script != "i2a":
                 _check_groups(args, nodes, f"{what} on {cluster}")
@@ -445,6 +490,96 @@ def test_resource_check_rejects_jobs_the_clusters_cannot_place(scripts, aws):
     split = _parse(scripts, "i2a.py", "--num-learners 2 --num-gpus-per-learner 2".split())
     one_gpu_nodes = [{"CPU": 4, "GPU": 1}] * 4 + [{"CPU": 32}]
     assert not fits(requests_of("i2a.py", split)["train"], one_gpu_nodes)
+    # More EnvRunners than env_runner_node units: refused although the CPUs would do.
+    pinned = _parse(scripts, "i2a.py", ["--num-env-runners", "40", "--env-runner-resources", '{"env_runner_node": 1}'])
+    few_units = [{"CPU": 0}, {"CPU": 64, "env_runner_node": 32}, {"CPU": 16, "GPU": 4, "learner_node": 4}]
+    with pytest.raises(AssertionError, match="the EnvRunners cannot be placed"):
+        _check_groups(pinned, few_units, "40 pinned EnvRunners")
+    assert not fits(requests_of("i2a.py", pinned)["train"], few_units)
+    learners = _parse(
+        scripts, "i2a.py",
+        ["--num-learners", "4", "--num-gpus-per-learner", "1", "--learner-resources", '{"learner_node": 2}'],
+    )  # fmt: skip
+    with pytest.raises(AssertionError, match="learner group cannot be placed"):
+        _check_groups(learners, nodes, "4 learners x 2 learner_node")
+
+
+def test_env_runner_resources_keep_env_runners_off_the_gpu_nodes(scripts):
+    """Why the flag: by CPUs alone, EnvRunners fit only by spilling onto the GPU node."""
+    nodes = [{"CPU": 0}, {"CPU": 4, "env_runner_node": 4}, {"CPU": 16, "GPU": 4, "learner_node": 4}]
+    argv = ["--num-env-runners", "8", "--num-learners", "1", "--num-gpus-per-learner", "1"]
+    spilling = requests_of("i2a.py", _parse(scripts, "i2a.py", argv))["train"]
+    assert fits(spilling, nodes)
+    pinned = _parse(scripts, "i2a.py", argv + ["--env-runner-resources", '{"env_runner_node": 1}'])
+    bundles = requests_of("i2a.py", pinned)["train"]
+    assert sum(b.get("env_runner_node", 0) for b in bundles) == 8  # RLlib puts it in the bundles
+    assert not fits(bundles, nodes)
+
+
+@pytest.mark.parametrize(
+    "argv, cluster, message",
+    [
+        (["--num-env-runners", "2", "--env-runner-resources", '{"env_runner_node": 1}'], {"CPU": 2.0},
+         "--env-runner-resources asks for 'env_runner_node', which no node of this Ray cluster offers; "
+         "start the nodes with --resources '{\"env_runner_node\": N}'"),
+        (["--num-learners", "1", "--learner-resources", '{"learner_node": 1}'], {"CPU": 2.0, "env_runner_node": 2.0},
+         "--learner-resources asks for 'learner_node', which no node of this Ray cluster offers"),
+        (["--num-learners", "0", "--learner-resources", '{"learner_node": 1}'], {"CPU": 2.0, "learner_node": 1.0},
+         "--learner-resources places remote actors, and there are none: the learner runs inside the "
+         "algorithm's driver actor; set --num-learners >= 1 or drop the flag."),
+        (["--num-env-runners", "0", "--env-runner-resources", '{"env_runner_node": 1}'], {"CPU": 2.0, "env_runner_node": 2.0},
+         "--env-runner-resources places remote actors, and there are none"),
+    ],
+    ids=["env-runner-resource-missing", "learner-resource-missing", "no-remote-learner", "no-remote-env-runner"],
+)  # fmt: skip
+def test_apply_script_args_refuses_custom_resources_the_cluster_lacks(scripts, monkeypatch, argv, cluster, message):
+    """No Ray needed: the check reads `ray.cluster_resources()` of the joined cluster."""
+    import ray
+
+    from i2a_rllib.experiment import apply_script_args
+    from i2a_rllib.pipeline import build_i2a_config
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: dict(cluster))
+    args = _parse(scripts, "i2a.py", argv)
+    with pytest.raises(ValueError) as refused:
+        apply_script_args(build_i2a_config(args), args)
+    assert message in str(refused.value)
+
+
+def test_apply_script_args_sets_custom_resources_the_cluster_offers(scripts, monkeypatch):
+    import ray
+
+    from i2a_rllib.experiment import apply_script_args
+    from i2a_rllib.pipeline import build_i2a_config
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0, "env_runner_node": 4.0, "learner_node": 1.0})
+    argv = ["--num-env-runners", "2", "--num-learners", "1", "--env-runner-resources", '{"env_runner_node": 1}',
+            "--learner-resources", '{"learner_node": 1}']  # fmt: skip
+    args = _parse(scripts, "i2a.py", argv)
+    config = apply_script_args(build_i2a_config(args), args)
+    assert config.custom_resources_per_env_runner == {"env_runner_node": 1}
+    assert config.custom_resources_per_learner == {"learner_node": 1}
+    # Without the flags (every local run) nothing custom is asked for.
+    plain = _parse(scripts, "i2a.py", ["--num-env-runners", "2"])
+    config = apply_script_args(build_i2a_config(plain), plain)
+    assert config.custom_resources_per_env_runner == {} and not config.custom_resources_per_learner
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('{"CPU": 1}', "--env-runner-resources takes custom resources only, not 'CPU'"),
+        ('{"env_runner_node": 0}', "the amount of 'env_runner_node' must be a number > 0"),
+        ('{"env_runner_node": "one"}', "the amount of 'env_runner_node' must be a number > 0"),
+        ('env_runner_node=1', "--env-runner-resources must be a JSON object"),
+    ],
+)
+def test_custom_resource_flags_reject_bad_values(scripts, capsys, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        scripts["i2a.py"].parse_args(["--env-runner-resources", value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_sweep_refuses_to_run_without_an_env_model(tmp_path):
@@ -533,6 +668,8 @@ class LocalHead:
             "--ray-client-server-port", str(client_port),
             "--dashboard-agent-listen-port", str(agent_port),
             "--num-cpus", "2", "--temp-dir", str(root / "t"),
+            # As aws.yaml's CPU group: one env_runner_node per CPU.
+            "--resources", json.dumps({"env_runner_node": 2}),
         ]  # fmt: skip
         self.process = None
 
@@ -655,11 +792,14 @@ class TestJobsOnALocalHead:
     def test_tiny_pipeline_job_succeeds_and_writes_a_checkpoint(self, local_head, tmp_path):
         job = f"i2a-tiny-{uuid.uuid4().hex[:8]}"
         local_head.submit(
-            ["python", "tuned_examples/i2a.py", *TINY_PIPELINE, "--storage-path", str(tmp_path), "--name", "tiny"],
+            ["python", "tuned_examples/i2a.py", *TINY_PIPELINE, "--storage-path", str(tmp_path), "--name", "tiny",
+             "--env-runner-resources", json.dumps({"env_runner_node": 1})],
             job,
-        )
+        )  # fmt: skip
         status, logs = local_head.wait(job, timeout=400)
         assert status == "SUCCEEDED", logs[-4000:]
+        (params,) = (tmp_path / "tiny" / "train").glob("*/params.json")
+        assert json.loads(params.read_text())["custom_resources_per_env_runner"] == {"env_runner_node": 1}
         checkpoints = re.findall(r"^\[i2a\]\s+checkpoint:\s+(\S+)\s*$", logs, flags=re.M)
         assert checkpoints, logs[-4000:]
         checkpoint = Path(checkpoints[-1])
@@ -668,6 +808,19 @@ class TestJobsOnALocalHead:
         env_model = re.findall(r"^\[i2a\]\s+env_model:\s+(\S+)\s*$", logs, flags=re.M)
         assert env_model and Path(env_model[-1]).is_dir()  # stage 2 ran on the cluster
         assert "stage 4: evaluate" in logs
+
+    def test_a_job_asking_for_a_resource_no_node_offers_fails_before_training(self, local_head, tmp_path):
+        job = f"i2a-nores-{uuid.uuid4().hex[:8]}"
+        local_head.submit(
+            ["python", "tuned_examples/i2a.py", "--env-model", "copy", "--num-learners", "1",
+             "--learner-resources", json.dumps({"learner_node": 1}), "--storage-path", str(tmp_path)],
+            job,
+        )  # fmt: skip
+        status, logs = local_head.wait(job, timeout=180)
+        assert status == "FAILED", logs[-4000:]
+        assert "--learner-resources asks for 'learner_node', which no node of this Ray cluster offers" in logs
+        assert "Traceback" not in logs
+        assert not any(tmp_path.iterdir()), "a refused resource request must not leave a run directory"
 
     def test_failing_job_is_reported_failed_with_its_error(self, local_head, tmp_path):
         job = f"i2a-bad-{uuid.uuid4().hex[:8]}"

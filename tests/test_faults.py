@@ -9,6 +9,8 @@ cut or an OOM kill. docs/reliability.md says what these tests show and what they
 import copy
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -484,3 +486,86 @@ def test_an_unwritable_output_location_fails_before_work(main, argv, tmp_path, c
     assert code == 2, err
     assert f"{blocker} is a file, not a directory. Choose another --storage-path." in err
     assert blocker.read_text() == "keep"
+
+
+UNWRITABLE_CASES = pytest.mark.parametrize(
+    "main, argv",
+    [
+        (cli.main, ["train", "--env-model", "copy", "--storage-path", "{dir}/runs"]),
+        (rllib_cli.main, ["train", "file", PPO_BASELINE_FILE, "--stop",
+                          '{"training_iteration": 1}', "--storage-path", "{dir}/runs"]),
+    ],
+    ids=["i2a-train", "rllib-train-file"],
+)
+
+
+def _refuse_ray(monkeypatch):
+    import i2a_rllib.experiment
+    import i2a_rllib.pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started for an output location without free space")
+
+    monkeypatch.setattr(i2a_rllib.experiment, "init_ray", refuse)
+    monkeypatch.setattr(i2a_rllib.pipeline, "init_ray", refuse)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A real 64 KiB tmpfs: a full disk as the OS reports it, not a patched number."""
+    mount_point = tmp_path / "tiny_fs"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        message = result.stderr.strip()
+        if os.geteuid() != 0 or re.search(r"permission denied|not permitted|superuser", message, re.I):
+            pytest.skip(f"mounting a tmpfs needs root/CAP_SYS_ADMIN here: {message}")
+        raise AssertionError(f"mount -t tmpfs failed: {message}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@UNWRITABLE_CASES
+def test_a_nearly_full_filesystem_is_refused_before_work(main, argv, tiny_tmpfs, capsys, monkeypatch):
+    monkeypatch.delenv("I2A_MIN_FREE_MB", raising=False)  # the default minimum, 64 MiB
+    _refuse_ray(monkeypatch)
+    argv = [a.replace("{dir}", str(tiny_tmpfs)) for a in argv]
+    code, _, err = _run_cli(main, argv, capsys)
+    assert code == 2, err
+    assert re.search(
+        rf"Only 0\.\d MiB free on the filesystem of {re.escape(str(tiny_tmpfs))} \(needed for "
+        rf"{re.escape(str(tiny_tmpfs))}/runs/\S+\); at least 64 MiB are required",
+        err,
+    ), err
+    assert "Free space or choose another --storage-path." in err and "Traceback" not in err
+    assert os.listdir(tiny_tmpfs) == [], "nothing may be written to the full filesystem"
+
+
+def test_the_free_space_minimum_comes_from_i2a_min_free_mb(tmp_path, capsys, monkeypatch):
+    """No mount needed: a minimum above what tmp_path's filesystem has free."""
+    free_mb = shutil.disk_usage(tmp_path).free / 2**20
+    minimum = int(2 * free_mb) + 1
+    monkeypatch.setenv("I2A_MIN_FREE_MB", str(minimum))
+    _refuse_ray(monkeypatch)
+    code, _, err = _run_cli(
+        cli.main, ["train", "--env-model", "copy", "--storage-path", str(tmp_path / "runs")], capsys
+    )
+    assert code == 2, err
+    assert f"on the filesystem of {tmp_path} (needed for {tmp_path}/runs/" in err, err
+    assert f"at least {minimum} MiB are required (set by I2A_MIN_FREE_MB)" in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_bad_i2a_min_free_mb_is_an_input_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("I2A_MIN_FREE_MB", "lots")
+    _refuse_ray(monkeypatch)
+    code, _, err = _run_cli(
+        cli.main, ["train", "--env-model", "copy", "--storage-path", str(tmp_path / "runs")], capsys
+    )
+    assert code == 2 and "I2A_MIN_FREE_MB='lots' must be a number of MiB >= 0" in err, err
+    assert os.listdir(tmp_path) == []
