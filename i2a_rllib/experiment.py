@@ -282,6 +282,17 @@ def check_writable(path: str, flag: str) -> None:
             f"Cannot write to {parent} (needed for {os.path.abspath(path)}); choose a "
             f"writable {flag}."
         )
+    check_free_space(path, flag)
+
+
+def check_free_space(path: str, flag: str) -> None:
+    """Raises RunDirectoryError if the filesystem `path` would be on has less than
+    `min_free_mb()` MiB free (measured at its nearest existing ancestor)."""
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if os.path.isfile(parent):
+        parent = os.path.dirname(parent)
     needed = min_free_mb()
     free = shutil.disk_usage(parent).free / 2**20
     if free < needed:

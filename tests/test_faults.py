@@ -569,3 +569,14 @@ def test_a_bad_i2a_min_free_mb_is_an_input_error(tmp_path, capsys, monkeypatch):
     )
     assert code == 2 and "I2A_MIN_FREE_MB='lots' must be a number of MiB >= 0" in err, err
     assert os.listdir(tmp_path) == []
+
+
+def test_collect_refuses_a_nearly_full_filesystem_before_any_actor(tiny_tmpfs, capsys, monkeypatch):
+    monkeypatch.delenv("I2A_MIN_FREE_MB", raising=False)
+    _refuse_ray(monkeypatch)  # collect imports init_ray from i2a_rllib.experiment when it needs it
+    code, _, err = _run_cli(
+        cli.main, ["collect", "--output", str(tiny_tmpfs / "data"), "--num-transitions", "100"], capsys
+    )
+    assert code == 2, err
+    assert f"MiB free on the filesystem of {tiny_tmpfs}" in err and "choose another --output" in err, err
+    assert os.listdir(tiny_tmpfs) == []

@@ -52,6 +52,7 @@ iteration 3.
 import json
 import math
 import os
+import sys
 import time
 
 from ray import tune
@@ -65,6 +66,7 @@ from i2a_rllib.experiment import (
     init_ray,
     parse_script_args,
 )
+from i2a_rllib.commands import run_as_command
 from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser
 
 # What is swept (and ranked).
@@ -236,6 +238,10 @@ def _number(value):
 
 args = apply_presets(parse_script_args(parser, as_main=__name__ == "__main__"), parser)
 
-if __name__ == "__main__":
+def main(args) -> None:
     check_sweep_args(args)
     run_sweep(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_as_command(main, args, prog=parser.prog))

@@ -232,6 +232,10 @@ def collect(
         )
 
     fs, root = filesystem_and_path(output)
+    if "://" not in output:  # local paths: a nearly full disk is refused before any actor starts
+        from i2a_rllib.experiment import check_free_space
+
+        check_free_space(output, "--output")
     try:
         fs.create_dir(root, recursive=True)
     except OSError as e:  # a file in the way, no permission, a read-only mount
