@@ -1,5 +1,6 @@
 """Transition collection (Ray actors -> Parquet) and env-model pretraining (Ray Train)."""
 
+import io
 import json
 import os
 import shutil
@@ -181,6 +182,11 @@ def test_lr_schedule_spans_every_epoch_of_every_worker(schedule):
         optimizer.step()
         scheduler.step()
         rates.append(optimizer.param_groups[0]["lr"])
+    # The state goes into every checkpoint, which torch.load reads with weights_only=True.
+    buffer = io.BytesIO()
+    torch.save({"scheduler": scheduler.state_dict()}, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer)["scheduler"]["last_epoch"] == 20
     if schedule == "constant":
         assert rates == [1e-3] * 20
     else:

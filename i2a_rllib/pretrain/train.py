@@ -15,6 +15,7 @@ in the project's env-model format (`i2a_rllib.checkpoints`) and evaluated.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -197,8 +198,10 @@ def _lr_scheduler(optimizer, config, world: int):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     per_epoch = -(-config["train_rows"] // (config["batch_size"] * world))
     total = max(1, config["epochs"] * per_epoch)
+    # math, not numpy: a numpy float in the scheduler state makes the checkpoint
+    # unloadable with torch.load's default weights_only=True.
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1.0 + np.cos(np.pi * min(step / total, 1.0)))
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step / total, 1.0)))
     )
 
 
