@@ -12,7 +12,7 @@ prints each stage:
 
 How to run this script
 ----------------------
-Laptop (2 cores, local embedded Ray, ~15-20 min; what `make run` runs):
+Laptop (2 cores, local embedded Ray, ~15 min; what `make run` runs):
     python tuned_examples/i2a.py --laptop
 With a pretrained environment model (stages 1-2 skipped):
     python tuned_examples/i2a.py --env-model-checkpoint runs/<run>/env_model/env_model
@@ -29,7 +29,7 @@ agent: --env-model copy. RLlib flags (--num-env-runners, --num-envs-per-env-runn
 Results to expect
 -----------------
 On 2 CPU cores (`--laptop`: 20k transitions, 2 pretraining epochs, 150k env steps of
-PPO with 2 epochs per batch) the run finishes in ~15-20 minutes with returns around
+PPO with 2 epochs per batch) the run finishes in ~15 minutes with returns around
 2 (random play: ~1.1). With 5e5 env steps (~70 min) the return reaches ~6-9
 (docs/results.md, with the curve); docs/benchmarks.md has the throughput figures.
 """
