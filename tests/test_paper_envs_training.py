@@ -38,6 +38,16 @@ def test_paper_envs_keep_their_rewards_and_atari_clips():
     assert rllib_env_settings(SOKOBAN_ID)["clip_rewards"] is False
     assert rllib_env_settings(MINIPACMAN_ID, {"task": "avoid"})["clip_rewards"] is False
     assert rllib_env_settings("ALE/Pong-v5")["clip_rewards"] is True
+    # RLlib clamps the squared value error at vf_clip_param: 10 would stop the critic
+    # from learning Sokoban's +10 returns; Atari (clipped rewards) keeps 10.
+    for config in (
+        baseline_ppo_config(SOKOBAN_ID),
+        configure_environment(I2AConfig(), SOKOBAN_ID),
+        configure_environment(I2AConfig(), MINIPACMAN_ID),
+    ):
+        assert config.vf_clip_param >= 1e6
+    assert baseline_ppo_config("ALE/Breakout-v5").vf_clip_param == 10.0
+    assert configure_environment(I2AConfig(), "ALE/Breakout-v5").vf_clip_param == 10.0
     with pytest.raises(ValueError, match="num_boxes"):
         rllib_env_settings(SOKOBAN_ID, {"dim_room": [5, 5], "num_boxes": 30})
     with pytest.raises(ValueError, match="task"):
