@@ -261,6 +261,14 @@ def min_free_mb() -> float:
     return value
 
 
+def _nearest_existing(path: str) -> str:
+    """`path` itself or its closest ancestor that exists (nothing is created)."""
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return parent
+
+
 def check_writable(path: str, flag: str) -> None:
     """Raises RunDirectoryError unless the directory `path` exists or can be created, on
     a filesystem with at least `min_free_mb()` MiB free.
@@ -269,9 +277,7 @@ def check_writable(path: str, flag: str) -> None:
     passes for root everywhere but read-only mounts, so a file in the way is caught too.
     A disk that fills up during the run is not prevented (docs/reliability.md).
     """
-    parent = os.path.abspath(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
+    parent = _nearest_existing(path)
     if not os.path.isdir(parent):
         raise RunDirectoryError(
             f"Cannot create {os.path.abspath(path)}: {parent} is a file, not a directory. "
@@ -288,11 +294,7 @@ def check_writable(path: str, flag: str) -> None:
 def check_free_space(path: str, flag: str) -> None:
     """Raises RunDirectoryError if the filesystem `path` would be on has less than
     `min_free_mb()` MiB free (measured at its nearest existing ancestor)."""
-    parent = os.path.abspath(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if os.path.isfile(parent):
-        parent = os.path.dirname(parent)
+    parent = _nearest_existing(path)
     needed = min_free_mb()
     free = shutil.disk_usage(parent).free / 2**20
     if free < needed:
