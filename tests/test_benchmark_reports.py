@@ -1,6 +1,18 @@
 """The report writers of the benchmark scripts (pure functions, no Ray)."""
 
-from benchmarks.paper_comparison import SECTION_TITLE, replace_section, target_verdict
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.paper_comparison import (
+    ROOT,
+    SECTION_TITLE,
+    board_name,
+    replace_section,
+    target_verdict,
+)
 
 
 def test_replace_section_keeps_the_rest_of_the_document():
@@ -25,3 +37,25 @@ def test_target_verdict_needs_15_points_over_ppo_and_a_lead_over_copy():
     assert "**not met**" in target_verdict([row("i2a", 0.60), row("copy", 0.61), row("ppo", 0.40)])
     assert "**not met**" in target_verdict([row("i2a", 0.224), row("copy", 0.2), row("ppo", 0.2)])
     assert "needs all three" in target_verdict([row("i2a", 0.5)])
+
+
+def test_board_name_fills_defaults_and_rejects_bad_boards():
+    assert board_name({"dim_room": [5, 5], "num_boxes": 1}) == "5x5, 1 box"
+    assert board_name({}) == "10x10, 4 boxes"  # the paper's defaults
+    with pytest.raises(ValueError, match="too small"):
+        board_name({"dim_room": [3, 3]})
+
+
+def test_comparison_rejects_a_bad_board_before_ray_starts():
+    script = os.path.join(ROOT, "benchmarks", "paper_comparison.py")
+    for env_config, message in (
+        ('{"dim_room": [5, 5], "num_boxes": 9}', "num_boxes=9 is more boxes than"),
+        ("{dim_room: 5}", "--env-config must be a JSON object"),
+    ):
+        done = subprocess.run(
+            [sys.executable, script, "--env-config", env_config],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+        assert "Started a local Ray instance" not in done.stdout + done.stderr
