@@ -80,6 +80,15 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     pipeline.add_argument("--pretrain-epochs", type=int, default=5)
     pipeline.add_argument("--pretrain-workers", type=int, default=2)
     pipeline.add_argument("--pretrain-batch-size", type=int, default=64)
+    pipeline.add_argument("--pretrain-lr", type=float, default=1e-3)
+    pipeline.add_argument("--pretrain-lr-schedule", default="constant", choices=["constant", "cosine"])
+    pipeline.add_argument(
+        "--env-model-hparams",
+        type=json_object_arg("--env-model-hparams", '{"channels": 16}'),
+        default={},
+        help="JSON settings of the environment model stage 2 trains, e.g. "
+        '\'{"channels": 16}\' (pixel) or \'{"latent_size": 64}\' (latent).',
+    )
     pipeline.add_argument("--evaluation-episodes", type=int, default=10)
     pipeline.add_argument(
         "--laptop",
@@ -176,6 +185,9 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     # resources, which need the cluster.
     probe = build_i2a_config(args)
     probe.validate()
+    if needs_model:
+        kind = args.env_model if args.env_model != "auto" else _default_kind(probe)
+        _check_pretrain_settings(probe, kind, args)
     init_ray(num_cpus=args.num_cpus or None)
     apply_script_args(probe, args)
     probe.validate()
@@ -187,7 +199,6 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
         from i2a_rllib.data.collect import collect
         from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
 
-        kind = args.env_model if args.env_model != "auto" else _default_kind(probe)
         _stage(1, f"collect {args.collect_transitions:,} transitions of {args.env}")
         data = os.path.join(root, "data")
         collect(
@@ -215,6 +226,9 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
                 kind=kind,
                 epochs=args.pretrain_epochs,
                 batch_size=args.pretrain_batch_size,
+                lr=args.pretrain_lr,
+                lr_schedule=args.pretrain_lr_schedule,
+                hparams=args.env_model_hparams,
                 num_workers=args.pretrain_workers,
                 use_gpu=bool(args.num_gpus_per_learner),
                 resume=args.resume and os.path.isdir(os.path.join(model_dir, "pretrain")),
@@ -249,6 +263,26 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
         print(f"[i2a] {key:>18}: {value}", flush=True)
     print(f"[i2a] {'TensorBoard':>18}: tensorboard --logdir {root}", flush=True)
     return paths
+
+
+def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> None:
+    """Stage 2's settings, checked before stage 1 collects anything."""
+    from i2a_rllib.envs import probe_spaces
+    from i2a_rllib.models.env_model import build_env_model, default_frame_channels
+
+    if not args.pretrain_lr > 0:
+        raise ValueError(f"--pretrain-lr {args.pretrain_lr}: must be > 0 (default 1e-3).")
+    obs_space, action_space = probe_spaces(config.env, config.env_config)
+    try:
+        build_env_model(
+            kind,
+            obs_space.shape,
+            int(action_space.n),
+            frame_channels=default_frame_channels(obs_space.shape),
+            hparams=dict(args.env_model_hparams),
+        )
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--env-model-hparams {args.env_model_hparams} ({kind} model): {e}") from None
 
 
 def _default_kind(config) -> str:

@@ -191,6 +191,10 @@ def _train_argv(tmp_path, *flags):
         (["--env-model", "world"], ["--env-model", "invalid choice: 'world'"]),
         (["--env-model", "copy", "--bogus-flag", "1"], ["unrecognized arguments: --bogus-flag"]),
         (["--env-model", "copy", "--resume"], ["--resume was given but", "holds no experiment to continue"]),
+        (["--env", "I2A/Sokoban-v0", "--env-model-hparams", '{"width": 8}'], ["--env-model-hparams {'width': 8} (pixel model)", "Unknown hparams ['width']", "'channels'"]),
+        (["--env-model-hparams", '{"channels": 16}'], ["(latent model)", "Unknown hparams ['channels']", "latent_size"]),
+        (["--env-model-hparams", "{channels: 16}"], ["--env-model-hparams must be a JSON object"]),
+        (["--pretrain-lr", "0"], ["--pretrain-lr 0.0", "must be > 0"]),
     ],
     ids=[
         "unknown-atari-game",
@@ -208,6 +212,10 @@ def _train_argv(tmp_path, *flags):
         "unknown-env-model-kind",
         "unknown-flag",
         "resume-nothing",
+        "unknown-pixel-hparam",
+        "pixel-hparam-for-latent",
+        "env-model-hparams-not-json",
+        "zero-pretrain-lr",
     ],
 )
 def test_train_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments):

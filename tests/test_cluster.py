@@ -793,11 +793,17 @@ class TestJobsOnALocalHead:
         job = f"i2a-tiny-{uuid.uuid4().hex[:8]}"
         local_head.submit(
             ["python", "tuned_examples/i2a.py", *TINY_PIPELINE, "--storage-path", str(tmp_path), "--name", "tiny",
-             "--env-runner-resources", json.dumps({"env_runner_node": 1})],
+             "--env-runner-resources", json.dumps({"env_runner_node": 1}),
+             "--env-model-hparams", json.dumps({"latent_size": 32}), "--pretrain-lr", "5e-4",
+             "--pretrain-lr-schedule", "cosine"],
             job,
         )  # fmt: skip
         status, logs = local_head.wait(job, timeout=400)
         assert status == "SUCCEEDED", logs[-4000:]
+        # Stage 2 trained the model the pipeline flags describe.
+        metadata = json.loads((tmp_path / "tiny" / "env_model" / "env_model" / "metadata.json").read_text())
+        assert metadata["hparams"]["latent_size"] == 32
+        assert (metadata["training"]["lr"], metadata["training"]["lr_schedule"]) == (5e-4, "cosine")
         (params,) = (tmp_path / "tiny" / "train").glob("*/params.json")
         assert json.loads(params.read_text())["custom_resources_per_env_runner"] == {"env_runner_node": 1}
         checkpoints = re.findall(r"^\[i2a\]\s+checkpoint:\s+(\S+)\s*$", logs, flags=re.M)
