@@ -252,12 +252,25 @@ def main():
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
     parser.add_argument("--collect-transitions", type=int, default=50_000)
     parser.add_argument("--pretrain-epochs", type=int, default=PRETRAIN["epochs"])
+    parser.add_argument("--report-only", action="store_true",
+                        help="Write the report from the finished runs of seeds < --seeds; train nothing.")
     args = parser.parse_args()
     try:  # bad board settings: one line before Ray starts
         board = board_name(args.env_config)
     except (TypeError, ValueError) as e:
         parser.exit(2, f"paper_comparison.py: error: --env-config: {e}\n")
     env_config = args.env_config
+    # One work directory per board: data, env model and runs of other boards stay apart.
+    work_dir = os.path.join(args.work_dir, board.replace(", ", "_").replace(" ", ""))
+    results_path = os.path.join(work_dir, "runs.json")
+    checkpoint_metadata = os.path.join(work_dir, "env_model", "env_model", "metadata.json")
+    if args.report_only:
+        if not os.path.exists(results_path):
+            parser.exit(2, f"paper_comparison.py: error: --report-only: no runs at {results_path}\n")
+        with open(checkpoint_metadata) as f:
+            model_metrics = json.load(f).get("evaluation") or {}
+        report(json.load(open(results_path)), args, model_metrics, env_config)
+        return
 
     import ray
 
@@ -265,8 +278,6 @@ def main():
     from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
 
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    # One work directory per board: data, env model and runs of other boards stay apart.
-    work_dir = os.path.join(args.work_dir, board.replace(", ", "_").replace(" ", ""))
     os.makedirs(work_dir, exist_ok=True)
     data = os.path.join(work_dir, "data")
     collect(ENV_ID, data, args.collect_transitions, num_actors=2, num_envs_per_actor=32,
@@ -279,7 +290,6 @@ def main():
     with open(os.path.join(checkpoint, "metadata.json")) as f:
         model_metrics = json.load(f).get("evaluation") or {}
 
-    results_path = os.path.join(work_dir, "runs.json")
     runs = json.load(open(results_path)) if os.path.exists(results_path) else []
     for seed in range(args.seeds):
         for agent in args.agents.split(","):
@@ -292,7 +302,12 @@ def main():
                 json.dump(runs, f)
             os.replace(results_path + ".tmp", results_path)
     ray.shutdown()
-    runs = [r for r in runs if r["budget"] == args.budget]
+    report(runs, args, model_metrics, env_config)
+
+
+def report(runs, args, model_metrics, env_config) -> None:
+    """Curves JSON + results.md section + PNG from the runs of this budget and seeds < --seeds."""
+    runs = [r for r in runs if r["budget"] == args.budget and r["seed"] < args.seeds]
     with open(os.path.join(args.out_dir, "results_sokoban.json"), "w") as f:
         json.dump({"budget": args.budget, "env_config": env_config, "runs": runs}, f)
     write_report(runs, args.budget, args.seeds, model_metrics, args.out_dir, env_config)

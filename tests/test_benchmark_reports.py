@@ -1,5 +1,6 @@
 """The report writers of the benchmark scripts (pure functions, no Ray)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,41 @@ def test_comparison_rejects_a_bad_board_before_ray_starts():
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
         assert "Started a local Ray instance" not in done.stdout + done.stderr
+
+
+def test_report_only_writes_the_section_from_finished_runs(tmp_path):
+    """--report-only: table, verdict and PNG from runs.json, seeds >= --seeds left out."""
+    board_dir = tmp_path / "work" / "5x5_1box"
+    (board_dir / "env_model" / "env_model").mkdir(parents=True)
+    (board_dir / "env_model" / "env_model" / "metadata.json").write_text(
+        json.dumps({"evaluation": {"error_ratio_1_step": 0.05}})
+    )
+    solved_by_agent = {"i2a": 0.9, "copy": 0.4, "ppo": 0.3}
+    runs = [
+        {
+            "agent": agent,
+            "seed": seed,
+            "budget": 1000,
+            "curve": [
+                {"env_steps": steps, "return": 1.0, "solved": solved if seed < 2 else 0.0, "seconds": steps / 100}
+                for steps in range(100, 1001, 100)
+            ],
+        }
+        for agent, solved in solved_by_agent.items()
+        for seed in range(3)  # seed 2 must not count with --seeds 2
+    ]
+    (board_dir / "runs.json").write_text(json.dumps(runs))
+    out = tmp_path / "docs"
+    out.mkdir()
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "paper_comparison.py"), "--report-only",
+         "--budget", "1000", "--seeds", "2", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = (out / "results.md").read_text()
+    assert "| i2a | 2 | 0.900 ± 0.000 |" in results and "| ppo | 2 | 0.300 ± 0.000 |" in results
+    assert "I2A - PPO: +60.0 points" in results and "**met**" in results
+    assert "Sokoban 5x5, 1 box" in results and "0.050" in results
+    assert (out / "figures" / "sokoban_learning_curves.png").stat().st_size > 0
+    assert len(json.loads((out / "results_sokoban.json").read_text())["runs"]) == 6
