@@ -57,7 +57,7 @@ PPO_SETTINGS = dict(
     minibatch_size=256,
     num_epochs=4,
 )
-# Environment model: 16 channels (a quarter of the 32-channel model's FLOPs per imagined
+# Environment model: 16 channels (a third of the 32-channel model's FLOPs per imagined
 # step) trained 10 epochs at lr 2e-3 with the cosine schedule. Held-out 1-step error vs
 # copying the last frame (measured 2026-11-25): 0.04-0.05x on 5x5 boards with 1 box, 0.29x
 # on 7x7 with 2 boxes, where the earlier recipe (32 channels, 3 epochs at 1e-3) left 0.61x.

@@ -39,7 +39,7 @@ parser = i2a_arg_parser(
     lr=3e-4,
     collect_transitions=50_000,
     collect_envs_per_actor=32,
-    # 16 channels, 10 epochs at lr 2e-3 (cosine), a quarter of the 32-channel model's cost
+    # 16 channels, 10 epochs at lr 2e-3 (cosine), a third of the 32-channel model's FLOPs
     # per imagined step: held-out 1-step error 0.29x copying the last frame on 7x7 boards
     # with 2 boxes (32 channels, 3 epochs at 1e-3: 0.61x), 0.04-0.05x on 5x5 with 1 box.
     env_model_hparams={"channels": 16},
