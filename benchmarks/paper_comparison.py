@@ -241,6 +241,7 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
 
 def main():
     from i2a_rllib.commands import json_object_arg
+    from i2a_rllib.pretrain.train import ENV_MODEL_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=300_000)
@@ -263,32 +264,28 @@ def main():
     # One work directory per board: data, env model and runs of other boards stay apart.
     work_dir = os.path.join(args.work_dir, board.replace(", ", "_").replace(" ", ""))
     results_path = os.path.join(work_dir, "runs.json")
-    checkpoint_metadata = os.path.join(work_dir, "env_model", "env_model", "metadata.json")
+    model_dir = os.path.join(work_dir, "env_model")
+    checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
     if args.report_only:
-        if not os.path.exists(results_path):
-            parser.exit(2, f"paper_comparison.py: error: --report-only: no runs at {results_path}\n")
-        with open(checkpoint_metadata) as f:
-            model_metrics = json.load(f).get("evaluation") or {}
-        report(json.load(open(results_path)), args, model_metrics, env_config)
+        if not (os.path.exists(results_path) and os.path.isdir(checkpoint)):
+            parser.exit(2, f"paper_comparison.py: error: --report-only: no runs and env model in {work_dir}\n")
+        report(json.load(open(results_path)), args, model_metrics_of(checkpoint), env_config)
         return
 
     import ray
 
     from i2a_rllib.data.collect import collect
-    from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
+    from i2a_rllib.pretrain.train import pretrain
 
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     os.makedirs(work_dir, exist_ok=True)
     data = os.path.join(work_dir, "data")
     collect(ENV_ID, data, args.collect_transitions, num_actors=2, num_envs_per_actor=32,
             shard_size=max(100, args.collect_transitions // 20), env_config=env_config)
-    model_dir = os.path.join(work_dir, "env_model")
-    checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
     if not os.path.isdir(checkpoint):
         pretrain(data, model_dir, kind="pixel", num_workers=2, hparams=PIXEL_MODEL,
                  **{**PRETRAIN, "epochs": args.pretrain_epochs})
-    with open(os.path.join(checkpoint, "metadata.json")) as f:
-        model_metrics = json.load(f).get("evaluation") or {}
+    model_metrics = model_metrics_of(checkpoint)
 
     runs = json.load(open(results_path)) if os.path.exists(results_path) else []
     for seed in range(args.seeds):
@@ -303,6 +300,13 @@ def main():
             os.replace(results_path + ".tmp", results_path)
     ray.shutdown()
     report(runs, args, model_metrics, env_config)
+
+
+def model_metrics_of(checkpoint: str) -> Dict[str, Any]:
+    """The held-out evaluation `i2a pretrain` stored in the checkpoint's metadata."""
+    from i2a_rllib.checkpoints import read_env_model_metadata
+
+    return read_env_model_metadata(checkpoint).get("evaluation") or {}
 
 
 def report(runs, args, model_metrics, env_config) -> None:

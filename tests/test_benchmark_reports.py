@@ -62,13 +62,26 @@ def test_comparison_rejects_a_bad_board_before_ray_starts():
         assert "Started a local Ray instance" not in done.stdout + done.stderr
 
 
+def test_report_only_without_runs_names_what_is_missing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "paper_comparison.py"), "--report-only",
+         "--work-dir", str(tmp_path), "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--report-only: no runs and env model in" in done.stderr and "5x5_1box" in done.stderr
+    assert not (tmp_path / "results.md").exists()
+
+
 def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     """--report-only: table, verdict and PNG from runs.json, seeds >= --seeds left out."""
+    from i2a_rllib.checkpoints import save_env_model
+    from i2a_rllib.models.env_model import build_env_model
+
     board_dir = tmp_path / "work" / "5x5_1box"
-    (board_dir / "env_model" / "env_model").mkdir(parents=True)
-    (board_dir / "env_model" / "env_model" / "metadata.json").write_text(
-        json.dumps({"evaluation": {"error_ratio_1_step": 0.05}})
-    )
+    model = build_env_model("pixel", (7, 5, 5), 5, frame_channels=7, hparams={"channels": 4})
+    save_env_model(model, str(board_dir / "env_model" / "env_model"),
+                   extra_metadata={"evaluation": {"error_ratio_1_step": 0.05}})  # fmt: skip
     solved_by_agent = {"i2a": 0.9, "copy": 0.4, "ppo": 0.3}
     runs = [
         {
