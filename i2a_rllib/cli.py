@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=json_object_arg("--hparams", '{"architecture": "dilated"}'),
         default={},
         help="JSON model settings, e.g. '{\"latent_size\": 64}' (latent) or "
-        "'{\"architecture\": \"dilated\"}' (pixel, full-resolution Atari model)",
+        "'{\"architecture\": \"dilated\"}' (pixel, full-resolution Atari model; "
+        "'frame_head' picks 'logit' or 'gate')",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

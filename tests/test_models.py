@@ -220,7 +220,10 @@ def test_dilated_pixel_model_is_rebuilt_from_its_metadata():
     model = build_env_model("pixel", ATARI_FRAMES, 4, hparams={"architecture": "dilated", "channels": 8})
     metadata = model.metadata()
     assert metadata["kind"] == "pixel"
-    assert metadata["hparams"] == {"architecture": "dilated", "channels": 8, "dilations": [1, 2, 4, 8, 1], "factor": 2}
+    assert metadata["hparams"] == {
+        "architecture": "dilated", "channels": 8, "dilations": [1, 2, 4, 8, 1], "factor": 2,
+        "frame_head": "logit",
+    }
     rebuilt = build_env_model_from_metadata(metadata)
     assert isinstance(rebuilt, DilatedPixelEnvModel)
     rebuilt.load_state_dict(model.state_dict())
@@ -230,13 +233,37 @@ def test_dilated_pixel_model_is_rebuilt_from_its_metadata():
     assert type(build_env_model_from_metadata(PixelEnvModel(SMALL_FRAMES, 4).metadata())) is PixelEnvModel
 
 
-def test_dilated_pixel_model_starts_as_copy_and_learns_a_moving_dot():
-    """Its canvas gate starts closed (prediction = last frame); a few hundred Adam steps
-    on a dot that moves one pixel left or right by the action must beat copying."""
+def test_pixel_checkpoints_from_before_the_frame_head_choice_load_with_the_gate_head():
+    """Metadata written before `frame_head` existed has no such key: those models had the
+    gated canvas head, and their weights must load into the same head."""
+    from i2a_rllib.models.env_model import CanvasFrameHead, build_env_model_from_metadata
+
+    old = build_env_model(
+        "pixel", ATARI_FRAMES, 4,
+        hparams={"architecture": "dilated", "channels": 8, "frame_head": "gate"},
+    )
+    metadata = old.metadata()
+    del metadata["hparams"]["frame_head"]
+    rebuilt = build_env_model_from_metadata(metadata)
+    assert isinstance(rebuilt.frame_out, CanvasFrameHead)
+    rebuilt.load_state_dict(old.state_dict())
+
+
+def test_unknown_frame_head_is_named():
+    with pytest.raises(ValueError, match="Unknown frame_head 'blend'; choose one of"):
+        build_env_model("pixel", ATARI_FRAMES, 4, hparams={"architecture": "dilated", "frame_head": "blend"})
+
+
+@pytest.mark.parametrize("frame_head", ["logit", "gate"])
+def test_dilated_pixel_model_starts_as_copy_and_learns_a_moving_dot(frame_head):
+    """Both frame heads start as the last frame (logit: zero correction; gate: closed on
+    the canvas); a few hundred Adam steps on a dot that moves one pixel left or right by
+    the action must beat copying."""
     torch.manual_seed(0)
     shape = (2, 16, 16)
     model = build_env_model(
-        "pixel", shape, 2, hparams={"architecture": "dilated", "channels": 16, "dilations": [1, 2]}
+        "pixel", shape, 2,
+        hparams={"architecture": "dilated", "channels": 16, "dilations": [1, 2], "frame_head": frame_head},
     )
 
     def batch(n):
