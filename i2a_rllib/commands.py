@@ -9,6 +9,14 @@ from typing import Any, Callable, Dict
 
 # Errors in what the user asked for: reported as one line, exit code 2, no traceback.
 INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError)
+# What RLlib's `AlgorithmConfig._value_error` appends on a second line: advice to turn
+# validation off, which is no fix for bad input.
+_RLLIB_SUPPRESS_HINT = "\nTo suppress all validation errors, set"
+
+
+def one_line(error: object) -> str:
+    """The error's message on one line, without RLlib's advice to turn validation off."""
+    return " ".join(str(error).split(_RLLIB_SUPPRESS_HINT)[0].split())
 
 
 def run_as_command(fn, *args, prog: str = "error", **kwargs) -> int:
@@ -19,7 +27,7 @@ def run_as_command(fn, *args, prog: str = "error", **kwargs) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except INPUT_ERRORS as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return 2
     return 0
 

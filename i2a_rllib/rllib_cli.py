@@ -14,9 +14,10 @@ import argparse
 import os
 import runpy
 import sys
+import traceback
 from typing import List, Optional
 
-from i2a_rllib.commands import json_object_arg
+from i2a_rllib.commands import json_object_arg, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,13 +42,38 @@ class UsageError(ValueError):
     pass
 
 
+def _error_in_file(path: str, error: Exception) -> str:
+    """`error` as one line located in the user's file: `path:line: Type: message`, the
+    line being the last one of `path` on the way to the error (the file's own call, not
+    the library code below it)."""
+    target = os.path.realpath(path)
+    line, message = None, error
+    if isinstance(error, SyntaxError):  # its str() repeats the file and line
+        message = error.msg
+        if error.filename and os.path.realpath(error.filename) == target:
+            line = error.lineno
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if os.path.realpath(frame.f_code.co_filename) == target:
+            line = lineno
+    where = f"{path}:{line}" if line else path
+    return f"{where}: {type(error).__name__}: {one_line(message)}"
+
+
 def load_config_file(path: str):
-    """Executes `path` (not as __main__) and returns its `config` and `stop`."""
+    """Executes `path` (not as __main__) and returns its `config` and `stop`.
+
+    Raises:
+        UsageError: If the file is missing, raises (reported at its line), or does not
+            define a usable `config` / `stop`.
+    """
     if not os.path.isfile(path):  # before importing RLlib: a typo fails at once
         raise UsageError(f"{path!r} does not exist (or is not a file).")
     from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-    namespace = runpy.run_path(path, run_name="__rllib_train_file__")
+    try:
+        namespace = runpy.run_path(path, run_name="__rllib_train_file__")
+    except Exception as e:  # anything the user's file raises; SystemExit/Ctrl-C pass
+        raise UsageError(_error_in_file(path, e)) from None
     config = namespace.get("config")
     if config is None:
         raise UsageError(
@@ -65,6 +91,7 @@ def load_config_file(path: str):
 
 
 def train_file(args: argparse.Namespace) -> dict:
+    from i2a_rllib.envs import validate_rllib_env
     from i2a_rllib.experiment import run_experiment, script_arg_parser
 
     # Run-location problems must surface before the file's config is even built.
@@ -77,6 +104,8 @@ def train_file(args: argparse.Namespace) -> dict:
         )
     if args.config:
         config = config.copy(copy_frozen=False).update_from_dict(args.config)
+    # --config may replace env_config: check it as every other entry point does, before Ray.
+    validate_rllib_env(config.env, config.env_config)
     run_args = script_arg_parser().parse_args([])
     run_args.storage_path = args.storage_path
     run_args.name = args.name

@@ -87,3 +87,29 @@ def test_unknown_game_id_is_a_clear_error_with_suggestions():
 def test_unknown_env_config_key_is_rejected():
     with pytest.raises(ValueError, match="Unknown Atari env_config key"):
         atari_env_config(frame_skip=4)
+
+
+def test_the_smallest_accepted_settings_run_in_ale_py():
+    """The checked ranges are ale-py's own: their lower ends build and step (one below is
+    refused up front, see tests/test_bad_input.py)."""
+    smallest = {
+        "frameskip": 1,
+        "stack_num": 1,
+        "img_height": 1,
+        "img_width": 1,
+        "noop_max": 0,
+        "num_threads": 0,
+        "max_num_frames_per_episode": 1,
+        "repeat_action_probability": 0.0,
+        "use_fire_reset": False,
+    }
+    env = make_atari_vector_env(atari_env_config("ALE/Breakout-v5", **smallest), num_envs=1)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (1, 1, 1, 1)
+        obs, *_ = env.step(np.zeros(1, dtype=np.int64))
+        assert obs.shape == (1, 1, 1, 1)
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match=r"stack_num=0 must be an integer >= 1"):
+        atari_env_config(stack_num=0)  # would kill the process inside ale-py

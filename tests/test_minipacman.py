@@ -231,11 +231,34 @@ def test_same_seed_same_trajectories():
         ({"task": "rush", "num_power_pills": 0}, "num_power_pills"),
         ({"layout": ["###", "#P#", "#X#", "###"]}, "unknown characters"),
         ({"ghosts": 3}, "ghosts"),
+        # Values that used to slip through: a string read as True, a bool as a
+        # probability, NaN compared as "not negative", a list crashing the task lookup.
+        ({"terminate_on_level_clear": "no"}, r"terminate_on_level_clear='no' must be true or false"),
+        ({"ghost_speed": True}, r"ghost_speed=True must be a number in \[0, 1\]"),
+        ({"ghost_speed_increase": float("nan")}, r"ghost_speed_increase=nan must be a number >= 0"),
+        ({"task": ["hunt"]}, r"task=\['hunt'\] is unknown"),
+        ({"layout": 3}, "layout must be a map"),
     ],
 )
 def test_bad_settings_raise_a_clear_value_error(settings, message):
     with pytest.raises(ValueError, match=message):
         MiniPacmanVectorEnv(2, **settings)
+
+
+def test_rendering_draws_what_the_board_holds():
+    layout = ["#########", "#P.o G..#", "#########"]  # food left after one is eaten
+    env = MiniPacmanVectorEnv.from_ascii(layout, **FROZEN)
+    env.reset(seed=0)
+    assert env.render_ascii(0) == "\n".join(layout)
+    pictures = env.render_rgb()
+    scale = minipacman.RGB_SCALE
+    assert pictures.shape == (1, 3 * scale, 9 * scale, 3) and pictures.dtype == np.uint8
+    for column, kind in enumerate(["wall", "player", "food", "power_pill", "empty", "ghost"]):
+        tile = pictures[0, scale : 2 * scale, column * scale : (column + 1) * scale]
+        assert (tile == minipacman.RGB_COLOURS[kind]).all(), kind
+    step(env, RIGHT)  # food
+    step(env, RIGHT)  # the power pill: the ghost turns edible, drawn as 'E'
+    assert env.render_ascii(0).split("\n")[1] == "#  P E..#"
 
 
 def test_make_vector_env_and_gym_make():

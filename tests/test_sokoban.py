@@ -135,6 +135,12 @@ def test_bfs_solver_confirms_generated_levels_are_solvable(seed):
         ({"num_gen_steps": 0}, "num_gen_steps"),
         ({"observation": "pixels"}, "observation"),
         ({"dim_rom": (7, 7)}, "dim_rom"),
+        # Values that used to pass as ints: a bool, a float side, a string read as two sides.
+        ({"num_boxes": True}, r"num_boxes=True must be an integer >= 1"),
+        ({"dim_room": (7.5, 7)}, r"dim_room=\(7.5, 7\) must be a pair"),
+        ({"dim_room": "77"}, r"dim_room='77' must be a pair"),
+        ({"rgb_scale": False}, r"rgb_scale=False must be an integer >= 1"),
+        ({"fixed_level": 5}, "fixed_level must be a map"),
     ],
 )
 def test_bad_settings_raise_a_clear_value_error(settings, message):

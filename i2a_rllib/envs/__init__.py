@@ -22,22 +22,27 @@ from i2a_rllib.envs.atari import (
     is_atari_id,
     make_atari_vector_env,
     rllib_atari_env_creator,
+    validate_atari_env_config,
 )
 
 SOKOBAN_ID = "I2A/Sokoban-v0"
 MINIPACMAN_ID = "I2A/MiniPacman-v0"
-# user-facing id -> (Tune registry name, module with make_vector_env + validate_settings)
-BOARD_ENVS: Dict[str, Tuple[str, str]] = {
-    SOKOBAN_ID: ("i2a_sokoban", "i2a_rllib.envs.sokoban"),
-    MINIPACMAN_ID: ("i2a_minipacman", "i2a_rllib.envs.minipacman"),
+# user-facing id -> (Tune registry name, module with make_vector_env, its BoardVectorEnv)
+BOARD_ENVS: Dict[str, Tuple[str, str, str]] = {
+    SOKOBAN_ID: ("i2a_sokoban", "i2a_rllib.envs.sokoban", "SokobanVectorEnv"),
+    MINIPACMAN_ID: ("i2a_minipacman", "i2a_rllib.envs.minipacman", "MiniPacmanVectorEnv"),
 }
-_REGISTRY_NAMES = {ATARI_ENV: None, **{name: env_id for env_id, (name, _) in BOARD_ENVS.items()}}
+_REGISTRY_NAMES = {ATARI_ENV: None, **{name: env_id for env_id, (name, *_) in BOARD_ENVS.items()}}
 
 _REGISTERED = False
 
 
 def _board_module(env_id: str):
     return importlib.import_module(BOARD_ENVS[env_id][1])
+
+
+def _board_class(env_id: str):
+    return getattr(_board_module(env_id), BOARD_ENVS[env_id][2])
 
 
 def _board_creator(env_id: str):
@@ -57,7 +62,7 @@ def register_envs() -> None:
     from ray.tune.registry import register_env
 
     register_env(ATARI_ENV, rllib_atari_env_creator)
-    for env_id, (name, _) in BOARD_ENVS.items():
+    for env_id, (name, *_) in BOARD_ENVS.items():
         register_env(name, _board_creator(env_id))
     _REGISTERED = True
 
@@ -89,8 +94,7 @@ def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None)
     if env_id in _REGISTRY_NAMES and env_id != ATARI_ENV:  # a registry name was passed
         env_id = _REGISTRY_NAMES[env_id]
     if env_id in BOARD_ENVS:
-        settings = {k: v for k, v in config.items() if k != "seed"}
-        _board_module(env_id).validate_settings(**settings)  # raises on bad settings
+        _board_class(env_id).check_env_config(config)  # raises on bad settings
         return {
             "env": BOARD_ENVS[env_id][0],
             "env_config": config,
@@ -98,6 +102,19 @@ def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None)
             "clip_rewards": False,
         }
     raise ValueError(f"Unknown environment {env_id!r}. Known ids: {known_env_ids()}.")
+
+
+def validate_rllib_env(env: Any, env_config: Optional[Dict[str, Any]]) -> None:
+    """Checks the env_config of an RLlib (`config.env`, `config.env_config`) pair whose env
+    is one of ours, without building it; other envs (a user's own) are left to RLlib.
+
+    Raises:
+        ValueError: Naming the bad key and the valid values.
+    """
+    if env == ATARI_ENV:
+        validate_atari_env_config(dict(env_config or {}))
+    elif isinstance(env, str) and _REGISTRY_NAMES.get(env, env) in BOARD_ENVS:
+        _board_class(_REGISTRY_NAMES.get(env, env)).check_env_config(env_config)
 
 
 def make_rllib_vector_env(env: str, env_config: Optional[Dict[str, Any]], num_envs: int):
@@ -147,4 +164,5 @@ __all__ = [
     "probe_spaces",
     "register_envs",
     "rllib_env_settings",
+    "validate_rllib_env",
 ]

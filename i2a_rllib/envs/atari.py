@@ -17,6 +17,14 @@ from __future__ import annotations
 import difflib
 from typing import Any, Dict, Optional
 
+from i2a_rllib.envs.settings import (
+    check_bool,
+    check_int,
+    check_known_keys,
+    check_number,
+    check_seed,
+)
+
 # Name under which the vector env creator is registered with Ray Tune's registry.
 ATARI_ENV = "i2a_atari"
 
@@ -24,22 +32,27 @@ DEFAULT_ATARI_GAME = "ALE/Breakout-v5"
 # The v5 standard: with probability 0.25 the previous action repeats (Machado et al.).
 DEFAULT_STICKY_ACTION_PROBABILITY = 0.25
 
-# `AtariVectorEnv` settings users may pass through `env_config`.
-_ENV_CONFIG_KEYS = {
-    "game",
-    "num_envs",
-    "repeat_action_probability",
-    "frameskip",
-    "stack_num",
-    "img_height",
-    "img_width",
-    "noop_max",
-    "use_fire_reset",
-    "episodic_life",
-    "max_num_frames_per_episode",
-    "num_threads",
-    "full_action_space",
+# `AtariVectorEnv` settings users may pass through `env_config`, with the values ale-py
+# 0.12 accepts (checked by trying them: a 0 for num_envs, stack_num or an image side
+# kills the process in C++, negative ones fail there with "cannot create std::vector",
+# floats and strings with a pybind11 signature dump). Integer settings: the minimum, and
+# a hint.
+_INT_SETTINGS = {
+    "num_envs": (1, "RLlib sets it from num_envs_per_env_runner"),
+    "frameskip": (1, "emulator frames per action, default 4"),
+    "stack_num": (1, "frames per observation, default 4"),
+    "img_height": (1, "observation height in pixels, default 84"),
+    "img_width": (1, "observation width in pixels, default 84"),
+    "noop_max": (0, "random no-ops after a reset, default 30, 0 turns them off"),
+    "max_num_frames_per_episode": (1, "episodes are truncated there, default 108000"),
+    "num_threads": (0, "0 (the default) uses one thread per core, up to num_envs"),
 }
+_BOOL_SETTINGS = {
+    "use_fire_reset": "press FIRE after a reset where the game needs it, default true",
+    "episodic_life": "end the episode at every lost life, default false",
+    "full_action_space": "all 18 actions instead of the game's own, default false",
+}
+_ENV_CONFIG_KEYS = {"game", "repeat_action_probability", "seed", *_INT_SETTINGS, *_BOOL_SETTINGS}
 
 
 class UnknownAtariGameError(ValueError):
@@ -120,20 +133,25 @@ def atari_env_config(
 
 
 def validate_atari_env_config(env_config: Dict[str, Any]) -> None:
-    """Raises a clear ValueError for a bad `env_config`, before any actor starts."""
-    unknown = set(env_config) - _ENV_CONFIG_KEYS - {"seed"}
-    if unknown:
-        raise ValueError(
-            f"Unknown Atari env_config key(s) {sorted(unknown)}; allowed keys are "
-            f"{sorted(_ENV_CONFIG_KEYS)}."
-        )
+    """Raises a clear one-line ValueError for a bad `env_config`, before any actor starts:
+    the key, the bad value and what is valid."""
+    check_known_keys("Atari env_config key(s)", env_config, _ENV_CONFIG_KEYS)
     resolve_rom_id(env_config.get("game", DEFAULT_ATARI_GAME))
-    p = env_config.get("repeat_action_probability", DEFAULT_STICKY_ACTION_PROBABILITY)
-    if not 0.0 <= float(p) < 1.0:
-        raise ValueError(
-            f"repeat_action_probability={p} must lie in [0, 1); the v5 standard is 0.25, "
-            "0.0 turns sticky actions off."
-        )
+    check_number(
+        "repeat_action_probability",
+        env_config.get("repeat_action_probability", DEFAULT_STICKY_ACTION_PROBABILITY),
+        "the v5 standard is 0.25, 0.0 turns sticky actions off",
+        minimum=0.0,
+        maximum=1.0,
+        maximum_included=False,
+    )
+    for key, (minimum, hint) in _INT_SETTINGS.items():
+        if key in env_config:
+            check_int(key, env_config[key], minimum, hint)
+    for key, hint in _BOOL_SETTINGS.items():
+        if key in env_config:
+            check_bool(key, env_config[key], hint)
+    check_seed(env_config.get("seed"))
 
 
 def make_atari_vector_env(env_config: Optional[Dict[str, Any]] = None, num_envs: int = 1):

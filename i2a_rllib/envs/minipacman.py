@@ -54,10 +54,26 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
-from i2a_rllib.envs.single_board import SingleBoardEnv, make_board_vector_env
+from i2a_rllib.envs.board import (
+    ACTION_MOVES,
+    ACTION_NAMES,
+    NUM_ACTIONS,
+    OPPOSITE_ACTION,
+    BoardVectorEnv,
+    SingleBoardEnv,
+    ascii_rows,
+    check_enclosed,
+    make_board_vector_env,
+    solid_tiles,
+)
+from i2a_rllib.envs.settings import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_probability,
+)
 
 # ---------------------------------------------------------------------------------------
 # Hyper-parameters (DeepMind reference values unless noted).
@@ -129,10 +145,7 @@ STANDARD_MAZE = (
     "###################",
 )
 
-ACTION_NAMES = ("noop", "up", "down", "left", "right")
-NUM_ACTIONS = len(ACTION_NAMES)
-ACTION_MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-REVERSE_ACTION = np.array([0, 2, 1, 4, 3])
+REVERSE_ACTION = np.array(OPPOSITE_ACTION)
 
 CHANNELS = ("wall", "food", "power_pill", "player", "ghost", "edible_ghost")
 WALL, FOOD, POWER_PILL, PLAYER, GHOST, EDIBLE_GHOST = range(len(CHANNELS))
@@ -143,16 +156,21 @@ GHOST_HEADINGS = {"G": None, "^": 1, "v": 2, "<": 3, ">": 4}
 LAYOUT_CHARS = "#. oP" + "".join(GHOST_HEADINGS)
 
 RGB_SCALE = 8
-# Colours of `render_rgb`, in drawing priority order (first wins).
+# What `render_ascii` / `render_rgb` draw, per cell code; where several things share a
+# cell the one listed last wins (the player over a ghost over a pill ...).
+RENDER_CODES = ("empty", "wall", "food", "power_pill", "edible_ghost", "ghost", "player")
+ASCII_OF_CODE = (" ", "#", ".", "o", "E", "G", "P")
 RGB_COLOURS = {
-    "player": (60, 200, 60),
-    "ghost": (220, 40, 40),
-    "edible_ghost": (220, 220, 40),
-    "power_pill": (40, 220, 220),
-    "food": (60, 60, 220),
-    "wall": (200, 200, 200),
     "empty": (0, 0, 0),
+    "wall": (200, 200, 200),
+    "food": (60, 60, 220),
+    "power_pill": (40, 220, 220),
+    "edible_ghost": (220, 220, 40),
+    "ghost": (220, 40, 40),
+    "player": (60, 200, 60),
 }
+# The observation channel behind each render code but "empty".
+_CHANNEL_OF_RENDER_CODE = (WALL, FOOD, POWER_PILL, EDIBLE_GHOST, GHOST, PLAYER)
 
 ENV_ID = "I2A/MiniPacman-v0"
 SETTINGS = (
@@ -205,12 +223,7 @@ class Layout:
             ValueError: For a ragged map, unknown characters, an open border, several
                 players, or ghosts/pills without a player.
         """
-        rows = ascii_map.strip("\n").split("\n") if isinstance(ascii_map, str) else list(ascii_map)
-        if not rows or any(len(row) != len(rows[0]) for row in rows):
-            raise ValueError(
-                f"layout must be a non-empty rectangle of rows of equal length, got row lengths "
-                f"{[len(row) for row in rows]}."
-            )
+        rows = ascii_rows(ascii_map, "layout")
         chars = np.array([list(row) for row in rows])
         unknown = sorted(set(chars.ravel()) - set(LAYOUT_CHARS))
         if unknown:
@@ -220,10 +233,7 @@ class Layout:
                 "with a heading)."
             )
         walls = chars == "#"
-        border = np.ones_like(walls)
-        border[1:-1, 1:-1] = False
-        if not walls[border].all():
-            raise ValueError("layout must be enclosed: every cell of its outer ring must be '#'.")
+        check_enclosed(walls, "layout")
         if (~walls).sum() < 2:
             raise ValueError("layout needs at least 2 free cells.")
         players = np.flatnonzero(chars == "P")
@@ -268,21 +278,9 @@ def validate_settings(
     Raises:
         ValueError: Naming the bad setting and how to fix it.
     """
-    if task not in TASKS:
-        raise ValueError(f"Unknown MiniPacman task {task!r}; use one of {list(TASKS)}.")
+    check_choice("task", task, TASKS)
     if not isinstance(layout, Layout):
         layout = Layout.from_ascii(STANDARD_MAZE if layout is None else layout)
-
-    def check_int(name: str, value: Any, minimum: int, hint: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}; {hint}.")
-        return int(value)
-
-    def check_probability(name: str, value: Any, hint: str) -> float:
-        if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name} must be a number in [0, 1], got {value!r}; {hint}.")
-        return float(value)
-
     settings = dict(
         task=task,
         max_steps=check_int("max_steps", max_steps, 1, f"default {DEFAULT_MAX_STEPS}"),
@@ -292,7 +290,12 @@ def validate_settings(
         ),
         power_duration=check_int("power_duration", power_duration, 1, f"default {POWER_DURATION}"),
         ghost_speed=check_probability("ghost_speed", ghost_speed, f"default {GHOST_SPEED}"),
-        ghost_speed_increase=ghost_speed_increase,
+        ghost_speed_increase=check_number(
+            "ghost_speed_increase",
+            ghost_speed_increase,
+            f"default {GHOST_SPEED_INCREASE} (the speed is capped at 1)",
+            minimum=0.0,
+        ),
         edible_ghost_speed_factor=check_probability(
             "edible_ghost_speed_factor",
             edible_ghost_speed_factor,
@@ -306,14 +309,10 @@ def validate_settings(
         initial_ghosts=check_int("initial_ghosts", initial_ghosts, 0, f"default {INITIAL_GHOSTS}"),
         max_ghosts=check_int("max_ghosts", max_ghosts, 1, f"default {MAX_GHOSTS}"),
         safe_distance=check_int("safe_distance", safe_distance, 0, f"default {SAFE_DISTANCE}"),
-        terminate_on_level_clear=bool(terminate_on_level_clear),
+        terminate_on_level_clear=check_bool(
+            "terminate_on_level_clear", terminate_on_level_clear, "default false"
+        ),
     )
-    if not isinstance(ghost_speed_increase, (int, float, np.floating)) or ghost_speed_increase < 0:
-        raise ValueError(
-            f"ghost_speed_increase must be a number >= 0, got {ghost_speed_increase!r}; "
-            "default 0.1."
-        )
-    settings["ghost_speed_increase"] = float(ghost_speed_increase)
     if task == "rush" and settings["num_power_pills"] < 1:
         raise ValueError(
             "task='rush' is about eating power pills: num_power_pills must be >= 1 (default 2)."
@@ -340,14 +339,13 @@ def validate_settings(
 # ---------------------------------------------------------------------------------------
 # Environments
 # ---------------------------------------------------------------------------------------
-class MiniPacmanVectorEnv(VectorEnv):
+class MiniPacmanVectorEnv(BoardVectorEnv):
     """N MiniPacman boards stepped together with numpy; NEXT_STEP autoreset.
 
     Boards that ended (killed, or out of steps) on step t start a new episode on step
-    t+1: their action is ignored and they return the new start observation with reward
-    0, terminated=False, truncated=False, exactly like gymnasium's `SyncVectorEnv`.
-    All randomness (levels and ghosts) comes from one `numpy.random.Generator` per
-    vector env, so the same seed and actions give the same trajectories.
+    t+1 (see `BoardVectorEnv`). All randomness (levels and ghosts) comes from one
+    `numpy.random.Generator` per vector env (not one per board, unlike Sokoban), so the
+    same seed and actions give the same trajectories.
 
     Infos: `{"level": int (N,), "power_steps_left": int (N,)}` with all-True `_` masks.
 
@@ -376,32 +374,23 @@ class MiniPacmanVectorEnv(VectorEnv):
         ValueError: For bad settings (see `validate_settings`).
     """
 
+    env_name = "MiniPacman"
+    setting_names = SETTINGS
+    settings_validator = staticmethod(validate_settings)
+    ascii_setting = "layout"
+    ascii_of_code = ASCII_OF_CODE
+
     def __init__(self, num_envs: int = 1, *, seed: int | None = None, **settings: Any):
-        unknown = sorted(set(settings) - set(SETTINGS))
-        if unknown:
-            raise ValueError(
-                f"Unknown MiniPacman setting(s) {unknown}; the settings are {list(SETTINGS)}."
-            )
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}.")
-        self.settings = validate_settings(**settings)
-        self.num_envs = int(num_envs)
+        super().__init__(num_envs, seed=seed, **settings)
         self.task = self.settings["task"]
         self.task_spec = TASKS[self.task]
         self.max_steps = self.settings["max_steps"]
         self.layout: Layout = self.settings["layout"]
-        self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
-        self.render_mode = None
-
         height, width = self.layout.walls.shape
         self.dim = (height, width)
         cells = height * width
-        self.single_observation_space = gym.spaces.Box(
-            0, 255, (len(CHANNELS), height, width), dtype=np.uint8
-        )
-        self.single_action_space = gym.spaces.Discrete(NUM_ACTIONS)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        colours = np.array([RGB_COLOURS[kind] for kind in RENDER_CODES])
+        self._tiles = solid_tiles(colours, RGB_SCALE)
 
         # Static maze tables: where each action leads from each cell (walls block).
         walls = self.layout.walls.ravel()
@@ -420,7 +409,6 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._move_vectors = np.array(ACTION_MOVES, dtype=np.int64)  # (5, 2)
 
         n, ghosts = self.num_envs, self.settings["max_ghosts"]
-        self._rows = np.arange(n)
         self._food = np.zeros((n, cells), dtype=bool)
         self._pills = np.zeros((n, cells), dtype=bool)
         self._player = np.zeros(n, dtype=np.int64)
@@ -433,10 +421,15 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._level = np.ones(n, dtype=np.int64)
         self._level_steps = np.zeros(n, dtype=np.int64)
         self._episode_steps = np.zeros(n, dtype=np.int64)
-        self._needs_reset = np.zeros(n, dtype=bool)
         self._wall_channel = walls.astype(np.uint8)
+
+    def _observation_shape(self) -> tuple[int, ...]:
+        return (len(CHANNELS), *self.settings["layout"].walls.shape)
+
+    def _seed(self, seed: int | Sequence[int] | None) -> None:
+        """One generator for all boards (an int or a list of ints seeds it): the ghosts of
+        every board draw their moves in one call per step."""
         self._rng = np.random.default_rng(seed)
-        self._has_reset = False
 
     # -- levels ------------------------------------------------------------------------
     def _start_level(self, board: int, level: int) -> None:
@@ -490,45 +483,12 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._start_level(board, 1)
         self._episode_steps[board] = 0
 
-    # -- gymnasium API -----------------------------------------------------------------
-    def reset(
-        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Starts a new episode on every board (or on `options["reset_mask"]` boards).
-
-        Args:
-            seed: Reseeds the env's generator (an int or a sequence of ints).
-            options: Optional `{"reset_mask": bool (N,)}` as in `SyncVectorEnv`.
-
-        Returns:
-            (observations (N, 6, H, W) uint8, infos).
-        """
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], dtype=bool)
-        for board in np.flatnonzero(mask):
-            self._start_episode(board)
-        self._needs_reset[mask] = False
-        self._has_reset = True
-        return self._observe(), self._infos()
-
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    # -- rules -------------------------------------------------------------------------
+    def _advance(
+        self, actions: np.ndarray, resetting: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Moves every board's player, then its ghosts; see the module docstring."""
-        if not self._has_reset:
-            raise RuntimeError("Call reset() before step().")
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
-        if ((actions < 0) | (actions >= NUM_ACTIONS)).any():
-            raise ValueError(f"MiniPacman actions must lie in [0, {NUM_ACTIONS}), got {actions}.")
         spec, rows = self.task_spec, self._rows
-        resetting = self._needs_reset
-        any_resetting = bool(resetting.any())
-        if any_resetting:
-            actions = np.where(resetting, 0, actions)
-
         self._episode_steps += 1
         self._level_steps += 1
         np.maximum(self._power - 1, 0, out=self._power)
@@ -569,16 +529,7 @@ class MiniPacmanVectorEnv(VectorEnv):
             for board in np.flatnonzero(cleared):
                 self._start_level(board, int(self._level[board]) + 1)
         truncated = (self._episode_steps >= self.max_steps) & ~terminated
-        rewards = rewards.astype(np.float32)
-
-        if any_resetting:
-            for board in np.flatnonzero(resetting):
-                self._start_episode(board)
-            rewards[resetting] = 0.0
-            terminated = terminated & ~resetting
-            truncated = truncated & ~resetting
-        self._needs_reset = terminated | truncated
-        return self._observe(), rewards, terminated, truncated, self._infos()
+        return rewards.astype(np.float32), terminated, truncated
 
     def _meet_ghosts(self, powered: np.ndarray, rewards: np.ndarray) -> np.ndarray:
         """Resolves ghosts on the player's cell: edible ones are eaten (reward added).
@@ -636,7 +587,7 @@ class MiniPacmanVectorEnv(VectorEnv):
         self._ghost_dir = np.where(moving, new_direction, direction)
         self._ghost_cell = np.where(moving, self._next_cell[cell, new_direction], cell)
 
-    def _infos(self) -> dict[str, Any]:
+    def _infos(self, terminated: np.ndarray | None) -> dict[str, Any]:
         everyone = np.ones(self.num_envs, dtype=bool)
         return {
             "level": self._level.copy(),
@@ -658,53 +609,17 @@ class MiniPacmanVectorEnv(VectorEnv):
         obs *= 255
         return obs.reshape(n, len(CHANNELS), *self.dim)
 
-    # -- helpers -----------------------------------------------------------------------
-    def render_ascii(self, board: int = 0) -> str:
-        """Board `board` as text: '#', '.', 'o', 'P', 'G' (ghost), 'E' (edible ghost)."""
-        chars = np.full(self._walls.size, " ")
-        chars[self._walls] = "#"
-        chars[self._food[board]] = "."
-        chars[self._pills[board]] = "o"
-        alive = self._ghost_alive[board]
-        chars[self._ghost_cell[board, alive]] = "E" if self._power[board] > 0 else "G"
-        chars[self._player[board]] = "P"
-        return "\n".join("".join(row) for row in chars.reshape(self.dim))
+    # -- pictures ----------------------------------------------------------------------
+    def _cell_codes(self) -> np.ndarray:
+        """(N, H, W) index into `RENDER_CODES` of what each cell shows."""
+        shown = self._observe() > 0  # (N, 6, H, W)
+        codes = np.zeros((self.num_envs, *self.dim), dtype=np.int8)
+        for code, channel in enumerate(_CHANNEL_OF_RENDER_CODE, start=1):
+            codes[shown[:, channel]] = code
+        return codes
 
-    def render_rgb(self, scale: int = RGB_SCALE) -> np.ndarray:
-        """(N, H * scale, W * scale, 3) uint8 pictures of all boards."""
-        obs = self._observe() > 0  # (N, 6, H, W)
-        layers = {
-            "player": obs[:, PLAYER],
-            "ghost": obs[:, GHOST],
-            "edible_ghost": obs[:, EDIBLE_GHOST],
-            "power_pill": obs[:, POWER_PILL],
-            "food": obs[:, FOOD],
-            "wall": obs[:, WALL],
-        }
-        picture = np.empty((self.num_envs, *self.dim, 3), dtype=np.uint8)
-        picture[:] = RGB_COLOURS["empty"]
-        for name in reversed(list(layers)):  # highest priority drawn last
-            picture[layers[name]] = RGB_COLOURS[name]
-        return picture.repeat(scale, axis=1).repeat(scale, axis=2)
-
-    @classmethod
-    def from_ascii(
-        cls,
-        layout: str | Sequence[str],
-        num_envs: int = 1,
-        *,
-        seed: int | None = None,
-        **settings: Any,
-    ) -> MiniPacmanVectorEnv:
-        """A vector env on a hand-made layout (see `Layout.from_ascii`).
-
-        With a player 'P' in the map, every episode starts exactly as drawn (ghost
-        directions are still drawn at random); later levels are random on its maze.
-        """
-        return cls(num_envs, seed=seed, layout=layout, **settings)
-
-    def close_extras(self, **kwargs: Any) -> None:
-        """Nothing to release: the env holds only numpy arrays."""
+    def _rgb_tiles(self) -> np.ndarray:
+        return self._tiles
 
 
 class MiniPacmanEnv(SingleBoardEnv):

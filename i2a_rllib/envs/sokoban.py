@@ -38,14 +38,24 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
-from i2a_rllib.envs.single_board import SingleBoardEnv, make_board_vector_env
+from i2a_rllib.envs.board import (
+    ACTION_MOVES,
+    ACTION_NAMES,
+    OPPOSITE_ACTION,
+    BoardVectorEnv,
+    SingleBoardEnv,
+    ascii_rows,
+    check_enclosed,
+    grid_to_ascii,
+    make_board_vector_env,
+    tile_boards,
+)
+from i2a_rllib.envs.settings import check_choice, check_int, is_int
 
 # ---------------------------------------------------------------------------------------
 # Hyper-parameters (paper / gym-sokoban values unless noted).
@@ -84,12 +94,6 @@ REWARD_STEP = -0.1
 REWARD_BOX_ON_TARGET = 1.0
 REWARD_BOX_OFF_TARGET = -1.0
 REWARD_SOLVED = 10.0
-
-ACTION_NAMES = ("noop", "up", "down", "left", "right")
-NUM_ACTIONS = len(ACTION_NAMES)
-# (row, column) change of each action.
-ACTION_MOVES = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-OPPOSITE_ACTION = (0, 2, 1, 4, 3)
 
 # Observation channels; a board cell's "code" is the index of its channel.
 CHANNELS = (
@@ -185,7 +189,7 @@ class SokobanLevel:
 
     def to_ascii(self) -> str:
         """The level in standard Sokoban notation (# wall, . target, $ box, @ player)."""
-        return "\n".join("".join(ASCII_OF_CODE[c] for c in row) for row in self.cell_codes())
+        return grid_to_ascii(np.array(ASCII_OF_CODE)[self.cell_codes()])
 
     @classmethod
     def from_ascii(cls, ascii_map: str | Sequence[str]) -> SokobanLevel:
@@ -198,16 +202,11 @@ class SokobanLevel:
             ValueError: For a ragged or unknown map, no or several players, boxes and
                 targets in different numbers, or an open border.
         """
-        rows = ascii_map.strip("\n").split("\n") if isinstance(ascii_map, str) else list(ascii_map)
-        if not rows or any(len(row) != len(rows[0]) for row in rows):
-            raise ValueError(
-                f"fixed_level/ascii_map must be a non-empty rectangle of rows of equal length, "
-                f"got row lengths {[len(row) for row in rows]}."
-            )
+        rows = ascii_rows(ascii_map, "fixed_level")
         unknown = sorted({char for row in rows for char in row} - set(CODE_OF_ASCII))
         if unknown:
             raise ValueError(
-                f"ascii_map has unknown characters {unknown}; use {''.join(CODE_OF_ASCII)!r} "
+                f"fixed_level has unknown characters {unknown}; use {''.join(CODE_OF_ASCII)!r} "
                 "(# wall, space floor, . target, $ box, * box on target, @ player, "
                 "+ player on target)."
             )
@@ -218,19 +217,14 @@ class SokobanLevel:
         players = np.argwhere(np.isin(codes, (PLAYER, PLAYER_ON_TARGET)))
         if len(players) != 1:
             raise ValueError(
-                f"ascii_map needs exactly one player ('@' or '+'), found {len(players)}."
+                f"fixed_level needs exactly one player ('@' or '+'), found {len(players)}."
             )
         if boxes.sum() != targets.sum() or boxes.sum() < 1:
             raise ValueError(
-                f"ascii_map needs as many boxes as targets and at least one; found "
+                f"fixed_level needs as many boxes as targets and at least one; found "
                 f"{int(boxes.sum())} boxes and {int(targets.sum())} targets."
             )
-        border = np.ones_like(walls)
-        border[1:-1, 1:-1] = False
-        if not walls[border].all():
-            raise ValueError(
-                "ascii_map must be enclosed: every cell of its outer ring must be '#'."
-            )
+        check_enclosed(walls, "fixed_level")
         return cls(walls, targets, boxes, (int(players[0][0]), int(players[0][1])))
 
 
@@ -446,52 +440,54 @@ def validate_settings(
             else SokobanLevel.from_ascii(fixed_level)
         )
         dim_room, num_boxes = level.dim_room, level.num_boxes
-    try:
-        height, width = (int(side) for side in dim_room)
-    except (TypeError, ValueError):
+    # A string would iterate into characters ("77" -> 7, 7), floats would round silently.
+    if (
+        isinstance(dim_room, (str, bytes))
+        or not isinstance(dim_room, Sequence | np.ndarray)
+        or len(dim_room) != 2
+        or not all(is_int(side) for side in dim_room)
+    ):
         raise ValueError(
-            f"dim_room must be a pair (height, width) of ints, e.g. (10, 10); got {dim_room!r}."
-        ) from None
+            f"dim_room={dim_room!r} must be a pair [height, width] of integers, e.g. [10, 10]."
+        )
+    height, width = (int(side) for side in dim_room)
     if level is None and min(height, width) < MIN_ROOM_SIDE:
         raise ValueError(
             f"dim_room={(height, width)} is too small: both sides must be >= {MIN_ROOM_SIDE} "
             "(the wall border takes 2); use e.g. (7, 7) or the paper's (10, 10)."
         )
     max_boxes = max(1, (height - 2) * (width - 2) // INTERIOR_CELLS_PER_BOX)
-    if not isinstance(num_boxes, (int, np.integer)) or num_boxes < 1:
-        raise ValueError(f"num_boxes must be an int >= 1, got {num_boxes!r}; the paper uses 4.")
+    num_boxes = check_int("num_boxes", num_boxes, 1, "the paper uses 4")
     if level is None and num_boxes > max_boxes:
         raise ValueError(
             f"num_boxes={num_boxes} is more boxes than a dim_room={(height, width)} room can hold: "
             f"at most {max_boxes} (one per {INTERIOR_CELLS_PER_BOX} interior cells). "
             "Use fewer boxes or a larger dim_room."
         )
-    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}; the paper uses 120.")
-    for name, value in (("num_gen_steps", num_gen_steps), ("num_walk_steps", num_walk_steps)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(
-                f"{name} must be an int >= 1 or None (for the default), got {value!r}."
-            )
-    if observation not in OBSERVATION_KINDS:
-        raise ValueError(f"observation={observation!r} is unknown; use one of {OBSERVATION_KINDS}.")
-    if not isinstance(rgb_scale, (int, np.integer)) or rgb_scale < 1:
-        raise ValueError(
-            f"rgb_scale must be an int >= 1 (pixels per cell), got {rgb_scale!r}; default 8."
-        )
+    max_steps = check_int("max_steps", max_steps, 1, f"the paper uses {DEFAULT_MAX_STEPS}")
+    for name, value, default in (
+        ("num_gen_steps", num_gen_steps, "int(5 * (H + W))"),
+        ("num_walk_steps", num_walk_steps, "int(1.7 * (H + W)), >= 3 per box"),
+    ):
+        if value is not None:
+            check_int(name, value, 1, f"or null for the default {default}")
+    check_choice("observation", observation, OBSERVATION_KINDS)
+    rgb_scale = check_int(
+        "rgb_scale", rgb_scale, 1, f"pixels per cell of 'rgb' pictures, default {DEFAULT_RGB_SCALE}"
+    )
     return dict(
         dim_room=(height, width),
-        num_boxes=int(num_boxes),
-        max_steps=int(max_steps),
+        num_boxes=num_boxes,
+        max_steps=max_steps,
         num_gen_steps=int(num_gen_steps or int(GEN_STEPS_PER_SIDE * (height + width))),
         num_walk_steps=int(num_walk_steps or _default_walk_steps((height, width), num_boxes)),
         observation=observation,
-        rgb_scale=int(rgb_scale),
+        rgb_scale=rgb_scale,
         fixed_level=level,
     )
 
 
-def _rgb_tiles(scale: int) -> np.ndarray:
+def _draw_tiles(scale: int) -> np.ndarray:
     """(7, 3, scale, scale) uint8 picture of each cell code."""
     tiles = np.empty((len(CHANNELS), 3, scale, scale), dtype=np.uint8)
     tiles[:] = RGB_COLOURS[:, :, None, None]
@@ -511,14 +507,13 @@ def _rgb_tiles(scale: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------
 # Environments
 # ---------------------------------------------------------------------------------------
-class SokobanVectorEnv(VectorEnv):
+class SokobanVectorEnv(BoardVectorEnv):
     """N Sokoban boards stepped together with numpy; NEXT_STEP autoreset.
 
     State per board is kept as flat (N, H*W) arrays so that one step is a handful of
     fancy-indexing operations, whatever N is. Boards that ended (solved or out of
-    steps) on step t get a new level on step t+1: their action is ignored and they
-    return the new start observation with reward 0, terminated=False, truncated=False,
-    exactly like gymnasium's `SyncVectorEnv`.
+    steps) on step t get a new level on step t+1 (see `BoardVectorEnv`). Board i draws
+    its levels from its own generator, seeded with seed + i.
 
     Infos are `{"solved": bool (N,), "_solved": all True}`.
 
@@ -541,39 +536,23 @@ class SokobanVectorEnv(VectorEnv):
         ValueError: For bad settings (see `validate_settings`).
     """
 
+    env_name = "Sokoban"
+    setting_names = SETTINGS
+    settings_validator = staticmethod(validate_settings)
+    ascii_setting = "fixed_level"
+    ascii_of_code = ASCII_OF_CODE
+
     def __init__(self, num_envs: int = 1, *, seed: int | None = None, **settings: Any):
-        unknown = sorted(set(settings) - set(SETTINGS))
-        if unknown:
-            raise ValueError(
-                f"Unknown Sokoban setting(s) {unknown}; the settings are {list(SETTINGS)}."
-            )
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}.")
-        self.settings = validate_settings(**settings)
-        self.num_envs = int(num_envs)
+        super().__init__(num_envs, seed=seed, **settings)
         self.dim_room = self.settings["dim_room"]
         self.num_boxes = self.settings["num_boxes"]
         self.max_steps = self.settings["max_steps"]
         self._fixed_level: SokobanLevel | None = self.settings["fixed_level"]
         height, width = self.dim_room
         self._num_cells = height * width
-        self.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
-        self.render_mode = None
-
-        scale = self.settings["rgb_scale"]
-        if self.settings["observation"] == "rgb":
-            self._tiles = _rgb_tiles(scale)
-            obs_shape = (3, height * scale, width * scale)
-        else:
-            self._tiles = None
-            obs_shape = (len(CHANNELS), height, width)
-        self.single_observation_space = gym.spaces.Box(0, 255, obs_shape, dtype=np.uint8)
-        self.single_action_space = gym.spaces.Discrete(NUM_ACTIONS)
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._tiles = _draw_tiles(self.settings["rgb_scale"])
 
         n, cells = self.num_envs, self._num_cells
-        self._rows = np.arange(n)
         self._action_offsets = np.array(
             [dr * width + dc for dr, dc in ACTION_MOVES], dtype=np.int64
         )
@@ -585,18 +564,17 @@ class SokobanVectorEnv(VectorEnv):
         self._player = np.zeros(n, dtype=np.int64)
         self._boxes_on_target = np.zeros(n, dtype=np.int64)
         self._steps = np.zeros(n, dtype=np.int64)
-        self._needs_reset = np.zeros(n, dtype=bool)
         self._channel_ids = np.arange(len(CHANNELS), dtype=np.int8)[None, :, None]
         self._levels: list[SokobanLevel | None] = [None] * n
-        self._rngs = self._make_rngs(seed)
-        self._has_reset = False
 
-    # -- seeding and levels ----------------------------------------------------------
-    def _make_rngs(self, seed: int | None) -> list[np.random.Generator]:
-        if seed is None:
-            return [np.random.default_rng(s) for s in np.random.SeedSequence().spawn(self.num_envs)]
-        return [np.random.default_rng(int(seed) + i) for i in range(self.num_envs)]
+    def _observation_shape(self) -> tuple[int, ...]:
+        height, width = self.settings["dim_room"]
+        if self.settings["observation"] == "rgb":
+            scale = self.settings["rgb_scale"]
+            return (3, height * scale, width * scale)
+        return (len(CHANNELS), height, width)
 
+    # -- levels ----------------------------------------------------------------------
     def _new_level(self, board: int) -> SokobanLevel:
         if self._fixed_level is not None:
             return self._fixed_level
@@ -608,8 +586,9 @@ class SokobanVectorEnv(VectorEnv):
             num_walk_steps=self.settings["num_walk_steps"],
         )
 
-    def _load(self, board: int, level: SokobanLevel) -> None:
-        """Writes a level's start state into board `board`."""
+    def _start_episode(self, board: int) -> None:
+        """Writes a new level's start state into board `board`."""
+        level = self._new_level(board)
         walls, targets = level.walls.ravel(), level.targets.ravel()
         self._walls[board] = walls
         self._targets[board] = targets
@@ -625,51 +604,11 @@ class SokobanVectorEnv(VectorEnv):
         """The level each board is currently playing (start state and reverse trace)."""
         return list(self._levels)
 
-    # -- gymnasium API ---------------------------------------------------------------
-    def reset(
-        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Starts a new level on every board (or on `options["reset_mask"]` boards).
-
-        Args:
-            seed: An int seeds board i with seed + i; a list gives one seed per board.
-            options: Optional `{"reset_mask": bool (N,)}` as in `SyncVectorEnv`.
-
-        Returns:
-            (observations (N, *obs_shape) uint8, infos).
-        """
-        if seed is not None:
-            if isinstance(seed, (int, np.integer)):
-                self._rngs = self._make_rngs(int(seed))
-            else:
-                if len(seed) != self.num_envs:
-                    raise ValueError(
-                        f"reset(seed=list) needs {self.num_envs} seeds, got {len(seed)}."
-                    )
-                self._rngs = [np.random.default_rng(s) for s in seed]
-        mask = np.ones(self.num_envs, dtype=bool)
-        if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], dtype=bool)
-        for board in np.flatnonzero(mask):
-            self._load(board, self._new_level(board))
-        self._needs_reset[mask] = False
-        self._has_reset = True
-        solved = self._boxes_on_target == self.num_boxes
-        return self._observe(), {"solved": solved, "_solved": np.ones(self.num_envs, dtype=bool)}
-
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Moves every board's player by its action; see the class docstring."""
-        if not self._has_reset:
-            raise RuntimeError("Call reset() before step().")
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
-        if ((actions < 0) | (actions >= NUM_ACTIONS)).any():
-            raise ValueError(f"Sokoban actions must lie in [0, {NUM_ACTIONS}), got {actions}.")
-        resetting = self._needs_reset
-        if resetting.any():
-            actions = np.where(resetting, 0, actions)  # a no-op changes nothing
-
+    # -- rules -----------------------------------------------------------------------
+    def _advance(
+        self, actions: np.ndarray, resetting: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Moves every board's player by its action, pushing boxes; see the module docstring."""
         rows, player = self._rows, self._player
         offsets = self._action_offsets[actions]
         target = player + offsets
@@ -699,77 +638,36 @@ class SokobanVectorEnv(VectorEnv):
             + np.where(box_change < 0, REWARD_BOX_OFF_TARGET, 0.0)
             + np.where(solved, REWARD_SOLVED, 0.0)
         ).astype(np.float32)
-        terminated = solved.copy()
+        terminated = solved
         truncated = (self._steps >= self.max_steps) & ~terminated
+        return rewards, terminated, truncated
 
-        if resetting.any():
-            for board in np.flatnonzero(resetting):
-                self._load(board, self._new_level(board))
-            rewards[resetting] = 0.0
-            terminated[resetting] = False
-            truncated[resetting] = False
-            solved = solved & ~resetting
-        self._needs_reset = terminated | truncated
-        infos = {"solved": solved, "_solved": np.ones(self.num_envs, dtype=bool)}
-        return self._observe(), rewards, terminated, truncated, infos
+    def _infos(self, terminated: np.ndarray | None) -> dict[str, Any]:
+        # A step's terminations are exactly its solves (a restarting board solved nothing).
+        solved = self._boxes_on_target == self.num_boxes if terminated is None else terminated
+        return {"solved": solved.copy(), "_solved": np.ones(self.num_envs, dtype=bool)}
 
-    def _cell_codes(self) -> np.ndarray:
+    # -- observations and pictures ---------------------------------------------------
+    def _flat_cell_codes(self) -> np.ndarray:
         """(N, H*W) int8 codes: static + 2 on boxes + 4 under the player."""
         codes = self._static_codes + 2 * self._boxes.view(np.int8)
         codes[self._rows, self._player] += 4
         return codes
 
+    def _cell_codes(self) -> np.ndarray:
+        return self._flat_cell_codes().reshape(self.num_envs, *self.dim_room)
+
+    def _rgb_tiles(self) -> np.ndarray:
+        return self._tiles
+
     def _observe(self) -> np.ndarray:
-        codes = self._cell_codes()
+        if self.settings["observation"] == "rgb":
+            return tile_boards(self._cell_codes(), self._tiles)
         height, width = self.dim_room
-        if self._tiles is not None:
-            scale = self.settings["rgb_scale"]
-            # (N, H, W, 3, s, s) -> (N, 3, H, s, W, s) -> (N, 3, H*s, W*s)
-            tiles = self._tiles[codes.reshape(-1, height, width)]
-            return np.ascontiguousarray(tiles.transpose(0, 3, 1, 4, 2, 5)).reshape(
-                self.num_envs, 3, height * scale, width * scale
-            )
-        one_hot = np.equal(codes[:, None, :], self._channel_ids)
+        one_hot = np.equal(self._flat_cell_codes()[:, None, :], self._channel_ids)
         obs = one_hot.view(np.uint8)
         obs *= 255
         return obs.reshape(self.num_envs, len(CHANNELS), height, width)
-
-    def render_ascii(self, board: int = 0) -> str:
-        """Board `board` in standard Sokoban notation."""
-        codes = self._cell_codes()[board].reshape(self.dim_room)
-        return "\n".join("".join(ASCII_OF_CODE[c] for c in row) for row in codes)
-
-    def render_rgb(self) -> np.ndarray:
-        """(N, H * s, W * s, 3) uint8 pictures of all boards (s = rgb_scale)."""
-        tiles = self._tiles if self._tiles is not None else _rgb_tiles(self.settings["rgb_scale"])
-        height, width = self.dim_room
-        scale = tiles.shape[-1]
-        pictures = tiles[self._cell_codes().reshape(-1, height, width)]  # (N, H, W, 3, s, s)
-        return np.ascontiguousarray(pictures.transpose(0, 1, 4, 2, 5, 3)).reshape(
-            self.num_envs, height * scale, width * scale, 3
-        )
-
-    @classmethod
-    def from_ascii(
-        cls,
-        ascii_map: str | Sequence[str],
-        num_envs: int = 1,
-        *,
-        seed: int | None = None,
-        **settings: Any,
-    ) -> SokobanVectorEnv:
-        """A vector env whose every reset loads the given hand-made level.
-
-        Args:
-            ascii_map: Standard Sokoban notation, see `SokobanLevel.from_ascii`.
-            num_envs: Number of boards (all start from this level).
-            seed: Unused by fixed levels; accepted for symmetry.
-            **settings: Other settings (max_steps, observation, rgb_scale).
-        """
-        return cls(num_envs, seed=seed, fixed_level=ascii_map, **settings)
-
-    def close_extras(self, **kwargs: Any) -> None:
-        """Nothing to release: the env holds only numpy arrays."""
 
 
 class SokobanEnv(SingleBoardEnv):
@@ -779,7 +677,6 @@ class SokobanEnv(SingleBoardEnv):
     """
 
     vector_env_class = SokobanVectorEnv
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
 
     @property
     def level(self) -> SokobanLevel | None:
