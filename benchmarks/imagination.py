@@ -35,12 +35,13 @@ import time
 
 import torch
 
+# The repository root: the seed's loop is the tests' reference implementation, one copy.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.seed_reference import seed_loop_imagination_code  # noqa: E402
-from i2a_rllib.models.env_model import build_env_model  # noqa: E402
+from i2a_rllib.models.env_models import build_env_model  # noqa: E402
 from i2a_rllib.models.i2a import I2ANetwork  # noqa: E402
 from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk  # noqa: E402
+from tests.seed_reference import seed_loop_imagination_code  # noqa: E402
 
 OBS_SHAPE = (4, 84, 84)
 NUM_ACTIONS = 4

@@ -7,8 +7,9 @@ One fixed env-step budget, the same PPO settings for all three agents, N seeds e
     (the paper's control: same parameters and compute, no model),
   - PPO: the model-free baseline (its network is I2A's model-free path).
 Writes docs/results_sokoban.json (curves), docs/figures/sokoban_learning_curves.png and
-replaces the Sokoban section of docs/results.md (mean and spread of solved fraction and return over
-the last 10% of the budget). Whatever the outcome, it is reported as measured.
+replaces the Sokoban section of docs/results.md (per agent, the mean and the sample standard
+deviation over seeds of the solved fraction and return over the last 10% of the budget).
+Whatever the outcome, it is reported as measured.
 Runs are resumable: finished (agent, seed) runs are read back from the JSON.
 
 How to run this script
@@ -32,7 +33,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -127,6 +128,13 @@ RESULTS_FILE = "results.md"
 SECTION_TITLE = "## Sokoban: I2A vs copy model vs PPO"
 
 
+def mean_and_sample_sd(values: List[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1: the seeds are a sample of the runs
+    one could make); the sd is nan for a single seed."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
 def moving_mean(values: List[float], width: int = SMOOTHING) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     kernel = np.ones(min(width, len(values))) / min(width, len(values))
@@ -193,7 +201,7 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
         returns = [final_score(r["curve"], "return", budget) for r in agent_runs]
         hours = [r["curve"][-1]["seconds"] / 3600 for r in agent_runs]
         start = [start_score(r["curve"], "solved", budget) for r in agent_runs]
-        rows.append((agent, len(agent_runs), np.mean(solved), np.std(solved), np.mean(returns), np.std(returns), np.mean(hours), np.mean(start)))
+        rows.append((agent, len(agent_runs), *mean_and_sample_sd(solved), *mean_and_sample_sd(returns), np.mean(hours), np.mean(start)))
     # RLlib reports each iteration's episodes (~17 here); the lines are moving means.
     axes[0].set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")
     axes[1].set_ylabel(f"episode return (mean of {SMOOTHING} iterations)")
@@ -206,7 +214,7 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
     png = os.path.join(out_dir, "figures", "sokoban_learning_curves.png")
     fig.savefig(png)
     table = [
-        "| agent | seeds | solved fraction (mean ± sd) | return (mean ± sd) | solved, first 10% of the budget | hours per run |",
+        "| agent | seeds | solved fraction (mean ± sample sd) | return (mean ± sample sd) | solved, first 10% of the budget | hours per run |",
         "|---|---|---|---|---|---|",
     ] + [
         f"| {a} | {n} | {s:.3f} ± {sd:.3f} | {r:.2f} ± {rsd:.2f} | {s0:.3f} | {h:.2f} |"

@@ -1,26 +1,33 @@
 """EnvRunner sampling throughput vs the raw vector env, in one run on one machine.
 
-Measures, one after the other in this process (torch with 1 thread, as inside a
-1-CPU EnvRunner actor):
-  1. raw ale-py `AtariVectorEnv` steps/s (N envs, random actions),
-  2. an RLlib `SingleAgentEnvRunner` sampling over the same vector env with the
-     model-free baseline module (Nature CNN, uint8 frames),
+Every row states its thread budget: ale-py's C++ threads stepping the vector env
+(`num_threads` of `AtariVectorEnv`) and torch's threads for inference. Each ratio
+compares rows with the same budget. For one thread budget T (1, then all cores),
+measured one after the other in this process:
+  1. raw ale-py `AtariVectorEnv` steps/s (N envs, random actions, T env threads),
+  2. an in-process RLlib `SingleAgentEnvRunner` over the same vector env (T env
+     threads) with the model-free baseline module (Nature CNN, uint8 frames, T torch
+     threads),
   3. the same EnvRunner with the I2A module (latent env model, depth 5),
-  4. one 1-CPU EnvRunner actor per core (RLlib's way of using the machine) with the
-     baseline module, total steps/s,
-and prints steps/s and the ratios 2/1 (target >= 0.5; also against the raw env on one
-thread, the CPU share a 1-CPU EnvRunner actor has), 4/1, and 3/2 (target >= 0.5).
+then
+  4. one 1-CPU EnvRunner actor per core (RLlib's way of using the machine), each with
+     1 env thread and 1 torch thread (Ray sets OMP_NUM_THREADS=1 for a 1-CPU actor;
+     the actors report it), baseline module, total steps/s, against row 1 at all cores.
+Ratios: 2/1 at each budget (target >= 0.5), 3/2 at each budget (target >= 0.5), 4/1 at
+all cores (target >= 0.5). Inside an EnvRunner env stepping and inference take turns,
+so T env threads + T torch threads keep at most T cores busy, like the raw env's T.
 
 How to run this script
 ----------------------
-`python benchmarks/sampling.py [--num-envs 8] [--seconds 20] [--env ALE/Breakout-v5]`
+`python benchmarks/sampling.py [--num-envs 8] [--seconds 20] [--env ALE/Breakout-v5]
+[--json FILE]`; `--seconds 2` for a quick check.
 
 Results to expect
 -----------------
-On the 2-core development VM (docs/benchmarks.md): raw ~4,800-5,000 steps/s; one
-EnvRunner per core with 16 envs each at ~0.51 of it, one EnvRunner at ~0.53-0.62 of the
-raw env on one thread; I2A at ~0.6 of the baseline's EnvRunner throughput.
-docs/benchmarks.md holds the measured figures.
+On the 2-core development VM (docs/benchmarks.md): raw ~2,600 steps/s on one thread and
+~4,800-5,000 on two; one EnvRunner at ~0.5-0.6 of the raw env with the same single
+thread; one EnvRunner per core at ~0.5 of the raw env on both cores; I2A at ~0.6 of the
+baseline's EnvRunner throughput. docs/benchmarks.md holds the measured figures.
 """
 
 from __future__ import annotations
@@ -35,11 +42,8 @@ import numpy as np
 import torch
 
 
-def raw_env_steps_per_second(
-    env_id: str, num_envs: int, seconds: float, num_threads: int = 0
-) -> float:
-    """Random-action steps/s of one AtariVectorEnv; num_threads=0: ale-py's default
-    (one C++ thread per core, up to num_envs)."""
+def raw_env_steps_per_second(env_id: str, num_envs: int, seconds: float, num_threads: int) -> float:
+    """Random-action steps/s of one AtariVectorEnv stepped by `num_threads` C++ threads."""
     from i2a_rllib.envs import make_vector_env
 
     env = make_vector_env(env_id, num_envs, {"num_threads": num_threads})
@@ -71,78 +75,101 @@ def env_runner_steps_per_second(config, seconds: float) -> float:
     return rate
 
 
-def env_runner_group_steps_per_second(config, seconds: float) -> float:
-    """Total steps/s of the config's remote EnvRunner actors sampling concurrently."""
+def env_runner_group_steps_per_second(config, seconds: float):
+    """Total steps/s of the config's remote EnvRunner actors sampling concurrently, and
+    the torch thread count each actor reports."""
     algo = config.build_algo()
     group = algo.env_runner_group
     try:
+        torch_threads = group.foreach_env_runner(lambda runner: torch.get_num_threads(), local_env_runner=False)
         sample = lambda runner: sum(len(e) for e in runner.sample(num_timesteps=1024, explore=True))  # noqa: E731
         group.foreach_env_runner(sample, local_env_runner=False)  # warm-up
         steps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             steps += sum(group.foreach_env_runner(sample, local_env_runner=False))
-        return steps / (time.perf_counter() - start)
+        return steps / (time.perf_counter() - start), torch_threads
     finally:
         algo.stop()
+
+
+def markdown_table(rows) -> str:
+    lines = ["| what | processes | ale-py threads each | torch threads each | steps/s |", "|---|---|---|---|---|"]
+    for r in rows:
+        torch_threads = "-" if r["torch_threads"] is None else r["torch_threads"]
+        lines.append(f"| {r['what']} | {r['processes']} | {r['ale_threads']} | {torch_threads} | {r['steps_per_s']:,.0f} |")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="ALE/Breakout-v5")
     parser.add_argument("--num-envs", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--json", default=None, help="also write the figures here")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds per row")
+    parser.add_argument("--json", default=None, help="also write the rows and ratios here")
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
-    def sampling_config(config):
-        return config.env_runners(num_env_runners=0, num_envs_per_env_runner=args.num_envs)
-
-    baseline = sampling_config(baseline_ppo_config(args.env))
-    i2a = sampling_config(
-        configure_environment(I2AConfig(), args.env).imagination(env_model="latent", rollout_depth=5)
-    )
-    raw = raw_env_steps_per_second(args.env, args.num_envs, args.seconds)
-    print(f"raw AtariVectorEnv x{args.num_envs}, all cores:      {raw:8,.0f} steps/s", flush=True)
-    raw_1 = raw_env_steps_per_second(args.env, args.num_envs, args.seconds, num_threads=1)
-    print(f"raw AtariVectorEnv x{args.num_envs}, 1 thread:       {raw_1:8,.0f} steps/s", flush=True)
-    base = env_runner_steps_per_second(baseline, args.seconds)
-    print(f"1 EnvRunner + Nature-CNN baseline module: {base:8,.0f} steps/s", flush=True)
-    i2a_rate = env_runner_steps_per_second(i2a, args.seconds)
-    print(f"1 EnvRunner + I2A module (latent, d=5):   {i2a_rate:8,.0f} steps/s", flush=True)
-
-    # The machine's cores used the RLlib way: one 1-CPU EnvRunner actor per core.
-    import ray
+    def sampling_config(config, num_env_runners: int = 0):
+        return config.env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=args.num_envs)
 
     cores = os.cpu_count()
+    rows, ratios = [], []
+
+    def add(what: str, rate: float, ale_threads: int, torch_threads, processes: int = 1) -> float:
+        rows.append(dict(what=what, processes=processes, ale_threads=ale_threads, torch_threads=torch_threads, steps_per_s=rate))
+        print(f"{what:<44s} {processes} process(es), ale-py {ale_threads} / torch {torch_threads or '-'} "
+              f"thread(s) each: {rate:8,.0f} steps/s", flush=True)  # fmt: skip
+        return rate
+
+    def ratio(name: str, value: float, target: str) -> None:
+        ratios.append(dict(name=name, value=value, target=target))
+
+    raw_by_budget = {}
+    for threads in sorted({1, cores}):
+        env_config = {"num_threads": threads}
+        torch.set_num_threads(threads)  # the in-process EnvRunner's inference
+        raw = add(f"raw AtariVectorEnv x{args.num_envs}", raw_env_steps_per_second(
+            args.env, args.num_envs, args.seconds, threads), threads, None)  # fmt: skip
+        baseline = sampling_config(baseline_ppo_config(args.env, env_config=env_config))
+        base = add("1 EnvRunner + Nature-CNN baseline module",
+                   env_runner_steps_per_second(baseline, args.seconds), threads, threads)  # fmt: skip
+        i2a = sampling_config(
+            configure_environment(I2AConfig(), args.env, env_config=env_config).imagination(
+                env_model="latent", rollout_depth=5
+            )
+        )
+        i2a_rate = add("1 EnvRunner + I2A module (latent, depth 5)",
+                       env_runner_steps_per_second(i2a, args.seconds), threads, threads)  # fmt: skip
+        raw_by_budget[threads] = raw
+        ratio(f"1 EnvRunner (baseline) / raw env, {threads} thread(s) each", base / raw, ">= 0.5")
+        ratio(f"1 EnvRunner (I2A) / 1 EnvRunner (baseline), {threads} thread(s) each", i2a_rate / base, ">= 0.5")
+
+    # The machine's cores used the RLlib way: one 1-CPU EnvRunner actor per core, each
+    # stepping its envs on one ale-py thread, against the raw env on all cores.
+    import ray
+
     ray.init(address="local", num_cpus=cores + 1, include_dashboard=False, log_to_driver=False)
-    group_config = baseline_ppo_config(args.env).env_runners(
-        num_env_runners=cores, num_envs_per_env_runner=args.num_envs
-    )
-    group = env_runner_group_steps_per_second(group_config, args.seconds)
+    group_config = sampling_config(baseline_ppo_config(args.env, env_config={"num_threads": 1}), cores)
+    group, actor_threads = env_runner_group_steps_per_second(group_config, args.seconds)
     ray.shutdown()
-    print(f"{cores} EnvRunner actors + baseline module:    {group:8,.0f} steps/s", flush=True)
-    figures = {
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs ({platform.processor() or platform.machine()})",
-        "env": args.env,
-        "num_envs": args.num_envs,
-        "raw_steps_per_s": raw,
-        "raw_one_thread_steps_per_s": raw_1,
-        "baseline_env_runner_steps_per_s": base,
-        "i2a_env_runner_steps_per_s": i2a_rate,
-        "baseline_env_runner_group_steps_per_s": group,
-        "ratio_baseline_to_raw": base / raw,
-        "ratio_baseline_to_raw_one_thread": base / raw_1,
-        "ratio_group_to_raw": group / raw,
-        "ratio_i2a_to_baseline": i2a_rate / base,
-    }
-    print(f"ratio {cores} EnvRunners(baseline) / raw env, all cores: {group / raw:.2f}  (target >= 0.5)")
-    print(f"ratio 1 EnvRunner(baseline) / raw env, 1 thread:    {base / raw_1:.2f}  (target >= 0.5)")
-    print(f"ratio 1 EnvRunner(baseline) / raw env, all cores:   {base / raw:.2f}  (one actor vs the machine)")
-    print(f"ratio EnvRunner(I2A) / EnvRunner(baseline):        {i2a_rate / base:.2f}  (target >= 0.5)")
+    add("EnvRunner actors (1 CPU each) + baseline, total", group, 1, max(actor_threads), processes=cores)
+    ratio(f"{cores} EnvRunner actors (baseline) / raw env, {cores} thread(s) in all", group / raw_by_budget[cores], ">= 0.5")
+
+    print()
+    print(markdown_table(rows))
+    print()
+    for r in ratios:
+        print(f"ratio {r['name']}: {r['value']:.2f}  (target {r['target']})")
     if args.json:
+        figures = {
+            "machine": f"{platform.node()} {cores} CPUs ({platform.processor() or platform.machine()})",
+            "env": args.env,
+            "num_envs": args.num_envs,
+            "seconds_per_row": args.seconds,
+            "rows": rows,
+            "ratios": ratios,
+        }
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=2)
 

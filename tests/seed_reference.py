@@ -1,7 +1,8 @@
 """The seed's I2A imagination, re-implemented faithfully: a Python loop over actions.
 
-Kept only as the reference that tests check the batched `ImaginationCore` against and
-that `benchmarks/imagination.py` times it against. It uses the very same components and
+The tests' oracle for the batched `ImaginationCore` (tests/test_models.py); it lives
+here, with the tests, and `benchmarks/imagination.py` imports it from here as the
+baseline it times batched imagination against. It uses the very same components and
 weights as `I2ANetwork`; only the loop structure is the seed's (`I2A.imagine` in
 ../shared/seeds: for each action, for each step, one env-model call on B rows, then one
 encoder call per action).
