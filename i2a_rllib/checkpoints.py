@@ -21,7 +21,11 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from i2a_rllib.models.env_model import EnvironmentModel, build_env_model_from_metadata
+from i2a_rllib.models.env_models import (
+    FRAME_STATE_KINDS,
+    EnvironmentModel,
+    build_env_model_from_metadata,
+)
 
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "env_model.pt"
@@ -136,11 +140,11 @@ def check_env_model_metadata(
     if kind is not None and kind != "auto":
         saved_kind = metadata["kind"]
         if kind == "copy":
-            if saved_kind != "latent":
+            if saved_kind in FRAME_STATE_KINDS + ("copy",):
                 raise CheckpointError(
                     f"{where} is a {saved_kind!r} model; the copy control only borrows the "
-                    "encoder of a 'latent' model. Use a latent checkpoint, or no "
-                    "checkpoint for a copy model over frames."
+                    "encoder of a model with its own states (e.g. 'latent'). Use such a "
+                    "checkpoint, or no checkpoint for a copy model over frames."
                 )
         elif saved_kind != kind:
             raise CheckpointError(

@@ -57,6 +57,7 @@ def _pretrain(args) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         lr_schedule=args.lr_schedule,
+        horizon=args.horizon,
         num_workers=args.num_workers,
         use_gpu=args.use_gpu,
         resume=args.resume,
@@ -137,11 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train the environment model (Ray Train job)")
     p.add_argument("--data", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--kind", default="latent", choices=["latent", "pixel"])
+    p.add_argument("--kind", default="latent", choices=["latent", "spatial", "pixel"])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=1,
+        help="open-loop steps per training window; epochs step through 1 -> (K+1)/2 -> K",
+    )
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--use-gpu", action="store_true")
     p.add_argument("--resume", action="store_true")

@@ -13,8 +13,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
 from i2a_rllib.envs import rllib_env_settings
-from i2a_rllib.models.env_model import ENV_MODEL_KINDS
-from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES
+from i2a_rllib.imagination_settings import check_imagination_settings
 
 # PPO on Atari as in Schulman et al. (2017) and CleanRL's `ppo_atari.py`: 8 envs x 128
 # steps, 4 epochs of 4 minibatches, clip 0.1, entropy 0.01, value coeff 0.5, gradient
@@ -40,16 +39,22 @@ ATARI_PPO_SETTINGS: Dict[str, Any] = dict(
 # (|error| up to 1,000) keep their gradient.
 UNCLIPPED_REWARDS_VF_CLIP = 1e6
 
-# A2C (Mnih et al. 2016) through PPO: one epoch over one full-batch minibatch makes the
-# probability ratio 1 at the only gradient step, so the clipped surrogate's gradient
-# is the policy gradient A * grad log pi; huge clip values switch clipping off and no
-# KL term is added. lambda=1 turns GAE into n-step returns. Remaining differences:
-# RLlib standardises advantages per batch (A2C does not) and uses Adam (A2C: RMSProp).
+# A2C (Mnih et al. 2016) through PPO: exactly one gradient step over the whole train
+# batch. One epoch and *no* minibatch size make RLlib iterate the batch once as a whole
+# (its MiniBatchDummyIterator), whatever its length; a minibatch size equal to the
+# train batch size would not: RLlib appends one bootstrap row per episode chunk, the
+# batch outgrows the minibatch and the cyclic iterator takes a second, off-policy step.
+# At that single step the probability ratio is 1 (the weights are the behaviour
+# policy's), so the clipped surrogate's gradient is the policy gradient A * grad log pi;
+# huge clip values switch the value clipping off and no KL term is added. lambda=1
+# turns GAE into n-step returns. Remaining differences: RLlib standardises advantages
+# per batch (A2C does not) and uses Adam (A2C: RMSProp).
 A2C_SETTINGS: Dict[str, Any] = dict(
     lr=7e-4,
     gamma=0.99,
     lambda_=1.0,
     num_epochs=1,
+    minibatch_size=None,
     clip_param=1e9,
     vf_clip_param=1e9,
     use_kl_loss=False,
@@ -127,6 +132,9 @@ class I2AConfig(PPOConfig):
         # I2A settings (see `imagination()`).
         self.env_model = "auto"
         self.env_model_checkpoint = None
+        # Recorded from the checkpoints when they are set (see `imagination()`).
+        self.env_model_metadata = None
+        self.frozen_policy_hidden = None
         self.rollout_depth = 5
         self.rollout_action_choice = "sample"
         self.distillation_coeff = 1.0
@@ -183,6 +191,15 @@ class I2AConfig(PPOConfig):
                     # Absolute now: Tune runs each trial in its own working directory.
                     value = os.path.abspath(value)
                 setattr(self, name, value)
+        # What a restored agent needs to rebuild its networks is recorded now (a
+        # metadata file, a few bytes of the policy checkpoint), so that restoring still
+        # works after the checkpoint directories move; the weights are in its state.
+        if env_model_checkpoint is not NotProvided:
+            self.env_model_metadata = _read_env_model_metadata(self.env_model_checkpoint)
+        if rollout_policy_checkpoint is not NotProvided:
+            self.frozen_policy_hidden = _frozen_policy_hidden(
+                resolve_rl_module_checkpoint(self.rollout_policy_checkpoint)
+            )
         return self
 
     def a2c(self, *, train_batch_size_per_learner: Optional[int] = NotProvided) -> "I2AConfig":
@@ -190,7 +207,6 @@ class I2AConfig(PPOConfig):
         self.training(**A2C_SETTINGS)
         if train_batch_size_per_learner is not NotProvided:
             self.training(train_batch_size_per_learner=train_batch_size_per_learner)
-        self.training(minibatch_size=self.train_batch_size_per_learner)
         self.a2c_preset = True
         return self
 
@@ -200,20 +216,15 @@ class I2AConfig(PPOConfig):
         return super()._model_config_auto_includes | {
             "env_model": self.env_model,
             "env_model_checkpoint": _abspath(self.env_model_checkpoint),
-            "env_model_metadata": self._env_model_metadata(),
+            "env_model_metadata": self.env_model_metadata,
             "rollout_depth": self.rollout_depth,
             "rollout_action_choice": self.rollout_action_choice,
+            "train_rollout_policy": self.distillation_coeff > 0,
             "rollout_policy_checkpoint": resolve_rl_module_checkpoint(
                 self.rollout_policy_checkpoint
             ),
+            "frozen_policy_hidden": self.frozen_policy_hidden,
         }
-
-    def _env_model_metadata(self) -> Optional[Dict[str, Any]]:
-        if not self.env_model_checkpoint or not os.path.isdir(self.env_model_checkpoint):
-            return None
-        from i2a_rllib.checkpoints import read_env_model_metadata
-
-        return read_env_model_metadata(self.env_model_checkpoint)
 
     @override(PPOConfig)
     def get_default_rl_module_spec(self) -> RLModuleSpec:
@@ -233,78 +244,54 @@ class I2AConfig(PPOConfig):
         self.validate_imagination()
 
     def validate_imagination(self) -> None:
-        """Raises early, naming the setting and the fix, for any bad I2A setting."""
-        if self.env_model not in ENV_MODEL_KINDS + ("auto",):
+        """Raises early, naming the setting and the fix, for any bad I2A setting.
+
+        Reads no more than the checkpoints' metadata (no weights); a path that is gone
+        is accepted where its metadata was recorded (a restored agent carries the
+        weights in its own state).
+        """
+        from i2a_rllib.imagination_settings import ImaginationSettingsError
+
+        settings = {
+            "env_model": self.env_model,
+            "rollout_depth": self.rollout_depth,
+            "rollout_action_choice": self.rollout_action_choice,
+            "distillation_coeff": self.distillation_coeff,
+        }
+        try:
+            check_imagination_settings(settings, lambda k, v: f"imagination({k}={v!r})")
+        except ImaginationSettingsError as e:
+            self._value_error(str(e))
+        if self.a2c_preset and (self.num_epochs != 1 or self.minibatch_size is not None):
             self._value_error(
-                f"imagination(env_model={self.env_model!r}): unknown kind; use one of "
-                f"{list(ENV_MODEL_KINDS)}."
-            )
-        depth = self.rollout_depth
-        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-            self._value_error(
-                f"imagination(rollout_depth={depth!r}) must be an integer >= 1 (the paper "
-                "uses 5)."
-            )
-        if self.rollout_action_choice not in ROLLOUT_ACTION_CHOICES:
-            self._value_error(
-                f"imagination(rollout_action_choice={self.rollout_action_choice!r}); use "
-                f"one of {list(ROLLOUT_ACTION_CHOICES)}."
-            )
-        coeff = self.distillation_coeff
-        if not isinstance(coeff, (int, float)) or coeff < 0:
-            self._value_error(
-                f"imagination(distillation_coeff={coeff!r}) must be a number >= 0; 0 "
-                "leaves the rollout policy untrained."
-            )
-        if self.a2c_preset and self.minibatch_size != self.train_batch_size_per_learner:
-            self._value_error(
-                f"The A2C preset needs one full-batch minibatch, but minibatch_size="
-                f"{self.minibatch_size} != train_batch_size_per_learner="
-                f"{self.train_batch_size_per_learner}. Call .a2c() after setting the "
-                "train batch size, or .a2c(train_batch_size_per_learner=N)."
+                f"The A2C preset takes one gradient step over the whole batch, but "
+                f"num_epochs={self.num_epochs} and minibatch_size={self.minibatch_size} "
+                "were set after .a2c(). Drop them (A2C needs num_epochs=1 and no "
+                "minibatch size), or use PPO."
             )
         if self.env_model_checkpoint is not None:
             self._check_env_model_checkpoint()
         if self.rollout_policy_checkpoint is not None:
-            path = resolve_rl_module_checkpoint(self.rollout_policy_checkpoint)
-            if not os.path.isdir(path):
-                self._value_error(
-                    f"imagination(rollout_policy_checkpoint={self.rollout_policy_checkpoint!r})"
-                    " does not exist. Pass the checkpoint directory of a trained PPO "
-                    "baseline (tuned_examples/ppo_baseline.py --checkpoint-at-end)."
-                )
-            if self.env_model == "latent" or (
-                self.env_model == "auto" and self._probe_frame_size() >= 36
-            ):
-                self._value_error(
-                    "imagination(rollout_policy_checkpoint=...) restores a frame-based "
-                    "model-free policy, but the latent environment model imagines latent "
-                    "states. Use env_model='pixel' (or 'copy'), or drop "
-                    "rollout_policy_checkpoint to distill the rollout policy (the paper)."
-                )
+            self._check_rollout_policy_checkpoint()
 
-    def _probe_spaces(self):
+    def _spaces(self):
         from i2a_rllib.envs import probe_spaces
 
         return probe_spaces(self.env, self.env_config)
 
-    def _probe_frame_size(self) -> int:
-        obs_space, _ = self._probe_spaces()
-        return min(obs_space.shape[1:])
-
     def _check_env_model_checkpoint(self) -> None:
-        from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model
+        from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata
         from i2a_rllib.envs import env_id_of
 
         try:
-            metadata = self._env_model_metadata()
+            metadata = _read_env_model_metadata(self.env_model_checkpoint) or self.env_model_metadata
             if metadata is None:
                 raise CheckpointError(
                     f"imagination(env_model_checkpoint={self.env_model_checkpoint!r}) does "
                     "not exist. Pretrain one (`i2a collect` then `i2a pretrain`) and pass "
                     "the directory it printed."
                 )
-            obs_space, action_space = self._probe_spaces()
+            obs_space, action_space = self._spaces()
             check_env_model_metadata(
                 metadata,
                 obs_space.shape,
@@ -313,11 +300,29 @@ class I2AConfig(PPOConfig):
                 self.env_model_checkpoint,
                 env_id=env_id_of(self.env, self.env_config) if self.env else None,
             )
-            # A truncated/corrupt weights file fails here, not inside a learner actor
-            # (the env models are small: this takes well under a second).
-            load_env_model(self.env_model_checkpoint)
         except CheckpointError as e:
             self._value_error(str(e))
+
+    def _check_rollout_policy_checkpoint(self) -> None:
+        from i2a_rllib.models.env_models import FRAME_STATE_KINDS, resolve_kind
+
+        path = resolve_rl_module_checkpoint(self.rollout_policy_checkpoint)
+        if not os.path.isdir(path) and self.frozen_policy_hidden is None:
+            self._value_error(
+                f"imagination(rollout_policy_checkpoint={self.rollout_policy_checkpoint!r})"
+                " does not exist. Pass the checkpoint directory of a trained PPO "
+                "baseline (tuned_examples/ppo_baseline.py --checkpoint-at-end)."
+            )
+        obs_space, _ = self._spaces()
+        kind = resolve_kind(self.env_model, obs_space.shape, self.env_model_metadata)
+        with_own_states = kind == "copy" and self.env_model_metadata is not None
+        if kind not in FRAME_STATE_KINDS + ("copy",) or with_own_states:
+            self._value_error(
+                "imagination(rollout_policy_checkpoint=...) restores a frame-based "
+                f"model-free policy, but the {kind!r} environment model imagines latent "
+                "states. Use env_model='pixel' (or 'copy' without a checkpoint), or drop "
+                "rollout_policy_checkpoint to distill the rollout policy (the paper)."
+            )
 
 
 class I2A(PPO):
@@ -331,6 +336,27 @@ class I2A(PPO):
 
 def _abspath(path: Optional[str]) -> Optional[str]:
     return os.path.abspath(path) if path else path
+
+
+def _read_env_model_metadata(path: Optional[str]) -> Optional[Dict[str, Any]]:
+    """A checkpoint's metadata, or None while there is no such directory."""
+    if not path or not os.path.isdir(path):
+        return None
+    from i2a_rllib.checkpoints import read_env_model_metadata
+
+    return read_env_model_metadata(path)
+
+
+def _frozen_policy_hidden(module_checkpoint: Optional[str]) -> Optional[int]:
+    """The hidden size of the baseline RLModule a checkpoint holds (None if no such dir)."""
+    path = os.path.join(module_checkpoint or "", "class_and_ctor_args.pkl")
+    if not os.path.isfile(path):
+        return None
+    import pickle
+
+    with open(path, "rb") as f:
+        _, kwargs = pickle.load(f)["ctor_args_and_kwargs"]
+    return int((kwargs.get("model_config") or {}).get("hidden_size", 512))
 
 
 def resolve_rl_module_checkpoint(path: Optional[str]) -> Optional[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,6 +22,32 @@ def _algorithm_config_of(checkpoint: str) -> Optional[Dict[str, Any]]:
     if config is not None and not isinstance(config, dict):
         config = config.to_dict()
     return config
+
+
+class EpisodeQuota:
+    """Which finished episodes an evaluation counts: env i plays the first quota[i] of
+    its own episodes, the quotas fixed up front and as even as possible.
+
+    Which episodes count then does not depend on how long they last; keeping the first
+    N episodes to finish across parallel envs would favour short (often poor) ones.
+    """
+
+    def __init__(self, episodes: int, num_envs: int):
+        self.quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
+        self._per_env: List[List[Tuple[float, int]]] = [[] for _ in range(num_envs)]
+
+    def add(self, env_index: int, score: float, length: int) -> None:
+        if len(self._per_env[env_index]) < self.quota[env_index]:
+            self._per_env[env_index].append((score, length))
+
+    @property
+    def full(self) -> bool:
+        return all(len(done) >= q for done, q in zip(self._per_env, self.quota))
+
+    @property
+    def episodes(self) -> List[Tuple[float, int]]:
+        """(score, length) of the counted episodes, env by env."""
+        return [episode for per_env in self._per_env for episode in per_env]
 
 
 def evaluate_checkpoint(
@@ -59,6 +85,7 @@ def evaluate_checkpoint(
     if episodes < 1:
         raise ValueError(f"episodes={episodes} must be >= 1.")
     algo_config = _algorithm_config_of(checkpoint)
+    num_envs = min(num_envs, episodes)  # an env without an episode to play would idle
     if env_id is not None:
         env = make_vector_env(env_id, num_envs, env_config)
     elif algo_config is not None:
@@ -75,22 +102,26 @@ def evaluate_checkpoint(
     check_writable(output, "--output")  # before any episode is played
     module = RLModule.from_checkpoint(resolve_rl_module_checkpoint(checkpoint))
     module.eval()
+    torch.manual_seed(seed)
     os.makedirs(output, exist_ok=True)
 
+    num_envs = env.num_envs
+    counted = EpisodeQuota(episodes, num_envs)
     generator = torch.Generator().manual_seed(seed)
+    noise_of = _rollout_noise_source(module, generator)
     obs, _ = env.reset(seed=seed)
     returns = np.zeros(num_envs)
     lengths = np.zeros(num_envs, dtype=np.int64)
     resetting = np.zeros(num_envs, dtype=bool)
-    scores, episode_lengths, gif, probe_obs = [], [], [], None
+    gif, probe_obs = [], None
     recording = True
     steps = 0
     try:
-        while len(scores) < episodes and steps < max_env_steps:
+        while not counted.full and steps < max_env_steps:
+            batch = {Columns.OBS: torch.from_numpy(obs)}
+            batch.update(noise_of(len(obs)))
             with torch.no_grad():
-                logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})[
-                    Columns.ACTION_DIST_INPUTS
-                ]
+                logits = module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS]
             if greedy:
                 actions = logits.argmax(-1).numpy()
             else:
@@ -106,8 +137,7 @@ def evaluate_checkpoint(
             lengths[active] += 1
             done = (terminated | truncated) & active
             for i in np.flatnonzero(done):
-                scores.append(float(returns[i]))
-                episode_lengths.append(int(lengths[i]))
+                counted.add(i, float(returns[i]), int(lengths[i]))
                 if i == 0:
                     recording = False
             returns[resetting] = 0.0
@@ -117,9 +147,10 @@ def evaluate_checkpoint(
                 recording = False
     finally:
         env.close()
-    if not scores:
+    if not counted.episodes:
         raise RuntimeError(f"No episode finished within {max_env_steps} env steps.")
-    scores, episode_lengths = scores[:episodes], episode_lengths[:episodes]
+    scores = [score for score, _ in counted.episodes]
+    episode_lengths = [length for _, length in counted.episodes]
     files = {"gif": save_gif(gif, os.path.join(output, "episode.gif"))}
     if hasattr(module, "net"):
         probe = probe_obs if probe_obs is not None else obs[0]
@@ -152,7 +183,20 @@ def evaluate_checkpoint(
     return summary
 
 
+def _rollout_noise_source(module, generator: torch.Generator):
+    """Batch columns that fix an I2A module's imagined actions from `generator` (so that
+    `seed` makes evaluation reproducible); nothing for other modules."""
+    from i2a_rllib.columns import ROLLOUT_NOISE
+
+    imagination = getattr(getattr(module, "net", None), "imagination", None)
+    if imagination is None or imagination.action_choice != "sample":
+        return lambda batch_size: {}
+    return lambda batch_size: {
+        ROLLOUT_NOISE: torch.rand(imagination.noise_shape(batch_size), generator=generator)
+    }
+
+
 def _frame_channels(obs: np.ndarray) -> int:
-    from i2a_rllib.models.env_model import default_frame_channels
+    from i2a_rllib.models.env_models import default_frame_channels
 
     return default_frame_channels(obs.shape[1:])

@@ -8,8 +8,9 @@ The I2A learner adds to PPO (or its A2C preset):
   update the rollout policy keeps the weights it had when the batch arrived, exactly
   like PPO's behaviour policy; the next batch imagines with the updated weights. With
   a sampling rollout policy, the imagined actions are the ones the EnvRunner sampled
-  (its noise travels with the batch), so the first epoch reproduces the behaviour
-  policy's logits exactly.
+  (its noise travels with the batch), so the first minibatch of every update
+  reproduces the behaviour policy's logits (probability ratio 1; tested in
+  tests/test_update_correctness.py).
 - the environment model stays frozen: it is in no optimizer.
 """
 
@@ -29,7 +30,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.typing import ModuleID, TensorType
 
-from i2a_rllib.rl_module import I2ARLModule, ROLLOUT_POLICY_LOGITS
+from i2a_rllib.columns import ROLLOUT_POLICY_LOGITS
+from i2a_rllib.rl_module import I2ARLModule
 
 # Metric keys (per module, under `learners/<module_id>/`).
 DISTILLATION_LOSS_KEY = "distillation_loss"

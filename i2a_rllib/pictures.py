@@ -6,13 +6,12 @@ Numpy + PIL + torch only (no Ray): callers hand in networks and frames.
 from __future__ import annotations
 
 import os
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from i2a_rllib.models.env_model import EnvironmentModel, LatentEnvModel
 from i2a_rllib.models.model_free import to_float_frames
 
 SEPARATOR = 2  # pixels between tiles
@@ -77,16 +76,10 @@ def save_gif(frames: Iterable[np.ndarray], path: str, fps: int = 15, scale: int 
     return path
 
 
-def _decoder_of(env_model: EnvironmentModel) -> Optional[LatentEnvModel]:
-    if isinstance(env_model, LatentEnvModel):
-        return env_model
-    base = getattr(env_model, "base", None)
-    return base if isinstance(base, LatentEnvModel) else None
-
-
 @torch.no_grad()
 def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
-    """One imagination of an `I2ANetwork`: a row per action, real frame then imagined ones.
+    """One imagination of an `I2ANetwork`: a row per action, real frame then imagined ones
+    (latent models' states decoded into frames).
 
     Args:
         net: An `I2ANetwork` (or anything with `.imagination`, `.env_model`).
@@ -98,22 +91,16 @@ def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
     noise = None
     if net.imagination.action_choice == "sample":
         noise = torch.rand(net.imagination.noise_shape(1), generator=generator)
-    imagination = net.imagination(env_model.initial_state(frames), noise)
-    views = imagination.views[0]  # (A, T, *view)
+    imagination = net.imagination(env_model.initial_state(frames), noise, keep_states=True)
+    states = imagination.states[0]  # (A, T, *state)
+    num_actions, depth = states.shape[:2]
     canvas = env_model.newest_frame(frames)
-    decoder = _decoder_of(env_model)
-    if len(env_model.view_shape) == 1:
-        if decoder is None:
-            raise ValueError("This environment model has no decoder to draw its latents.")
-        num_actions, depth = views.shape[:2]
-        flat = views.reshape(num_actions * depth, -1)
-        decoded = decoder.decode(flat, canvas.expand(flat.shape[0], -1, -1, -1))
-        views = decoded.view(num_actions, depth, *decoded.shape[1:])
-    else:
-        views = to_float_frames(views)
+    flat = states.reshape(num_actions * depth, *states.shape[2:])
+    decoded = env_model.frame_of(flat, canvas.expand(flat.shape[0], -1, -1, -1))
+    views = decoded.view(num_actions, depth, *decoded.shape[1:])
     real = frame_to_gray_uint8(canvas[0].numpy())
     rows: List[List[np.ndarray]] = []
-    for action in range(views.shape[0]):
+    for action in range(num_actions):
         rows.append([real] + [frame_to_gray_uint8(v.numpy()) for v in views[action]])
     return grid(rows)
 

@@ -24,6 +24,7 @@ from i2a_rllib.experiment import (
     init_ray,
     script_arg_parser,
 )
+from i2a_rllib.experiment.preflight import check_checkpoints_load
 
 # `--laptop`: sizes that run the whole pipeline on 2 CPU cores in well under 30 minutes.
 LAPTOP_PRESET: Dict[str, Any] = dict(
@@ -52,7 +53,9 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         default={},
         help="JSON env settings.",
     )
-    group.add_argument("--env-model", default="auto", choices=["auto", "latent", "pixel", "copy"])
+    group.add_argument(
+        "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "copy"]
+    )
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)
     group.add_argument("--rollout-action-choice", default="sample", choices=["sample", "argmax"])
@@ -83,6 +86,12 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     pipeline.add_argument("--pretrain-lr", type=float, default=1e-3)
     pipeline.add_argument("--pretrain-lr-schedule", default="constant", choices=["constant", "cosine"])
     pipeline.add_argument(
+        "--pretrain-horizon",
+        type=int,
+        default=1,
+        help="Open-loop steps the environment model is trained over (1 -> (K+1)/2 -> K).",
+    )
+    pipeline.add_argument(
         "--env-model-hparams",
         type=json_object_arg("--env-model-hparams", '{"channels": 16}'),
         default={},
@@ -107,11 +116,11 @@ def apply_presets(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     if args.algo == "a2c" and (
         args.minibatch_size not in (None, args.train_batch_size) or args.num_epochs not in (None, 1)
     ):
-        # The A2C preset would silently drop them (one epoch, one full-batch minibatch).
+        # The A2C preset would silently drop them (one gradient step over the whole batch).
         parser.error(
-            f"--algo a2c trains one epoch over one full-batch minibatch; --minibatch-size="
+            f"--algo a2c takes one gradient step over the whole train batch; --minibatch-size="
             f"{args.minibatch_size} / --num-epochs={args.num_epochs} would be ignored. Drop "
-            "them (the minibatch is --train-batch-size) or use --algo ppo."
+            "them (the step uses all of --train-batch-size) or use --algo ppo."
         )
     if args.laptop:
         for key, value in LAPTOP_PRESET.items():
@@ -185,6 +194,7 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     # resources, which need the cluster.
     probe = build_i2a_config(args)
     probe.validate()
+    check_checkpoints_load(probe)
     if needs_model:
         kind = args.env_model if args.env_model != "auto" else _default_kind(probe)
         _check_pretrain_settings(probe, kind, args)
@@ -228,6 +238,7 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
                 batch_size=args.pretrain_batch_size,
                 lr=args.pretrain_lr,
                 lr_schedule=args.pretrain_lr_schedule,
+                horizon=args.pretrain_horizon,
                 hparams=args.env_model_hparams,
                 num_workers=args.pretrain_workers,
                 use_gpu=bool(args.num_gpus_per_learner),
@@ -268,18 +279,16 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
 def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> None:
     """Stage 2's settings, checked before stage 1 collects anything."""
     from i2a_rllib.envs import probe_spaces
-    from i2a_rllib.models.env_model import build_env_model, default_frame_channels
+    from i2a_rllib.models.env_models import resolve_env_model
 
     if not args.pretrain_lr > 0:
         raise ValueError(f"--pretrain-lr {args.pretrain_lr}: must be > 0 (default 1e-3).")
+    if args.pretrain_horizon < 1:
+        raise ValueError(f"--pretrain-horizon {args.pretrain_horizon}: must be an integer >= 1.")
     obs_space, action_space = probe_spaces(config.env, config.env_config)
     try:
-        build_env_model(
-            kind,
-            obs_space.shape,
-            int(action_space.n),
-            frame_channels=default_frame_channels(obs_space.shape),
-            hparams=dict(args.env_model_hparams),
+        resolve_env_model(
+            kind, obs_space.shape, int(action_space.n), hparams=dict(args.env_model_hparams)
         )
     except (TypeError, ValueError) as e:
         raise ValueError(f"--env-model-hparams {args.env_model_hparams} ({kind} model): {e}") from None
@@ -287,9 +296,10 @@ def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> Non
 
 def _default_kind(config) -> str:
     from i2a_rllib.envs import probe_spaces
+    from i2a_rllib.models.env_models import default_kind
 
     obs_space, _ = probe_spaces(config.env, config.env_config)
-    return "latent" if min(obs_space.shape[1:]) >= 36 else "pixel"
+    return default_kind(obs_space.shape)
 
 
 __all__ = ["LAPTOP_PRESET", "apply_presets", "build_i2a_config", "i2a_arg_parser", "run_pipeline", "RunDirectoryError"]

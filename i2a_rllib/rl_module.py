@@ -19,60 +19,41 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 
-from i2a_rllib.models.env_model import (
-    ATARI_REWARD_VALUES,
-    ENV_MODEL_KINDS,
-    EnvironmentModel,
-    build_env_model,
-    default_frame_channels,
+from i2a_rllib.columns import (
+    IMAGINATION_COLUMNS,
+    IMAGINED_REWARDS,
+    IMAGINED_VIEWS,
+    MODEL_STATE,
+    ROLLOUT_NOISE,
+    ROLLOUT_POLICY_LOGITS,
 )
+from i2a_rllib.imagination_settings import (
+    DEFAULT_I2A_MODEL_CONFIG,
+    check_imagination_settings,
+)
+from i2a_rllib.models.env_models import resolve_env_model, resolve_kind
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.imagination import Imagination
-from i2a_rllib.models.model_free import (
-    NATURE_CNN_MIN_SIZE,
-    ActorCriticHeads,
-    ConvTrunk,
-)
-from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES
+from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk
 
 logger = logging.getLogger(__name__)
-
-# Extra batch columns (module outputs and learner-side precomputations).
-ROLLOUT_NOISE = "i2a_rollout_noise"
-ROLLOUT_POLICY_LOGITS = "i2a_rollout_policy_logits"
-IMAGINED_VIEWS = "i2a_imagined_views"
-IMAGINED_REWARDS = "i2a_imagined_rewards"
-MODEL_STATE = "i2a_model_state"
 
 # Rows per chunk when a whole train batch goes through the network without gradients
 # (imagination precomputation, GAE's value pass): bounds peak memory.
 NO_GRAD_CHUNK_SIZE = 512
 
-DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
-    # 'latent' (fast, default for Atari-sized frames), 'pixel' (the paper's frame
-    # model, default for small boards) or 'copy' (the paper's control agent).
-    "env_model": "auto",
-    # Directory written by `i2a pretrain`; None = untrained (or copy) model.
-    "env_model_checkpoint": None,
-    # Metadata of that checkpoint (filled in by I2AConfig), so that a restored module
-    # can be rebuilt where the checkpoint path does not exist.
-    "env_model_metadata": None,
-    # Architecture settings of an env model built without a checkpoint.
-    "env_model_hparams": {},
-    # Channels of one frame: None = 1 for Atari-sized frame stacks, all for boards.
-    "frame_channels": None,
-    "reward_values": list(ATARI_REWARD_VALUES),
-    "rollout_depth": 5,
-    "rollout_action_choice": "sample",
-    # RLModule checkpoint of a model-free (baseline) agent whose policy becomes the
-    # frozen rollout policy (the seed's stage 2). None = distilled rollout policy.
-    "rollout_policy_checkpoint": None,
-    "model_free_hidden": 512,
-    "rollout_policy_hidden": 128,
-    "encoder_feature_size": 128,
-    "encoder_hidden": 128,
-    "head_hidden": 256,
-}
+
+class _DropRLlibInternalDeprecation(logging.Filter):
+    """Drops the `RLModule(config=...)` deprecation warning RLlib 2.60 logs for every
+    module it builds: its own `RLModule.__init__` creates the deprecated RLModuleConfig
+    (ray-project/ray#51630), whichever constructor the caller used; ours use the current
+    keyword constructor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RLModule(config=[RLModuleConfig object])" not in record.getMessage()
+
+
+logging.getLogger("ray._common.deprecation").addFilter(_DropRLlibInternalDeprecation())
 
 
 def _image_obs_shape(observation_space: gym.Space, what: str):
@@ -148,54 +129,21 @@ class NatureCNNRLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
 
 
 def resolve_i2a_model_config(model_config: Dict[str, Any], obs_shape) -> Dict[str, Any]:
-    """Merges defaults, resolves 'auto' choices and checks every setting.
+    """Merges defaults, resolves "auto" and checks every setting.
 
     Raises:
         ValueError: naming the setting and the fix, for any bad value.
     """
     config = {**DEFAULT_I2A_MODEL_CONFIG}
     config.update({k: v for k, v in (model_config or {}).items() if k in DEFAULT_I2A_MODEL_CONFIG})
-    large_frames = min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE
+    check_imagination_settings(config, lambda key, value: f"model_config[{key!r}]={value!r}")
     metadata = config["env_model_metadata"]
     path = config["env_model_checkpoint"]
     if metadata is None and path and os.path.isdir(path):
         from i2a_rllib.checkpoints import read_env_model_metadata
 
         metadata = config["env_model_metadata"] = read_env_model_metadata(path)
-    if config["env_model"] == "auto":
-        if metadata is not None:
-            config["env_model"] = metadata["kind"]
-        else:
-            config["env_model"] = "latent" if large_frames else "pixel"
-    if config["env_model"] not in ENV_MODEL_KINDS:
-        raise ValueError(
-            f"model_config['env_model']={config['env_model']!r} is not an environment "
-            f"model kind; use one of {list(ENV_MODEL_KINDS)}."
-        )
-    if config["frame_channels"] is None:
-        config["frame_channels"] = (
-            metadata["frame_channels"] if metadata else default_frame_channels(obs_shape)
-        )
-    depth = config["rollout_depth"]
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(
-            f"model_config['rollout_depth']={depth!r} must be an integer >= 1 "
-            "(the paper uses 5 on Sokoban)."
-        )
-    if config["rollout_action_choice"] not in ROLLOUT_ACTION_CHOICES:
-        raise ValueError(
-            f"model_config['rollout_action_choice']={config['rollout_action_choice']!r}; "
-            f"use one of {list(ROLLOUT_ACTION_CHOICES)}."
-        )
-    for key in (
-        "model_free_hidden",
-        "rollout_policy_hidden",
-        "encoder_feature_size",
-        "encoder_hidden",
-        "head_hidden",
-    ):
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise ValueError(f"model_config[{key!r}]={config[key]!r} must be a positive integer.")
+    config["env_model"] = resolve_kind(config["env_model"], obs_shape, metadata)
     return config
 
 
@@ -218,7 +166,23 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
         num_actions = _num_discrete_actions(self.action_space, "I2ARLModule")
         config = resolve_i2a_model_config(self.model_config, obs_shape)
         self.i2a_config = config
-        env_model = self._build_env_model(config, obs_shape, num_actions)
+        env_model = resolve_env_model(
+            config["env_model"],
+            obs_shape,
+            num_actions,
+            checkpoint=config["env_model_checkpoint"],
+            metadata=config["env_model_metadata"],
+            hparams=config["env_model_hparams"],
+            frame_channels=config["frame_channels"],
+            reward_values=config["reward_values"],
+        )
+        if config["env_model_checkpoint"] is None and env_model.kind != "copy":
+            logger.warning(
+                "I2ARLModule: no env_model_checkpoint given; the %s environment model is "
+                "untrained, so imagination carries little information. Pretrain one "
+                "with `i2a collect` + `i2a pretrain`.",
+                env_model.kind,
+            )
         self.net = I2ANetwork(
             env_model,
             rollout_depth=config["rollout_depth"],
@@ -229,88 +193,54 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             encoder_hidden=config["encoder_hidden"],
             head_hidden=config["head_hidden"],
         )
-        self.rollout_policy_is_trainable = config["rollout_policy_checkpoint"] is None
-        if not self.rollout_policy_is_trainable:
-            self._restore_frozen_rollout_policy(config["rollout_policy_checkpoint"])
+        if config["rollout_policy_checkpoint"] is not None:
+            self._use_frozen_rollout_policy(
+                config["rollout_policy_checkpoint"], config["frozen_policy_hidden"]
+            )
+        # Parameters no loss reaches must not ask for gradients: DDP fails on them.
+        self.rollout_policy_is_trainable = (
+            config["train_rollout_policy"] and config["rollout_policy_checkpoint"] is None
+        )
+        self.net.rollout_policy.requires_grad_(self.rollout_policy_is_trainable)
 
     # --- Building -------------------------------------------------------------------
-    def _build_env_model(self, config, obs_shape, num_actions) -> EnvironmentModel:
-        from i2a_rllib.checkpoints import check_env_model_metadata, load_env_model
+    def _use_frozen_rollout_policy(self, path: str, hidden_size: Optional[int]) -> None:
+        """The seed's stage 2: a pretrained model-free policy, frozen, acts in imagination.
 
-        path, kind = config["env_model_checkpoint"], config["env_model"]
-        metadata = config["env_model_metadata"]
-        if path and os.path.exists(path):
-            env_model, metadata = load_env_model(path)
-            check_env_model_metadata(metadata, obs_shape, num_actions, kind, path)
-            if kind == "copy":
-                return build_env_model(
-                    "copy",
-                    obs_shape,
-                    num_actions,
-                    frame_channels=metadata["frame_channels"],
-                    reward_values=metadata["reward_values"],
-                    hparams={"base": env_model},
-                )
-            return env_model
-        if metadata is not None:
-            # A restored module whose checkpoint path is gone: the architecture comes
-            # from the recorded metadata, the weights from the module's own state.
-            from i2a_rllib.models.env_model import build_env_model_from_metadata
-
-            check_env_model_metadata(metadata, obs_shape, num_actions, kind, path)
-            base = build_env_model_from_metadata(metadata)
-            if kind == "copy" and base.kind == "latent":
-                return build_env_model(
-                    "copy",
-                    obs_shape,
-                    num_actions,
-                    frame_channels=base.frame_channels,
-                    reward_values=base.reward_values.tolist(),
-                    hparams={"base": base},
-                )
-            return base
-        if path:
-            raise FileNotFoundError(
-                f"model_config['env_model_checkpoint']={path!r} does not exist. Pretrain "
-                "one with `i2a pretrain` or pass the directory it printed."
-            )
-        if kind != "copy":
-            logger.warning(
-                "I2ARLModule: no env_model_checkpoint given; the %s environment model is "
-                "untrained, so imagination carries little information. Pretrain one "
-                "with `i2a collect` + `i2a pretrain`.",
-                kind,
-            )
-        return build_env_model(
-            kind,
-            obs_shape,
-            num_actions,
-            frame_channels=config["frame_channels"],
-            reward_values=config["reward_values"],
-            hparams=config["env_model_hparams"] if kind != "copy" else None,
-        )
-
-    def _restore_frozen_rollout_policy(self, path: str) -> None:
-        """The seed's stage 2: a pretrained model-free policy, frozen, acts in imagination."""
-        if len(self.net.env_model.state_shape) != 3:
+        Its weights are read from `path` while it exists; a restored agent whose
+        `path` is gone rebuilds the network (`hidden_size`) and gets the weights from
+        its own state, like every other parameter.
+        """
+        if not self.net.env_model.states_are_frames:
             raise ValueError(
                 "model_config['rollout_policy_checkpoint'] gives a frame-based model-free "
                 f"policy, but the {self.net.env_model.kind!r} environment model imagines "
                 "latent states. Use env_model='pixel' (or a frame 'copy'), or drop "
                 "rollout_policy_checkpoint to distill the rollout policy (the paper)."
             )
-        from ray.rllib.core.rl_module.rl_module import RLModule
+        if os.path.isdir(path):
+            from ray.rllib.core.rl_module.rl_module import RLModule
 
-        source = RLModule.from_checkpoint(path)
-        if not isinstance(source, NatureCNNRLModule):
-            raise ValueError(
-                f"rollout_policy_checkpoint={path!r} holds a {type(source).__name__}; it "
-                "must be an RLModule checkpoint of the model-free baseline "
-                "(NatureCNNRLModule), e.g. <algo checkpoint>/learner_group/learner/"
-                "rl_module/default_policy."
+            source = RLModule.from_checkpoint(path)
+            if not isinstance(source, NatureCNNRLModule):
+                raise ValueError(
+                    f"rollout_policy_checkpoint={path!r} holds a {type(source).__name__}; "
+                    "it must be an RLModule checkpoint of the model-free baseline "
+                    "(NatureCNNRLModule), e.g. <algo checkpoint>/learner_group/learner/"
+                    "rl_module/default_policy."
+                )
+        elif hidden_size is not None:
+            source = NatureCNNRLModule(
+                observation_space=self.observation_space,
+                action_space=self.action_space,
+                model_config={"hidden_size": hidden_size},
+            )
+        else:
+            raise FileNotFoundError(
+                f"model_config['rollout_policy_checkpoint']={path!r} does not exist. Pass "
+                "the checkpoint directory of a trained PPO baseline."
             )
         self.net.rollout_policy.replace_network(source.trunk, source.heads.policy)
-        self.net.rollout_policy.requires_grad_(False)
 
     # --- Imagination reuse ----------------------------------------------------------
     @torch.no_grad()
@@ -330,9 +260,9 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             rewards.append(imagination.rewards)
             states.append(state)
         columns = {IMAGINED_VIEWS: torch.cat(views), IMAGINED_REWARDS: torch.cat(rewards)}
-        if len(self.net.env_model.state_shape) == 1:
-            # Latent states are small and save the encoder pass in every minibatch;
-            # frame states are the observations themselves.
+        if not self.net.env_model.states_are_frames:
+            # Latent states save the encoder pass in every minibatch; frame states are
+            # the observations themselves.
             columns[MODEL_STATE] = torch.cat(states)
         return columns
 
@@ -344,8 +274,10 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     # --- RLModule API ---------------------------------------------------------------
     @override(TorchRLModule)
     def _forward_inference(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
+        # Noise given with the batch (reproducible evaluation) drives the rollout policy;
+        # without it a sampling rollout policy draws its own.
         with torch.no_grad():
-            logits, _ = self.net(batch[Columns.OBS])
+            logits, _ = self.net(batch[Columns.OBS], noise=batch.get(ROLLOUT_NOISE))
         return {Columns.ACTION_DIST_INPUTS: logits}
 
     @override(TorchRLModule)
@@ -382,7 +314,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             chunk = {
                 k: v[start : start + NO_GRAD_CHUNK_SIZE]
                 for k, v in batch.items()
-                if k in (Columns.OBS, ROLLOUT_NOISE, IMAGINED_VIEWS, IMAGINED_REWARDS)
+                if k == Columns.OBS or k in IMAGINATION_COLUMNS
             }
             _, features = self.net(chunk[Columns.OBS], imagination=self._imagination(chunk))
             values.append(self.net.values(features))

@@ -10,6 +10,7 @@ exit codes. The GPU case needs the cluster's resources, so it starts Ray (subpro
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import sys
@@ -33,9 +34,10 @@ from i2a_rllib.data.format import (
     write_manifest,
     write_shard_atomically,
 )
-from i2a_rllib.models.env_model import build_env_model
+from i2a_rllib.models.env_models import build_env_model
 
 ENV = "ALE/Breakout-v5"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)  # the venv's bin dir: i2a, rllib
 # A bad input must fail well before this (the checks take < 1 s; slack for a busy machine).
 FAST_S = 15.0
@@ -51,12 +53,16 @@ def no_ray(monkeypatch):
     import ray
 
     import i2a_rllib.experiment
+    import i2a_rllib.experiment.run
     import i2a_rllib.pipeline
 
     def refuse(*args, **kwargs):
         raise RayStarted("Ray was started for bad input")
 
+    # Every place that starts Ray: the package (collect, pretrain import it from there),
+    # its runner and the pipeline; and Ray itself.
     monkeypatch.setattr(i2a_rllib.experiment, "init_ray", refuse)
+    monkeypatch.setattr(i2a_rllib.experiment.run, "init_ray", refuse)
     monkeypatch.setattr(i2a_rllib.pipeline, "init_ray", refuse)
     monkeypatch.setattr(ray, "init", refuse)
 
@@ -77,6 +83,13 @@ def _i2a(argv, capsys):
     return _run(cli.main, argv, capsys)
 
 
+def _script(name, argv, capsys, monkeypatch):
+    """Runs tuned_examples/<name> in-process as `python <script> <argv>` would."""
+    path = os.path.join(REPO, "tuned_examples", name)
+    monkeypatch.setattr(sys, "argv", [path, *argv])
+    return _run(lambda _: runpy.run_path(path, run_name="__main__"), None, capsys)
+
+
 def _rllib(argv, capsys):
     return _run(rllib_cli.main, argv, capsys)
 
@@ -92,10 +105,13 @@ def _console(script, *args, timeout=300):
 
 def _assert_rejected(code, err, seconds, *fragments, prog="i2a"):
     assert code == 2, (code, err)
-    assert f"{prog}" in err and "error:" in err, err
+    # One line says it all (argparse may print its usage above it).
+    error_lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and f"{prog}" in error_lines[0], err
     for fragment in fragments:
-        assert fragment in err, (fragment, err)
+        assert fragment in error_lines[0], (fragment, err)
     assert "Traceback" not in err, err
+    assert "_validate_config=False" not in err, err  # RLlib's advice to skip the checks
     assert seconds < FAST_S, seconds
 
 
@@ -234,7 +250,7 @@ def test_train_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, 
         ("truncated", [], ["env_model.pt", "truncated or corrupt", "Re-run `i2a pretrain`"]),
         ("corrupt_metadata", [], ["metadata.json' is corrupt"]),
         ("missing", [], ["does not exist", "i2a pretrain"]),
-        ("latent_with_rollout_policy", ["--env-model", "latent"], ["latent environment model imagines latent states", "env_model='pixel'"]),
+        ("latent_with_rollout_policy", ["--env-model", "latent"], ["but the 'latent' environment model imagines latent states", "env_model='pixel'"]),
     ],
 )
 def test_train_rejects_unfit_env_model_checkpoints_before_ray(
@@ -263,11 +279,11 @@ def test_config_api_rejects_bad_imagination_settings():
         config.copy().imagination(rollout_action_choice="greedy").validate()
     with pytest.raises(ValueError, match=r"rollout_depth=2.5\) must be an integer >= 1"):
         config.copy().imagination(rollout_depth=2.5).validate()
-    with pytest.raises(ValueError, match=r"env_model='world'.*unknown kind"):
+    with pytest.raises(ValueError, match=r"env_model='world'\) is not an environment model kind"):
         config.copy().imagination(env_model="world").validate()
     # A2C preset, then a different minibatch: the preset's one full-batch minibatch is gone.
     a2c = config.copy().a2c(train_batch_size_per_learner=64).training(minibatch_size=32)
-    with pytest.raises(ValueError, match=r"A2C preset needs one full-batch minibatch.*\.a2c\("):
+    with pytest.raises(ValueError, match=r"A2C preset takes one gradient step over the whole batch.*set after \.a2c\(\)"):
         a2c.validate()
 
 
@@ -296,6 +312,120 @@ def test_collect_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags
     code, err, seconds = _i2a(argv, capsys)
     _assert_rejected(code, err, seconds, *fragments)
     assert not output.exists()
+
+
+# ------------------------------------------------------------------ env settings, per family
+
+SOKOBAN, MINIPACMAN = "I2A/Sokoban-v0", "I2A/MiniPacman-v0"
+
+# (env id, env_config, fragments of the one-line message: the key, the bad value, the fix)
+ENV_SETTINGS_CASES = {
+    # Atari: the ranges ale-py's AtariVectorEnv accepts (0 for num_envs, stack_num or an
+    # image side kills the process in C++; wrong types fail in pybind11 with a traceback).
+    "atari-frameskip-0": (ENV, {"frameskip": 0}, ["frameskip=0", "integer >= 1", "default 4"]),
+    "atari-frameskip-float": (ENV, {"frameskip": 2.5}, ["frameskip=2.5", "integer >= 1"]),
+    "atari-sticky-not-a-number": (ENV, {"repeat_action_probability": "abc"}, ["repeat_action_probability='abc'", "a number in [0, 1)", "0.25"]),
+    "atari-sticky-1": (ENV, {"repeat_action_probability": 1.0}, ["repeat_action_probability=1.0", "[0, 1)"]),
+    "atari-stack-num-0": (ENV, {"stack_num": 0}, ["stack_num=0", "integer >= 1", "frames per observation"]),
+    "atari-img-height-0": (ENV, {"img_height": 0}, ["img_height=0", "integer >= 1", "default 84"]),
+    "atari-img-width-negative": (ENV, {"img_width": -84}, ["img_width=-84", "integer >= 1"]),
+    "atari-noop-max-negative": (ENV, {"noop_max": -1}, ["noop_max=-1", "integer >= 0", "0 turns them off"]),
+    "atari-num-threads-negative": (ENV, {"num_threads": -1}, ["num_threads=-1", "integer >= 0"]),
+    "atari-max-frames-0": (ENV, {"max_num_frames_per_episode": 0}, ["max_num_frames_per_episode=0", "integer >= 1", "108000"]),
+    "atari-fire-reset-string": (ENV, {"use_fire_reset": "yes"}, ["use_fire_reset='yes'", "true or false"]),
+    "atari-episodic-life-int": (ENV, {"episodic_life": 1}, ["episodic_life=1", "true or false"]),
+    "atari-full-action-space-string": (ENV, {"full_action_space": "false"}, ["full_action_space='false'", "true or false"]),
+    "atari-num-envs-0": (ENV, {"num_envs": 0}, ["num_envs=0", "integer >= 1"]),
+    "atari-seed-negative": (ENV, {"seed": -1}, ["seed=-1", "integer >= 0"]),
+    "atari-misspelt-key": (ENV, {"frame_skip": 4}, ["Unknown Atari env_config key(s) ['frame_skip']", "did you mean 'frameskip'?", "'stack_num'"]),
+    # Sokoban
+    "sokoban-boxes-string": (SOKOBAN, {"num_boxes": "two"}, ["num_boxes='two'", "integer >= 1", "the paper uses 4"]),
+    "sokoban-boxes-bool": (SOKOBAN, {"num_boxes": True}, ["num_boxes=True", "integer >= 1"]),
+    "sokoban-too-many-boxes": (SOKOBAN, {"dim_room": [5, 5], "num_boxes": 30}, ["num_boxes=30", "at most 2", "Use fewer boxes or a larger dim_room"]),
+    "sokoban-room-string": (SOKOBAN, {"dim_room": "77"}, ["dim_room='77'", "pair [height, width] of integers", "[10, 10]"]),
+    "sokoban-room-float": (SOKOBAN, {"dim_room": [7.5, 7]}, ["dim_room=[7.5, 7]", "of integers"]),
+    "sokoban-room-too-small": (SOKOBAN, {"dim_room": [4, 10]}, ["dim_room=(4, 10) is too small", ">= 5"]),
+    "sokoban-max-steps-0": (SOKOBAN, {"max_steps": 0}, ["max_steps=0", "integer >= 1", "120"]),
+    "sokoban-gen-steps-0": (SOKOBAN, {"num_gen_steps": 0}, ["num_gen_steps=0", "or null for the default"]),
+    "sokoban-observation": (SOKOBAN, {"observation": "pixels"}, ["observation='pixels' is unknown", "['channels', 'rgb']"]),
+    "sokoban-rgb-scale-0": (SOKOBAN, {"observation": "rgb", "rgb_scale": 0}, ["rgb_scale=0", "integer >= 1"]),
+    "sokoban-level-not-a-map": (SOKOBAN, {"fixed_level": 5}, ["fixed_level must be a map", "list of row strings"]),
+    "sokoban-level-open": (SOKOBAN, {"fixed_level": ["#####", "#@$. ", "#####"]}, ["fixed_level must be enclosed", "'#'"]),
+    "sokoban-misspelt-key": (SOKOBAN, {"boxes": 2}, ["Unknown Sokoban setting(s) ['boxes']", "did you mean 'num_boxes'?"]),
+    "sokoban-seed-string": (SOKOBAN, {"seed": "x"}, ["seed='x'", "integer >= 0"]),
+    # MiniPacman
+    "minipacman-task": (MINIPACMAN, {"task": "dance"}, ["task='dance' is unknown", "['regular', 'avoid', 'hunt', 'ambush', 'rush']"]),
+    "minipacman-task-typo": (MINIPACMAN, {"task": "hnt"}, ["task='hnt' is unknown", "did you mean 'hunt'?"]),
+    "minipacman-task-list": (MINIPACMAN, {"task": ["hunt"]}, ["task=['hunt'] is unknown", "use one of"]),
+    "minipacman-ghost-speed": (MINIPACMAN, {"ghost_speed": 1.5}, ["ghost_speed=1.5", "a number in [0, 1]", "default 0.5"]),
+    "minipacman-ghost-speed-bool": (MINIPACMAN, {"ghost_speed": True}, ["ghost_speed=True", "a number in [0, 1]"]),
+    "minipacman-speed-increase": (MINIPACMAN, {"ghost_speed_increase": -0.1}, ["ghost_speed_increase=-0.1", "a number >= 0"]),
+    "minipacman-edible-factor": (MINIPACMAN, {"edible_ghost_speed_factor": "half"}, ["edible_ghost_speed_factor='half'", "[0, 1]"]),
+    "minipacman-turn-probability": (MINIPACMAN, {"ghost_random_turn_probability": 2}, ["ghost_random_turn_probability=2", "[0, 1]"]),
+    "minipacman-max-steps": (MINIPACMAN, {"max_steps": 0}, ["max_steps=0", "integer >= 1", "1000"]),
+    "minipacman-pills": (MINIPACMAN, {"num_power_pills": -1}, ["num_power_pills=-1", "integer >= 0"]),
+    "minipacman-power-duration": (MINIPACMAN, {"power_duration": 2.5}, ["power_duration=2.5", "integer >= 1"]),
+    "minipacman-max-ghosts": (MINIPACMAN, {"max_ghosts": 0}, ["max_ghosts=0", "integer >= 1"]),
+    "minipacman-too-many-ghosts": (MINIPACMAN, {"initial_ghosts": 9}, ["initial_ghosts=9 exceeds max_ghosts=8", "raise max_ghosts"]),
+    "minipacman-safe-distance": (MINIPACMAN, {"safe_distance": -1}, ["safe_distance=-1", "integer >= 0"]),
+    "minipacman-terminate-string": (MINIPACMAN, {"terminate_on_level_clear": "no"}, ["terminate_on_level_clear='no'", "true or false"]),
+    "minipacman-rush-without-pills": (MINIPACMAN, {"task": "rush", "num_power_pills": 0}, ["task='rush'", "num_power_pills must be >= 1"]),
+    "minipacman-ragged-layout": (MINIPACMAN, {"layout": ["#####", "#P.#", "#####"]}, ["layout must be a non-empty rectangle", "[5, 4, 5]"]),
+    "minipacman-misspelt-key": (MINIPACMAN, {"tsak": "hunt"}, ["Unknown MiniPacman setting(s) ['tsak']", "did you mean 'task'?"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ENV_SETTINGS_CASES))
+def test_env_settings_are_checked_up_front(no_ray, capsys, tmp_path, case):
+    """Every family's settings, through `i2a collect` (the check all entry points share)."""
+    env_id, env_config, fragments = ENV_SETTINGS_CASES[case]
+    output = tmp_path / "data"
+    argv = ["collect", "--env", env_id, "--env-config", json.dumps(env_config)]
+    code, err, seconds = _i2a([*argv, "--output", str(output), "--num-transitions", "10"], capsys)
+    _assert_rejected(code, err, seconds, *fragments)
+    assert not output.exists()
+
+
+# One bad setting per family, through every entry point that takes env settings.
+ENTRY_POINT_CASES = {
+    "atari": (ENV, {"frameskip": 0}, "frameskip=0 must be an integer >= 1"),
+    "sokoban": (SOKOBAN, {"num_boxes": "two"}, "num_boxes='two' must be an integer >= 1"),
+    "minipacman": (MINIPACMAN, {"task": "dance"}, "task='dance' is unknown; use one of"),
+}
+
+
+@pytest.mark.parametrize("family", list(ENTRY_POINT_CASES))
+def test_i2a_train_checks_env_settings_before_ray(no_ray, capsys, tmp_path, family):
+    env_id, env_config, message = ENTRY_POINT_CASES[family]
+    flags = ["--env", env_id, "--env-config", json.dumps(env_config), "--env-model", "copy"]
+    code, err, seconds = _i2a(_train_argv(tmp_path, *flags), capsys)
+    _assert_rejected(code, err, seconds, message)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "script, family",
+    [
+        ("i2a.py", "atari"),
+        ("i2a_sokoban.py", "sokoban"),
+        ("i2a_minipacman.py", "minipacman"),
+        ("i2a_sweep.py", "sokoban"),  # the sweep used to start Ray first
+    ],
+)
+def test_tuned_examples_check_env_settings_at_parse_time(
+    no_ray, capsys, monkeypatch, tmp_path, script, family
+):
+    env_id, env_config, message = ENTRY_POINT_CASES[family]
+    argv = ["--env", env_id, "--env-config", json.dumps(env_config), "--env-model", "copy"]
+    argv += ["--storage-path", str(tmp_path / "runs"), "--name", "run"]
+    code, err, seconds = _script(script, argv, capsys, monkeypatch)
+    _assert_rejected(code, err, seconds, message, prog=script)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ppo_baseline_script_rejects_an_unknown_env_at_parse_time(no_ray, capsys, monkeypatch):
+    code, err, seconds = _script("ppo_baseline.py", ["--env", "CartPole-v1"], capsys, monkeypatch)
+    _assert_rejected(code, err, seconds, "Unknown environment 'CartPole-v1'", "Known ids", prog="ppo_baseline.py")
 
 
 def _corrupt_shard(path):
@@ -352,7 +482,7 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
 @pytest.mark.parametrize(
     "flags, fragments, prog",
     [
-        (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'latent', 'pixel'"], "i2a pretrain"),
+        (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'latent', 'spatial', 'pixel'"], "i2a pretrain"),
         (["--epochs", "0"], ["epochs=0 must be an integer >= 1"], "i2a"),
         (["--lr", "0"], ["lr=0.0 must be > 0"], "i2a"),
         (["--hparams", "{latent_size: 8}"], ["--hparams", "not valid JSON"], "i2a pretrain"),
@@ -420,7 +550,19 @@ def config_files(tmp_path):
     no_stop.write_text(
         "from i2a_rllib.config import baseline_ppo_config\nconfig = baseline_ppo_config()\n"
     )
-    return {"no_config": str(no_config), "wrong_type": str(wrong_type), "no_stop": str(no_stop)}
+    # Files that raise: the error must be located in them, not in the CLI.
+    raising = {
+        "syntax_error": "from i2a_rllib.config import baseline_ppo_config\nconfig = baseline_ppo_config(\n",
+        "name_error": "from i2a_rllib.config import baseline_ppo_config\n\nconfig = baseline_ppo_confg()\n",
+        "bad_env": (
+            "from i2a_rllib.config import baseline_ppo_config\n\n"
+            "config = baseline_ppo_config('I2A/Sokoban-v0', env_config={'num_boxes': 'two'})\n"
+        ),
+    }
+    for name, text in raising.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    files = {"no_config": str(no_config), "wrong_type": str(wrong_type), "no_stop": str(no_stop)}
+    return {**files, **{name: str(tmp_path / f"{name}.py") for name in raising}}
 
 
 @pytest.mark.parametrize(
@@ -433,8 +575,15 @@ def config_files(tmp_path):
         (["{no_stop}", "--stop", "{training_iteration: 1}"], ["--stop must be a JSON object", '{"training_iteration": 10}']),
         (["{no_stop}", "--stop", '{"training_iteration": 1}', "--config", "[0.1]"], ["--config must be a JSON object"]),
         (["{no_stop}", "--stop", '{"training_iteration": 1}', "--bogus"], ["unrecognized arguments: --bogus"]),
+        (["{syntax_error}", "--stop", '{"training_iteration": 1}'], ["syntax_error.py:2: SyntaxError: '(' was never closed"]),
+        (["{name_error}", "--stop", '{"training_iteration": 1}'], ["name_error.py:3: NameError: name 'baseline_ppo_confg' is not defined"]),
+        (["{bad_env}", "--stop", '{"training_iteration": 1}'], ["bad_env.py:3: ValueError: num_boxes='two' must be an integer >= 1"]),
+        (["{no_stop}", "--stop", '{"training_iteration": 1}', "--config", '{"env_config": {"frameskip": 0}}'], ["frameskip=0 must be an integer >= 1"]),
     ],
-    ids=["missing-file", "no-config", "config-not-algorithm-config", "no-stop", "stop-not-json", "config-not-object", "unknown-flag"],
+    ids=[
+        "missing-file", "no-config", "config-not-algorithm-config", "no-stop", "stop-not-json", "config-not-object",
+        "unknown-flag", "file-syntax-error", "file-name-error", "file-bad-env-settings", "config-bad-env-settings",
+    ],
 )
 def test_rllib_train_file_rejects_bad_input_before_ray(no_ray, capsys, tmp_path, config_files, argv, fragments):
     names = {"{tmp}": str(tmp_path), **{"{%s}" % k: v for k, v in config_files.items()}}
@@ -442,6 +591,7 @@ def test_rllib_train_file_rejects_bad_input_before_ray(no_ray, capsys, tmp_path,
     storage = tmp_path / "runs"
     code, err, seconds = _rllib(["train", "file", *argv, "--storage-path", str(storage)], capsys)
     _assert_rejected(code, err, seconds, *fragments, prog="rllib")
+    assert "rllib_cli.py" not in err and "runpy" not in err  # the user's file, not ours
     assert not storage.exists()
 
 

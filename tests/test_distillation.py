@@ -3,7 +3,7 @@
 import torch
 
 from i2a_rllib.learner import distillation_loss
-from i2a_rllib.models.env_model import build_env_model
+from i2a_rllib.models.env_models import build_env_model
 from i2a_rllib.models.i2a import I2ANetwork
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from benchmarks.seed_reference import seed_loop_forward, seed_loop_imagination_code
-from i2a_rllib.models.env_model import (
+from tests.seed_reference import seed_loop_forward, seed_loop_imagination_code
+from i2a_rllib.models.env_models import (
     CopyEnvModel,
     LatentEnvModel,
     PixelEnvModel,
@@ -214,7 +214,7 @@ def test_bad_env_model_hparams_are_named(kind, hparams, message):
 
 
 def test_dilated_pixel_model_is_rebuilt_from_its_metadata():
-    from i2a_rllib.models.env_model import DilatedPixelEnvModel, build_env_model_from_metadata
+    from i2a_rllib.models.env_models import DilatedPixelEnvModel, build_env_model_from_metadata
 
     torch.manual_seed(0)
     model = build_env_model("pixel", ATARI_FRAMES, 4, hparams={"architecture": "dilated", "channels": 8})
@@ -236,7 +236,7 @@ def test_dilated_pixel_model_is_rebuilt_from_its_metadata():
 def test_pixel_checkpoints_from_before_the_frame_head_choice_load_with_the_gate_head():
     """Metadata written before `frame_head` existed has no such key: those models had the
     gated canvas head, and their weights must load into the same head."""
-    from i2a_rllib.models.env_model import CanvasFrameHead, build_env_model_from_metadata
+    from i2a_rllib.models.env_models import CanvasFrameHead, build_env_model_from_metadata
 
     old = build_env_model(
         "pixel", ATARI_FRAMES, 4,

@@ -69,12 +69,14 @@ def test_i2a_trains_with_ppo_and_a2c(ray_session, algo_preset):
     config = _i2a(env_model="latent")
     if algo_preset == "a2c":
         config.a2c(train_batch_size_per_learner=64)
-        assert config.num_epochs == 1 and config.minibatch_size == 64
     algo = config.build_algo()
     try:
+        rollout_policy = algo.learner_group._learner.module["default_policy"].net.rollout_policy
+        policy_before = {k: v.clone() for k, v in rollout_policy.state_dict().items()}
         results = [algo.train() for _ in range(2)]
         learner_obj = algo.learner_group._learner
         env_model = learner_obj.module["default_policy"].net.env_model
+        policy_after = rollout_policy.state_dict()
         optimized = {
             id(p)
             for optimizer in learner_obj._named_optimizers.values()
@@ -90,8 +92,8 @@ def test_i2a_trains_with_ppo_and_a2c(ray_session, algo_preset):
     learner = _learner_results(results[-1])
     for key in (DISTILLATION_LOSS_KEY, ROLLOUT_POLICY_AGREEMENT_KEY, IMAGINATION_TIME_SHARE_KEY):
         assert key in learner, key
-    assert learner[DISTILLATION_LOSS_KEY] > 0
-    assert 0 <= learner[ROLLOUT_POLICY_AGREEMENT_KEY] <= 1
+    # The distillation loss reaches the rollout policy (nothing else trains it).
+    assert any(not torch.equal(policy_before[k], v) for k, v in policy_after.items())
     assert 0 < learner[IMAGINATION_TIME_SHARE_KEY] < 1
 
 
@@ -134,18 +136,6 @@ def test_imagination_runs_once_per_train_batch(ray_session):
     assert _learner_results(result)["num_module_steps_trained"] >= 3 * rows - 3 * 16
 
 
-def test_two_learners_train_with_ddp_on_cpu(ray_session):
-    config = _i2a(env_model="latent").learners(num_learners=2, num_cpus_per_learner=1)
-    algo = config.build_algo()
-    try:
-        result = algo.train()
-        result = algo.train()
-    finally:
-        algo.stop()
-    assert result["env_runners"]["num_env_steps_sampled_lifetime"] > 0
-    assert DISTILLATION_LOSS_KEY in _learner_results(result)
-
-
 def test_i2a_resumes_from_a_checkpoint_and_evaluates(ray_session, tmp_path):
     from i2a_rllib.evaluation import evaluate_checkpoint
 
@@ -166,9 +156,11 @@ def test_i2a_resumes_from_a_checkpoint_and_evaluates(ray_session, tmp_path):
     # Counters continue exactly where the uninterrupted run would have been.
     for key in ("num_env_steps_sampled_lifetime", "num_episodes_lifetime"):
         assert resumed["env_runners"][key] == expected["env_runners"][key], key
-    summary = evaluate_checkpoint(path, episodes=1, output=str(tmp_path / "eval"), num_envs=2)
-    assert summary["episodes"] == 1 and summary["score_mean"] == summary["scores"][0]
-    assert summary["lengths"][0] > 0
+    summary = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "eval"), num_envs=2, seed=3)
+    assert summary["episodes"] == 2 and summary["score_mean"] == sum(summary["scores"]) / 2
+    # --seed fixes the env, the policy's samples and the imagined actions: the same run.
+    again = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "again"), num_envs=2, seed=3)
+    assert (again["scores"], again["lengths"]) == (summary["scores"], summary["lengths"])
     assert os.path.getsize(summary["files"]["gif"]) > 1000
     assert os.path.getsize(summary["files"]["imagination"]) > 1000
 
@@ -253,3 +245,32 @@ def test_rllib_train_file_trains_the_tuned_example_and_a_user_file(ray_session, 
     assert code == 0, capsys.readouterr().err
     rows = (_trial_dir(storage, "mine") / "progress.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # header + the file's stop: 2 iterations
+
+
+def test_no_rlmodule_deprecation_warning_in_driver_or_workers():
+    """RLlib 2.60's own RLModule.__init__ logs "RLModule(config=...) has been
+    deprecated" for every module (ray-project/ray#51630); ours use the current
+    constructor, and the project drops that one false warning everywhere."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import ray
+        from i2a_rllib.config import baseline_ppo_config
+        ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False)
+        config = baseline_ppo_config("ALE/Breakout-v5").env_runners(
+            num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=32
+        ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
+        algo = config.build_algo()
+        print("trained", algo.train()["training_iteration"])
+        algo.stop()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "trained 1" in output, output[-3000:]
+    assert "(EnvRunner" in output or "SingleAgentEnvRunner" in output  # worker logs reach us
+    assert "RLModule(config=" not in output, output[-3000:]

@@ -39,7 +39,7 @@ from i2a_rllib.data.format import (
     write_manifest,
     write_shard_atomically,
 )
-from i2a_rllib.models.env_model import default_frame_channels
+from i2a_rllib.models.env_models import default_frame_channels
 
 RANDOM_POLICY = "random"
 

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.imagination import Imagination, ImaginationCore
 from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk, to_float_frames
 from i2a_rllib.models.rollout_encoder import RolloutEncoder
@@ -55,13 +55,21 @@ class I2ANetwork(nn.Module):
         env_model.eval()
         self.imagination = ImaginationCore(
             env_model,
-            RolloutPolicy(env_model.state_shape, num_actions, rollout_policy_hidden),
+            RolloutPolicy(
+                env_model.state_shape,
+                num_actions,
+                rollout_policy_hidden,
+                states_are_frames=env_model.states_are_frames,
+            ),
             rollout_depth=rollout_depth,
             action_choice=action_choice,
         )
         self.model_free = ConvTrunk(obs_shape, model_free_hidden)
         self.rollout_encoder = RolloutEncoder(
-            env_model.view_shape, encoder_feature_size, encoder_hidden
+            env_model.view_shape,
+            encoder_feature_size,
+            encoder_hidden,
+            views_are_frames=env_model.views_are_frames,
         )
         self.head_fc = nn.Sequential(
             nn.Linear(model_free_hidden + num_actions * encoder_hidden, head_hidden),

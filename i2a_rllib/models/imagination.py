@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES, RolloutPolicy
 
 
@@ -29,13 +29,15 @@ class Imagination:
 
     Attributes:
         views: (B, A, depth, *view_shape). Imagined frames are stored as uint8 (the
-            precision of real frames; 4x smaller when reused across epochs), latents
-            as float.
+            precision of real frames; 4x smaller when reused across epochs), latent
+            maps as float16, latent vectors as float32.
         rewards: (B, A, depth) predicted rewards.
+        states: (B, A, depth, *state_shape) the imagined model states, when asked for.
     """
 
     views: torch.Tensor
     rewards: torch.Tensor
+    states: Optional[torch.Tensor] = None
 
 
 def quantize_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -70,9 +72,6 @@ class ImaginationCore(nn.Module):
     def num_actions(self) -> int:
         return self.env_model.num_actions
 
-    @property
-    def frames_as_views(self) -> bool:
-        return len(self.env_model.view_shape) == 3
 
     def noise_shape(self, batch_size: int) -> Tuple[int, int, int]:
         """Uniform noise that drives the rollout policy's sampled actions."""
@@ -85,22 +84,35 @@ class ImaginationCore(nn.Module):
 
     def _view(self, state: torch.Tensor) -> torch.Tensor:
         view = self.env_model.view(state)
-        return quantize_frames(view) if self.frames_as_views else view
+        if self.env_model.views_are_frames:
+            return quantize_frames(view)
+        # Latent maps are large (B x A x depth of them are kept per train batch): half
+        # precision, rounded the same way on EnvRunners and learners.
+        return view.half() if view.dim() == 4 else view
 
     @torch.no_grad()
-    def forward(self, state: torch.Tensor, noise: Optional[torch.Tensor] = None) -> Imagination:
-        """Imagines from B model states; `noise` (B, A, depth-1) fixes sampled actions."""
+    def forward(
+        self, state: torch.Tensor, noise: Optional[torch.Tensor] = None, keep_states: bool = False
+    ) -> Imagination:
+        """Imagines from B model states; `noise` (B, A, depth-1) fixes sampled actions.
+        `keep_states` also returns the imagined model states (for pictures)."""
         batch, num_actions, depth = state.shape[0], self.num_actions, self.rollout_depth
         current, reward = self.env_model.step_every_action(state)
-        views, rewards = [self._view(current)], [reward]
+        views, rewards, states = [self._view(current)], [reward], [current]
         for step in range(1, depth):
             uniform = None if noise is None else noise[:, :, step - 1].reshape(-1)
             action = self.rollout_policy.act(current, self.action_choice, uniform)
             current, reward = self.env_model.step(current, action)
             views.append(self._view(current))
             rewards.append(reward)
-        views = torch.stack(views, dim=1)
+            states.append(current)
+
+        def per_rollout(steps):
+            stacked = torch.stack(steps, dim=1)
+            return stacked.view(batch, num_actions, depth, *stacked.shape[2:])
+
         return Imagination(
-            views=views.view(batch, num_actions, depth, *views.shape[2:]),
-            rewards=torch.stack(rewards, dim=1).view(batch, num_actions, depth),
+            views=per_rollout(views),
+            rewards=per_rollout(rewards),
+            states=per_rollout(states) if keep_states else None,
         )

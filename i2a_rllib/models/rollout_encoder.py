@@ -1,7 +1,7 @@
 """Rollout encoder: one imagined trajectory -> one fixed-size rollout code.
 
 Pure torch, no Ray. Per imagined step it embeds what the model imagined (the newest
-frame, or the latent) and appends the predicted reward; an LSTM then reads the steps
+frame, or the latent vector or map, never re-decoded into frames) and appends the predicted reward; an LSTM then reads the steps
 in *reverse* order, last to first, as the paper does ("mimicking Bellman backups"), and
 its final hidden state is the rollout code.
 """
@@ -25,10 +25,11 @@ class RolloutEncoder(nn.Module):
         feature_size: int = 256,
         hidden_size: int = 256,
         reverse: bool = True,
+        views_are_frames: bool = True,
     ):
         super().__init__()
         self.view_shape = tuple(view_shape)
-        self.features = state_feature_net(self.view_shape, feature_size)
+        self.features = state_feature_net(self.view_shape, feature_size, views_are_frames)
         self.lstm = nn.LSTM(feature_size + 1, hidden_size, batch_first=True)
         self.output_size = hidden_size
         # Only tests turn this off, to show that the order matters.

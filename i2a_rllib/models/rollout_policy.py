@@ -20,12 +20,18 @@ ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
 # Half the Nature CNN's channels: these nets run on every imagined step (A x depth
 # times per decision, and again in every learner epoch), so they are kept light.
 IMAGINED_FRAME_CHANNELS = (16, 32, 32)
+LATENT_MAP_CHANNELS = 32
 
 
-def state_feature_net(state_shape: Sequence[int], hidden_size: int) -> nn.Module:
-    """Frames -> light conv stack + FC; latent vectors -> one FC layer. Output: hidden_size."""
+def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool = True) -> nn.Module:
+    """What the rollout policy and encoder put in front of their layers. Output: hidden_size.
+
+    Frames (uint8 or [0, 1]): a light conv stack + FC. Latent maps (`frames=False`, e.g.
+    the spatial model's C x 42 x 42): two stride-2 3x3 convs + FC, no rescaling. Latent
+    vectors: one FC layer.
+    """
     state_shape = tuple(state_shape)
-    if len(state_shape) == 3:
+    if len(state_shape) == 3 and frames:
         convs = frame_convs(state_shape, IMAGINED_FRAME_CHANNELS)
         return nn.Sequential(
             ScaleFrames(),
@@ -33,9 +39,30 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int) -> nn.Module
             nn.Linear(conv_output_size(convs, state_shape), hidden_size),
             nn.ReLU(),
         )
+    if len(state_shape) == 3:
+        convs = nn.Sequential(
+            AsFloat(),
+            nn.Conv2d(state_shape[0], LATENT_MAP_CHANNELS, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(LATENT_MAP_CHANNELS, LATENT_MAP_CHANNELS, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        return nn.Sequential(
+            convs, nn.Linear(conv_output_size(convs, state_shape), hidden_size), nn.ReLU()
+        )
     if len(state_shape) == 1:
         return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
-    raise ValueError(f"Model states must be (C, H, W) frames or (D,) latents, got {state_shape}.")
+    raise ValueError(
+        f"Model states must be (C, H, W) frames or maps, or (D,) latents, got {state_shape}."
+    )
+
+
+class AsFloat(nn.Module):
+    """float16 views (how imagined latent maps are kept) -> float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
 
 
 def sample_with_noise(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
@@ -52,11 +79,17 @@ def sample_with_noise(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tens
 class RolloutPolicy(nn.Module):
     """pi_hat(a | model state): small network, logits over the A actions."""
 
-    def __init__(self, state_shape: Sequence[int], num_actions: int, hidden_size: int = 256):
+    def __init__(
+        self,
+        state_shape: Sequence[int],
+        num_actions: int,
+        hidden_size: int = 256,
+        states_are_frames: bool = True,
+    ):
         super().__init__()
         self.state_shape = tuple(state_shape)
         self.num_actions = int(num_actions)
-        self.features = state_feature_net(self.state_shape, hidden_size)
+        self.features = state_feature_net(self.state_shape, hidden_size, states_are_frames)
         self.logits_layer = nn.Linear(hidden_size, num_actions)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:

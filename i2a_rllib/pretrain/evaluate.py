@@ -19,31 +19,12 @@ import numpy as np
 import torch
 
 from i2a_rllib.data.format import Manifest, decode_frames, read_rows
-from i2a_rllib.models.env_model import EnvironmentModel
+from i2a_rllib.data.windows import table_window_rows
+from i2a_rllib.models.env_models import EnvironmentModel
+from i2a_rllib.models.env_models.cost import macs_per_imagined_step
 from i2a_rllib.pictures import real_vs_imagined_strip, save_png
 
 HORIZONS = (1, 5, 15)
-
-
-def _trajectory_windows(table, horizon: int, max_windows: int) -> List[np.ndarray]:
-    """Row indices of runs of `horizon` consecutive steps inside one episode."""
-    actor = table.column("actor").to_numpy()
-    episode = table.column("episode").to_numpy()
-    step = table.column("step").to_numpy()
-    ended = table.column("terminated").to_numpy() | table.column("truncated").to_numpy()
-    order = np.lexsort((step, episode, actor))
-    windows = []
-    for start in range(len(order) - horizon + 1):
-        rows = order[start : start + horizon]
-        same_episode = (actor[rows] == actor[rows[0]]).all() and (episode[rows] == episode[rows[0]]).all()
-        consecutive = np.array_equal(step[rows], step[rows[0]] + np.arange(horizon))
-        # The episode may end on the window's last step, not before it.
-        if same_episode and consecutive and not ended[rows[:-1]].any():
-            windows.append(rows)
-    if len(windows) > max_windows:
-        pick = np.linspace(0, len(windows) - 1, max_windows).astype(int)
-        windows = [windows[i] for i in pick]
-    return windows
 
 
 @torch.no_grad()
@@ -56,12 +37,12 @@ def k_step_errors(
     max_windows: int = 256,
     chunk: int = 32,
 ) -> Dict[str, Any]:
-    windows = _trajectory_windows(table, horizon, max_windows)
-    while not windows and horizon > 1:
+    windows = table_window_rows(table, horizon, max_windows)
+    while not len(windows) and horizon > 1:
         # Tiny datasets: fall back to the longest horizon the held-out runs allow.
         horizon -= 1
-        windows = _trajectory_windows(table, horizon, max_windows)
-    if not windows:
+        windows = table_window_rows(table, horizon, max_windows)
+    if not len(windows):
         raise ValueError(
             "The held-out data has no two consecutive steps of one episode; collect more "
             "data."
@@ -165,6 +146,7 @@ def evaluate_env_model(
         )
     metrics.update(reward_accuracy(model, table, manifest.obs_shape))
     metrics["num_windows"] = errors["num_windows"]
+    metrics["macs_per_imagined_step"] = macs_per_imagined_step(model)
 
     os.makedirs(output_dir, exist_ok=True)
     real, imagined = errors["example"]
@@ -190,6 +172,7 @@ def evaluate_env_model(
             f"copy-last-frame {metrics[f'copy_error_{k}_step']:.6f}   "
             f"ratio {metrics[f'error_ratio_{k}_step']:.3f}"
         )
+    print(f"[evaluate] {metrics['macs_per_imagined_step'] / 1e6:.1f} MMAC per imagined step")
     print(
         f"[evaluate] reward accuracy {metrics['reward_accuracy']:.3f} "
         f"(non-zero rewards: {metrics['reward_accuracy_nonzero']:.3f} over "

@@ -8,19 +8,27 @@ so held-out trajectories stay intact for the k-step evaluation.
 Every epoch each worker reports metrics and rank 0 a checkpoint (weights, optimizer,
 epoch). `FailureConfig(max_failures=...)` restarts a failed worker group from the
 latest checkpoint; running the same command again (same --output) resumes a finished
-or interrupted run from its latest checkpoint. At the end, the best model is exported
-in the project's env-model format (`i2a_rllib.checkpoints`) and evaluated.
+or interrupted run from its latest checkpoint. Each checkpoint also carries the best
+model so far by held-out loss (over all workers' validation shards); at the end that
+model is exported in the project's env-model format (`i2a_rllib.checkpoints`) and
+evaluated.
+
+    pretrain() = plan_pretraining()   every check, no Ray: settings, dataset, output
+                 -> run_pretraining()  the Ray Train job
+                 -> export_env_model() best model -> checkpoint, evaluation
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import sys
 import tempfile
 import time
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -28,16 +36,18 @@ from torch import nn
 
 from i2a_rllib.checkpoints import save_env_model
 from i2a_rllib.data.format import (
+    DatasetError,
     check_shard,
-    decode_frames,
     filesystem_and_path,
     read_manifest,
     split_shards,
 )
-from i2a_rllib.models.env_model import (
+from i2a_rllib.models.env_models.cost import macs_per_imagined_step
+from i2a_rllib.models.env_models import (
     ATARI_REWARD_VALUES,
     ENV_MODEL_KINDS,
-    build_env_model,
+    EnvironmentModel,
+    resolve_env_model,
 )
 
 TRAIN_STATE_FILE = "train_state.pt"
@@ -55,8 +65,8 @@ class EnvModelLossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, frames, actions, rewards, next_frame):
-        return self.model.loss(frames, actions, rewards, next_frame)
+    def forward(self, frames, actions, rewards, next_frames):
+        return self.model.sequence_loss(frames, actions, rewards, next_frames)
 
 
 def _say(message: str) -> None:
@@ -74,14 +84,95 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.model if isinstance(module, EnvModelLossModule) else module
 
 
-def _to_tensors(batch: Dict[str, np.ndarray], obs_shape, frame_channels, device):
-    frames = decode_frames(batch["obs"], tuple(obs_shape))
-    next_frame = decode_frames(batch["next_frame"], (frame_channels, *obs_shape[1:]))
+def _to_tensors(batch: Dict[str, np.ndarray], obs_shape, frame_channels, device, horizon=None):
+    """A batch of windows -> frames (B, C, H, W) and, over the first `horizon` steps,
+    actions and rewards (B, K), next frames (B, K, fc, H, W); frames in [0, 1]."""
+    horizon = horizon or batch["actions"].shape[1]
+    frame_shape = (frame_channels, *obs_shape[1:])
+    frames = np.ascontiguousarray(batch["obs"]).reshape(-1, *obs_shape)
+    next_frames = np.ascontiguousarray(batch["next_frames"][:, :horizon]).reshape(
+        len(frames), horizon, *frame_shape
+    )
     return (
         torch.from_numpy(frames).to(device).float().div_(255.0),
-        torch.from_numpy(batch["action"].astype(np.int64)).to(device),
-        torch.from_numpy(batch["reward"].astype(np.float32)).to(device),
-        torch.from_numpy(next_frame).to(device).float().div_(255.0),
+        torch.from_numpy(np.ascontiguousarray(batch["actions"][:, :horizon])).to(device),
+        torch.from_numpy(np.ascontiguousarray(batch["rewards"][:, :horizon])).to(device),
+        torch.from_numpy(next_frames).to(device).float().div_(255.0),
+    )
+
+
+def horizon_stages(horizon: int) -> List[int]:
+    """The open-loop horizons a run trains through, shortest first (Oh et al. 2015's
+    curriculum): 1 -> 3 -> 5 for horizon 5, 1 -> 5 -> 10 for 10, just 1 for 1."""
+    return sorted({1, (horizon + 1) // 2, horizon})
+
+
+def horizon_of_epoch(epoch: int, epochs: int, horizon: int) -> int:
+    """The horizon of `epoch` (0-based): the stages share the epochs evenly."""
+    stages = horizon_stages(horizon)
+    return stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))]
+
+
+class ShardWindows:
+    """Ray Data map: a batch of shard names -> every window of `horizon` steps in them.
+
+    One shard per call, read whole: windows never cross a shard, and a worker holds
+    one shard's windows at a time (plus the shuffle buffer), never the dataset.
+    """
+
+    def __init__(self, uri: str, horizon: int):
+        self.uri, self.horizon = uri, horizon
+
+    def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        import posixpath
+
+        import pyarrow.parquet as pq
+
+        from i2a_rllib.data.windows import shard_windows
+
+        fs, root = filesystem_and_path(self.uri)
+        parts = []
+        for name in batch["shard"]:
+            with fs.open_input_file(posixpath.join(root, str(name))) as f:
+                parts.append(shard_windows(pq.read_table(f), self.horizon))
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+def _count_windows(uri: str, names: List[str], horizon: int) -> int:
+    """Windows of `horizon` steps in the shards `names` (reads only their index columns)."""
+    import posixpath
+
+    import pyarrow.parquet as pq
+
+    from i2a_rllib.data.windows import INDEX_COLUMNS, table_window_rows
+
+    fs, root = filesystem_and_path(uri)
+    total = 0
+    for name in names:
+        with fs.open_input_file(posixpath.join(root, name)) as f:
+            total += len(table_window_rows(pq.read_table(f, columns=INDEX_COLUMNS), horizon))
+    return total
+
+
+def window_dataset(uri: str, names: List[str], horizon: int, seed: Optional[int] = None):
+    """A Ray Dataset streaming the windows of the shards `names` (one read task per
+    shard; shard order shuffled with `seed`)."""
+    import ray.data
+
+    dataset = ray.data.from_items([{"shard": name} for name in names], override_num_blocks=len(names))
+    if seed is not None:
+        dataset = dataset.randomize_block_order(seed=seed)
+    return dataset.map_batches(ShardWindows(uri, horizon), batch_size=1, batch_format="numpy")
+
+
+def _untrained_model(config: Dict[str, Any]) -> EnvironmentModel:
+    return resolve_env_model(
+        config["kind"],
+        config["obs_shape"],
+        config["num_actions"],
+        hparams=config["hparams"],
+        frame_channels=config["frame_channels"],
+        reward_values=config["reward_values"],
     )
 
 
@@ -93,19 +184,13 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(config["seed"] + rank)
-    model = build_env_model(
-        config["kind"],
-        config["obs_shape"],
-        config["num_actions"],
-        frame_channels=config["frame_channels"],
-        reward_values=config["reward_values"],
-        hparams=config["hparams"],
-    )
-    module = ray.train.torch.prepare_model(EnvModelLossModule(model))
+    module = ray.train.torch.prepare_model(EnvModelLossModule(_untrained_model(config)))
     device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(module.parameters(), lr=config["lr"])
     scheduler = _lr_scheduler(optimizer, config, world)
     start_epoch = 0
+    # The best model so far by held-out loss: what the run exports at the end.
+    best = {"model": None, "validation_loss": math.inf, "epoch": 0}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
@@ -114,6 +199,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
         optimizer.load_state_dict(state["optimizer"])
         if "scheduler" in state:
             scheduler.load_state_dict(state["scheduler"])
+        best = state.get("best", best)
         start_epoch = state["epoch"] + 1
         if rank == 0:
             _say(f"[pretrain] resumed from epoch {state['epoch'] + 1} checkpoint")
@@ -126,21 +212,21 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
         module.train()
         start, seen, sums = time.time(), 0, {"loss": 0.0, "frame_mse": 0.0, "reward_accuracy": 0.0}
         batches = 0
+        horizon = horizon_of_epoch(epoch, config["epochs"], config["horizon"])
         for batch in train_shard.iter_batches(
             batch_size=batch_size,
             batch_format="numpy",
             local_shuffle_buffer_size=config["shuffle_buffer"],
         ):
-            frames, actions, rewards, next_frame = _to_tensors(
-                batch, config["obs_shape"], config["frame_channels"], device
+            loss = module(
+                *_to_tensors(batch, config["obs_shape"], config["frame_channels"], device, horizon)
             )
-            loss = module(frames, actions, rewards, next_frame)
             optimizer.zero_grad(set_to_none=True)
             loss.total.backward()
             nn.utils.clip_grad_norm_(module.parameters(), config["grad_clip"])
             optimizer.step()
             scheduler.step()
-            seen += len(actions) * world
+            seen += len(batch["actions"]) * world
             batches += 1
             sums["loss"] += float(loss.total.detach())
             sums["frame_mse"] += float(loss.frame_mse)
@@ -149,21 +235,34 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                 rate = seen / max(time.time() - start, 1e-9)
                 left = (config["epochs"] - epoch) * samples_per_epoch - seen
                 _say(
-                    f"[pretrain] epoch {epoch + 1}/{config['epochs']}  "
-                    f"{seen:,}/{samples_per_epoch:,} samples  loss {sums['loss'] / batches:.4f}  "
+                    f"[pretrain] epoch {epoch + 1}/{config['epochs']} (horizon {horizon})  "
+                    f"{seen:,}/{samples_per_epoch:,} windows  loss {sums['loss'] / batches:.4f}  "
                     f"{rate:,.0f} samples/s  ETA {left / max(rate, 1e-9):,.0f}s"
                 )
         metrics = {f"train_{k}": v / max(batches, 1) for k, v in sums.items()}
         metrics["samples_per_second"] = seen / max(time.time() - start, 1e-9)
         metrics["epoch"] = epoch + 1
+        metrics["horizon"] = horizon
         # Epochs already done when this worker group started (> 0 after a restore).
         metrics["started_at_epoch"] = start_epoch
         metrics.update(_validate(module, validation_shard, config, device))
+        if metrics["validation_loss"] < best["validation_loss"]:
+            best = {
+                "model": copy.deepcopy(_unwrap(module).state_dict()),
+                "validation_loss": metrics["validation_loss"],
+                "epoch": epoch + 1,
+            }
+        metrics["best_epoch"] = best["epoch"]
+        metrics["best_validation_loss"] = best["validation_loss"]
 
         if config.get(FAIL_ONCE_AT_EPOCH) == epoch + 1 and rank == world - 1:
             marker = os.path.join(config["output"], f".failed_once_epoch_{epoch + 1}")
             if not os.path.exists(marker):
                 open(marker, "w").close()
+                # Ray Train V2's controller collects reported checkpoints when it polls
+                # the workers (every 2 s by default): die only after the last epoch's
+                # checkpoint was surely collected, as a crash mid-epoch would.
+                time.sleep(5.0)
                 _say(f"[pretrain] injected failure: worker {rank} exits at epoch {epoch + 1}")
                 os._exit(1)
 
@@ -176,6 +275,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "epoch": epoch,
+                        "best": best,
                     },
                     os.path.join(directory, TRAIN_STATE_FILE),
                 )
@@ -184,8 +284,8 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
                 report_checkpoint = ray.train.Checkpoint.from_directory(directory)
                 _say(
                     f"[pretrain] epoch {epoch + 1} done: train loss {metrics['train_loss']:.4f}, "
-                    f"validation loss {metrics['validation_loss']:.4f}, frame MSE "
-                    f"{metrics['validation_frame_mse']:.5f}, "
+                    f"validation loss {metrics['validation_loss']:.4f} (best: epoch "
+                    f"{best['epoch']}), frame MSE {metrics['validation_frame_mse']:.5f}, "
                     f"{metrics['samples_per_second']:,.0f} samples/s"
                 )
             ray.train.report(metrics, checkpoint=report_checkpoint)
@@ -207,18 +307,30 @@ def _lr_scheduler(optimizer, config, world: int):
 
 @torch.no_grad()
 def _validate(module, shard, config, device) -> Dict[str, float]:
+    """Held-out means over every worker's validation shard (each worker reads a part)."""
     module.eval()
-    sums = {"loss": 0.0, "frame_mse": 0.0, "reward_accuracy": 0.0}
-    batches = 0
+    # loss, frame MSE, reward accuracy (each summed over rows), rows
+    sums = torch.zeros(4, dtype=torch.float64)
+    # Always over the full horizon, so the losses of all epochs compare.
     for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
-        loss = _unwrap(module).loss(
+        loss = _unwrap(module).sequence_loss(
             *_to_tensors(batch, config["obs_shape"], config["frame_channels"], device)
         )
-        sums["loss"] += float(loss.total)
-        sums["frame_mse"] += float(loss.frame_mse)
-        sums["reward_accuracy"] += float(loss.reward_accuracy)
-        batches += 1
-    return {f"validation_{k}": v / max(batches, 1) for k, v in sums.items()}
+        rows = len(batch["actions"])
+        sums += torch.tensor(
+            [float(loss.total) * rows, float(loss.frame_mse) * rows, float(loss.reward_accuracy) * rows, rows],
+            dtype=torch.float64,
+        )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        reduced = sums.to(device)
+        torch.distributed.all_reduce(reduced)
+        sums = reduced.cpu()
+    rows = max(float(sums[3]), 1.0)
+    return {
+        "validation_loss": float(sums[0]) / rows,
+        "validation_frame_mse": float(sums[1]) / rows,
+        "validation_reward_accuracy": float(sums[2]) / rows,
+    }
 
 
 def _cpus_per_worker(num_workers: int, use_gpu: bool) -> float:
@@ -250,6 +362,217 @@ def reward_values_for(manifest) -> list:
     return list(manifest.reward_values)
 
 
+@dataclass
+class PretrainPlan:
+    """Everything a pretraining run needs, checked before Ray starts."""
+
+    data: str
+    output: str
+    manifest: Any
+    train_shards: List[str]
+    validation_shards: List[str]
+    train_config: Dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.train_config["kind"]
+
+
+def plan_pretraining(
+    data: str,
+    output: str,
+    *,
+    kind: str = "latent",
+    epochs: int = 3,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    lr_schedule: str = "constant",
+    horizon: int = 1,
+    validation_fraction: float = 0.1,
+    hparams: Optional[Dict[str, Any]] = None,
+    resume: bool = False,
+    seed: int = 0,
+    log_every: int = 50,
+    extra_train_config: Optional[Dict[str, Any]] = None,
+) -> PretrainPlan:
+    """Checks the settings, the dataset and the output location; starts nothing.
+
+    Raises:
+        DatasetError / ValueError / FileExistsError / FileNotFoundError: naming the
+            problem and the fix.
+    """
+    if kind not in ENV_MODEL_KINDS or kind == "copy":
+        trainable = [k for k in ENV_MODEL_KINDS if k != "copy"]
+        raise ValueError(
+            f"kind={kind!r}: pretrain one of {trainable} (the copy model has nothing to learn)."
+        )
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("horizon", horizon)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+    if not lr > 0:
+        raise ValueError(f"lr={lr} must be > 0.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
+    manifest = read_manifest(data)
+    shards = sorted(manifest.shards)
+    for name in shards:
+        check_shard(data, name, manifest)
+    train_shards, validation_shards = split_shards(shards, validation_fraction)
+    train_windows = _count_windows(data, train_shards, horizon)
+    validation_windows = _count_windows(data, validation_shards, horizon)
+    if not train_windows or not validation_windows:
+        raise DatasetError(
+            f"horizon={horizon}: the dataset's train or held-out shards hold no run of "
+            f"{horizon} consecutive steps of one episode ({train_windows} / "
+            f"{validation_windows} windows). Collect longer shards (--shard-size) or "
+            "use a shorter horizon."
+        )
+    train_config = {
+        "kind": kind,
+        "obs_shape": list(manifest.obs_shape),
+        "num_actions": manifest.num_actions,
+        "frame_channels": manifest.frame_channels,
+        "reward_values": reward_values_for(manifest),
+        "hparams": dict(hparams or {}),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "lr_schedule": lr_schedule,
+        "grad_clip": 10.0,
+        "seed": seed,
+        "shuffle_buffer": max(4 * batch_size, 2000),
+        # Open-loop training horizon; epochs step through `horizon_stages(horizon)`.
+        "horizon": horizon,
+        "train_rows": train_windows,
+        "validation_rows": validation_windows,
+        "log_every": log_every,
+        "output": os.path.abspath(output),
+        **(extra_train_config or {}),
+    }
+    # Bad hparams (unknown name, a factor that does not divide the frame) fail here,
+    # not inside a Train worker.
+    _untrained_model(train_config)
+
+    output = os.path.abspath(output)
+    run_dir = os.path.join(output, RUN_NAME)
+    if os.path.isdir(run_dir) and os.listdir(run_dir) and not resume:
+        raise FileExistsError(
+            f"{output} already holds a pretraining run; nothing was changed. Pass "
+            "--resume to continue it, or choose another --output."
+        )
+    if resume and not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"--resume: {output} holds no pretraining run to continue.")
+    from i2a_rllib.experiment import check_writable
+
+    check_writable(output, "--output")
+    return PretrainPlan(data, output, manifest, train_shards, validation_shards, train_config)
+
+
+def run_pretraining(
+    plan: PretrainPlan,
+    *,
+    num_workers: int = 2,
+    use_gpu: bool = False,
+    max_failures: int = 3,
+    num_cpus: Optional[int] = None,
+):
+    """Runs the Ray Train job of `plan` (starting a local Ray if none is running);
+    returns its `ray.train.Result`."""
+    import ray
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from i2a_rllib.experiment import init_ray
+
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers={num_workers!r} must be an integer >= 1.")
+    os.makedirs(plan.output, exist_ok=True)
+    init_ray(num_cpus=num_cpus)
+    cpus_per_worker = _cpus_per_worker(num_workers, use_gpu)
+
+    data, config = plan.data, plan.train_config
+    train_ds = window_dataset(data, plan.train_shards, config["horizon"], seed=config["seed"])
+    validation_ds = window_dataset(data, plan.validation_shards, config["horizon"])
+    stages = " -> ".join(str(k) for k in horizon_stages(config["horizon"]))
+    print(
+        f"[pretrain] {plan.kind} model on {data}: {config['train_rows']:,} train / "
+        f"{config['validation_rows']:,} held-out windows of {config['horizon']} step(s) "
+        f"(open-loop horizon {stages}), {config['epochs']} epochs, {num_workers} "
+        f"worker(s){' on GPU' if use_gpu else ''}",
+        flush=True,
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
+        ),
+        run_config=ray.train.RunConfig(
+            name=RUN_NAME,
+            storage_path=plan.output,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+        datasets={"train": train_ds, "validation": validation_ds},
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    if result.checkpoint is None:
+        raise RuntimeError("Pretraining finished without a checkpoint.")
+    return result
+
+
+def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Dict[str, Any]:
+    """Writes the best model of the run (by held-out loss) as `<output>/env_model`,
+    evaluated on the held-out shards when `evaluate`."""
+    with result.checkpoint.as_directory() as directory:
+        state = torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location="cpu")
+    best = state.get("best") or {}
+    model = _untrained_model(plan.train_config)
+    # Checkpoints of runs started before the best model was kept hold only the last one.
+    model.load_state_dict(best.get("model") or state["model"])
+    best_epoch = best.get("epoch") or state["epoch"] + 1
+    summary: Dict[str, Any] = {"metrics": dict(result.metrics), "best_epoch": best_epoch}
+    if evaluate:
+        from i2a_rllib.pretrain.evaluate import evaluate_env_model
+
+        summary["evaluation"] = evaluate_env_model(
+            model,
+            plan.data,
+            plan.validation_shards,
+            plan.manifest,
+            os.path.join(plan.output, "evaluation"),
+        )
+    manifest = plan.manifest
+    checkpoint_path = save_env_model(
+        model,
+        os.path.join(plan.output, ENV_MODEL_DIR),
+        extra_metadata={
+            "env_id": manifest.env_id,
+            "env_config": manifest.env_config,
+            "dataset": {"uri": plan.data, **manifest.__dict__},
+            "training": {k: v for k, v in plan.train_config.items() if k != "output"},
+            "final_metrics": summary["metrics"],
+            "evaluation": summary.get("evaluation", {}).get("metrics"),
+            "epochs_trained": state["epoch"] + 1,
+            "macs_per_imagined_step": macs_per_imagined_step(model),
+            "best_epoch": best_epoch,
+            "best_validation_loss": best.get("validation_loss"),
+        },
+    )
+    summary["checkpoint"] = checkpoint_path
+    print(
+        f"[pretrain] environment model (best held-out loss, epoch {best_epoch} of "
+        f"{state['epoch'] + 1}): {checkpoint_path}",
+        flush=True,
+    )
+    return summary
+
+
 def pretrain(
     data: str,
     output: str,
@@ -259,6 +582,7 @@ def pretrain(
     batch_size: int = 64,
     lr: float = 1e-3,
     lr_schedule: str = "constant",
+    horizon: int = 1,
     num_workers: int = 2,
     use_gpu: bool = False,
     validation_fraction: float = 0.1,
@@ -274,142 +598,32 @@ def pretrain(
     """Trains an environment model on the dataset at `data`; writes `<output>/env_model`.
 
     Returns:
-        A dict with the env-model checkpoint path, the final metrics and the evaluation.
+        A dict with the env-model checkpoint path, the final metrics, the epoch whose
+        model was exported and the evaluation.
 
     Raises:
         DatasetError / ValueError: bad settings or data, before Ray starts (a local Ray
             with `num_cpus` is started after the checks if none is running).
     """
-    import ray
-    import ray.data
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    if kind not in ENV_MODEL_KINDS or kind == "copy":
-        raise ValueError(
-            f"kind={kind!r}: pretrain a 'latent' or 'pixel' model (the copy model has "
-            "nothing to learn)."
-        )
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("num_workers", num_workers)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1.")
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0.")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
-    manifest = read_manifest(data)
-    shards = sorted(manifest.shards)
-    rows = {name: check_shard(data, name, manifest) for name in shards}
-    train_shards, validation_shards = split_shards(shards, validation_fraction)
-    # Bad hparams (unknown name, a factor that does not divide the frame) fail here,
-    # before Ray starts, not inside a Train worker.
-    build_env_model(
-        kind,
-        manifest.obs_shape,
-        manifest.num_actions,
-        frame_channels=manifest.frame_channels,
-        reward_values=reward_values_for(manifest),
-        hparams=dict(hparams or {}),
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers={num_workers!r} must be an integer >= 1.")
+    plan = plan_pretraining(
+        data,
+        output,
+        kind=kind,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_schedule=lr_schedule,
+        horizon=horizon,
+        validation_fraction=validation_fraction,
+        hparams=hparams,
+        resume=resume,
+        seed=seed,
+        log_every=log_every,
+        extra_train_config=extra_train_config,
     )
-
-    output = os.path.abspath(output)
-    run_dir = os.path.join(output, RUN_NAME)
-    if os.path.isdir(run_dir) and os.listdir(run_dir) and not resume:
-        raise FileExistsError(
-            f"{output} already holds a pretraining run; nothing was changed. Pass "
-            "--resume to continue it, or choose another --output."
-        )
-    if resume and not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"--resume: {output} holds no pretraining run to continue.")
-    from i2a_rllib.experiment import check_writable, init_ray
-
-    check_writable(output, "--output")
-    os.makedirs(output, exist_ok=True)
-
-    init_ray(num_cpus=num_cpus)  # only now: every check above runs without Ray
-    cpus_per_worker = _cpus_per_worker(num_workers, use_gpu)
-
-    fs, root = filesystem_and_path(data)
-    to_uri = (lambda n: os.path.join(root, n)) if "://" not in data else (lambda n: f"{data.rstrip('/')}/{n}")
-    train_ds = ray.data.read_parquet([to_uri(n) for n in train_shards]).randomize_block_order(seed=seed)
-    validation_ds = ray.data.read_parquet([to_uri(n) for n in validation_shards])
-    train_config = {
-        "kind": kind,
-        "obs_shape": list(manifest.obs_shape),
-        "num_actions": manifest.num_actions,
-        "frame_channels": manifest.frame_channels,
-        "reward_values": reward_values_for(manifest),
-        "hparams": dict(hparams or {}),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "lr_schedule": lr_schedule,
-        "grad_clip": 10.0,
-        "seed": seed,
-        "shuffle_buffer": max(4 * batch_size, 2000),
-        "train_rows": sum(rows[n] for n in train_shards),
-        "log_every": log_every,
-        "output": output,
-        **(extra_train_config or {}),
-    }
-    print(
-        f"[pretrain] {kind} model on {data}: {train_config['train_rows']:,} train / "
-        f"{sum(rows[n] for n in validation_shards):,} held-out transitions, {epochs} epochs, "
-        f"{num_workers} worker(s){' on GPU' if use_gpu else ''}",
-        flush=True,
+    result = run_pretraining(
+        plan, num_workers=num_workers, use_gpu=use_gpu, max_failures=max_failures, num_cpus=num_cpus
     )
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=train_config,
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=num_workers,
-            use_gpu=use_gpu,
-            resources_per_worker={"CPU": cpus_per_worker},
-        ),
-        run_config=ray.train.RunConfig(
-            name=RUN_NAME,
-            storage_path=output,
-            failure_config=ray.train.FailureConfig(max_failures=max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-        ),
-        datasets={"train": train_ds, "validation": validation_ds},
-    )
-    result = trainer.fit()
-    if result.error:
-        raise result.error
-    if result.checkpoint is None:
-        raise RuntimeError("Pretraining finished without a checkpoint.")
-    model = build_env_model(
-        kind,
-        manifest.obs_shape,
-        manifest.num_actions,
-        frame_channels=manifest.frame_channels,
-        reward_values=train_config["reward_values"],
-        hparams=train_config["hparams"],
-    )
-    with result.checkpoint.as_directory() as directory:
-        state = torch.load(os.path.join(directory, TRAIN_STATE_FILE), map_location="cpu")
-    model.load_state_dict(state["model"])
-    summary: Dict[str, Any] = {"metrics": dict(result.metrics)}
-    if evaluate:
-        from i2a_rllib.pretrain.evaluate import evaluate_env_model
-
-        summary["evaluation"] = evaluate_env_model(
-            model, data, validation_shards, manifest, os.path.join(output, "evaluation")
-        )
-    checkpoint_path = save_env_model(
-        model,
-        os.path.join(output, ENV_MODEL_DIR),
-        extra_metadata={
-            "env_id": manifest.env_id,
-            "env_config": manifest.env_config,
-            "dataset": {"uri": data, **manifest.__dict__},
-            "training": {k: v for k, v in train_config.items() if k != "output"},
-            "final_metrics": summary["metrics"],
-            "evaluation": summary.get("evaluation", {}).get("metrics"),
-            "epochs_trained": state["epoch"] + 1,
-        },
-    )
-    summary["checkpoint"] = checkpoint_path
-    print(f"[pretrain] environment model: {checkpoint_path}", flush=True)
-    return summary
+    return export_env_model(plan, result, evaluate=evaluate)

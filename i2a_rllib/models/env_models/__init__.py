@@ -1,0 +1,231 @@
+"""Environment models behind one interface: `(state, action) -> (next_state, reward)`.
+
+Pure torch, no Ray. One file per model family:
+
+- `pixel` (pixel.py): the paper's and the seed's action-conditional conv
+  encoder-decoder over frames; its state is the frame stack. Architectures
+  `encoder_decoder` (the seed's) and `dilated` (keeps Atari frames' resolution).
+- `latent` (latent.py): the state-space model of Buesing et al. (2018): encode once,
+  step a GRU cell in latent space; decoded only for training and pictures.
+- `copy` (copy_model.py): the paper's control agent; returns its input and reward 0.
+  Over a state-encoding model (`base`) it keeps that model's encoder, so an agent and
+  its control differ only in the transition.
+
+Every way of getting a model goes through `resolve_env_model` (a kind or "auto", a
+checkpoint, or the metadata a checkpoint recorded); `build_env_model` builds an
+untrained model of a known kind.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from i2a_rllib.models.env_models.base import (
+    ATARI_REWARD_VALUES,
+    EnvironmentModel,
+    EnvModelLoss,
+    default_frame_channels,
+    loss_terms,
+)
+from i2a_rllib.models.env_models.copy_model import CopyEnvModel
+from i2a_rllib.models.env_models.frame_heads import (
+    FRAME_HEADS,
+    CanvasFrameHead,
+    LogitResidualFrameHead,
+)
+from i2a_rllib.models.env_models.latent import LatentEnvModel
+from i2a_rllib.models.env_models.pixel import DilatedPixelEnvModel, PixelEnvModel
+from i2a_rllib.models.env_models.spatial import SpatialLatentEnvModel
+from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
+
+# kind -> {architecture -> class}; the first architecture of a kind is its default.
+ENV_MODEL_FAMILIES: Dict[str, Dict[str, type]] = {
+    "pixel": {
+        PixelEnvModel.architecture: PixelEnvModel,
+        DilatedPixelEnvModel.architecture: DilatedPixelEnvModel,
+    },
+    "latent": {"gru": LatentEnvModel},
+    "spatial": {"conv": SpatialLatentEnvModel},
+}
+ENV_MODEL_KINDS = (*ENV_MODEL_FAMILIES, "copy")
+# Kinds whose state is the frame stack itself (a frame-based policy can read it).
+FRAME_STATE_KINDS = ("pixel",)
+_KIND_HELP = (
+    "'latent' is the fast default for Atari, 'pixel' the paper's frame model, 'copy' "
+    "the paper's no-model control"
+)
+
+
+def default_kind(obs_shape: Sequence[int]) -> str:
+    """The "auto" rule: a latent model for Atari-sized frames, the paper's pixel model
+    for small boards (where it is cheap)."""
+    return "latent" if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else "pixel"
+
+
+def resolve_kind(
+    kind: str, obs_shape: Sequence[int], metadata: Optional[Mapping[str, Any]] = None
+) -> str:
+    """`kind`, or for "auto" the checkpoint's kind, else the default for these frames."""
+    if kind != "auto":
+        return kind
+    return metadata["kind"] if metadata else default_kind(obs_shape)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ENV_MODEL_KINDS:
+        raise ValueError(
+            f"Unknown environment model kind {kind!r}; choose one of "
+            f"{list(ENV_MODEL_KINDS)} ({_KIND_HELP})."
+        )
+
+
+def _construct(model_class, obs_shape, num_actions, common, hparams) -> EnvironmentModel:
+    """Builds `model_class`; an hparam it does not take is named in the error."""
+    accepted = set(inspect.signature(model_class.__init__).parameters) - {
+        "self", "obs_shape", "num_actions", *common,
+    }
+    unknown = sorted(set(hparams) - accepted)
+    if unknown:
+        raise ValueError(
+            f"Unknown hparams {unknown} for {model_class.__name__}; it takes "
+            f"{sorted(accepted)}."
+        )
+    return model_class(obs_shape, num_actions, **common, **hparams)
+
+
+def build_env_model(
+    kind: str,
+    obs_shape: Sequence[int],
+    num_actions: int,
+    *,
+    frame_channels: int = 1,
+    reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+    hparams: Optional[Dict[str, Any]] = None,
+) -> EnvironmentModel:
+    """Builds an untrained environment model of `kind` (see ENV_MODEL_KINDS).
+
+    `hparams` are the family's architecture settings (`architecture` picks one of a
+    family's architectures); for 'copy', `base` is the state-encoding model (or its
+    metadata) whose encoder makes the states.
+    """
+    _check_kind(kind)
+    hparams = dict(hparams or {})
+    common = dict(frame_channels=frame_channels, reward_values=reward_values)
+    if kind == "copy":
+        base = hparams.pop("base", None)
+        if isinstance(base, dict):
+            base = build_env_model_from_metadata(base)
+        return CopyEnvModel(obs_shape, num_actions, **common, base=base)
+    architectures = ENV_MODEL_FAMILIES[kind]
+    architecture = hparams.pop("architecture", next(iter(architectures)))
+    if architecture not in architectures:
+        raise ValueError(
+            f"Unknown {kind} architecture {architecture!r}; choose one of "
+            f"{list(architectures)}."
+        )
+    return _construct(architectures[architecture], obs_shape, num_actions, common, hparams)
+
+
+def build_env_model_from_metadata(metadata: Mapping[str, Any]) -> EnvironmentModel:
+    """The (untrained) model a checkpoint's metadata describes."""
+    hparams = dict(metadata.get("hparams") or {})
+    if metadata["kind"] in ("pixel", "latent") and "frame_head" not in hparams:
+        hparams["frame_head"] = "gate"  # checkpoints written before the head was a choice
+    return build_env_model(
+        metadata["kind"],
+        metadata["obs_shape"],
+        metadata["num_actions"],
+        frame_channels=metadata["frame_channels"],
+        reward_values=metadata["reward_values"],
+        hparams=hparams,
+    )
+
+
+def resolve_env_model(
+    kind: str,
+    obs_shape: Sequence[int],
+    num_actions: int,
+    *,
+    checkpoint: Optional[str] = None,
+    metadata: Optional[Mapping[str, Any]] = None,
+    hparams: Optional[Dict[str, Any]] = None,
+    frame_channels: Optional[int] = None,
+    reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+    env_id: Optional[str] = None,
+) -> EnvironmentModel:
+    """The one way to get the environment model an agent asks for.
+
+    Args:
+        kind: A kind of ENV_MODEL_KINDS or "auto" (the checkpoint's kind, else
+            `default_kind`).
+        checkpoint: Directory written by `i2a pretrain`: architecture and weights. With
+            kind 'copy', a state-encoding checkpoint whose encoder the control keeps.
+        metadata: What such a checkpoint recorded, for when its directory is gone (a
+            restored agent): the architecture is rebuilt, the weights come from the
+            agent's own state.
+        hparams / frame_channels / reward_values: Settings of an untrained model (no
+            checkpoint and no metadata).
+        env_id: Checked against the game the checkpoint was trained on, if given.
+
+    Raises:
+        CheckpointError: A checkpoint that is missing, corrupt or does not fit.
+        ValueError: An unknown kind or architecture setting.
+    """
+    from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model
+
+    base = None
+    if checkpoint and os.path.exists(checkpoint):
+        base, metadata = load_env_model(checkpoint)
+    elif metadata is not None:
+        base = build_env_model_from_metadata(metadata)
+    elif checkpoint:
+        raise CheckpointError(
+            f"Environment-model checkpoint {checkpoint!r} does not exist. Pretrain one "
+            "(`i2a collect` then `i2a pretrain`) and pass the directory it printed."
+        )
+    kind = resolve_kind(kind, obs_shape, metadata)
+    _check_kind(kind)
+    if base is not None:
+        check_env_model_metadata(
+            metadata, obs_shape, num_actions, kind, checkpoint, env_id=env_id
+        )
+        if kind != "copy":
+            return base
+        hparams = {"base": base}
+        frame_channels, reward_values = base.frame_channels, base.reward_values.tolist()
+    elif kind == "copy":
+        hparams = None
+    return build_env_model(
+        kind,
+        obs_shape,
+        num_actions,
+        frame_channels=frame_channels or default_frame_channels(obs_shape),
+        reward_values=reward_values,
+        hparams=hparams,
+    )
+
+
+__all__ = [
+    "ATARI_REWARD_VALUES",
+    "CanvasFrameHead",
+    "CopyEnvModel",
+    "DilatedPixelEnvModel",
+    "ENV_MODEL_FAMILIES",
+    "ENV_MODEL_KINDS",
+    "EnvModelLoss",
+    "EnvironmentModel",
+    "FRAME_HEADS",
+    "FRAME_STATE_KINDS",
+    "LatentEnvModel",
+    "LogitResidualFrameHead",
+    "PixelEnvModel",
+    "build_env_model",
+    "build_env_model_from_metadata",
+    "default_frame_channels",
+    "default_kind",
+    "loss_terms",
+    "resolve_env_model",
+    "resolve_kind",
+]

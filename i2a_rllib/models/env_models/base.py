@@ -1,0 +1,265 @@
+"""The environment-model interface every model family implements.
+
+`(state, action) -> (next_state, reward)`, plus what training and pictures need. Pure
+torch, no Ray.
+
+Frame loss. Pixels are modelled as Bernoulli variables (binary cross-entropy on the
+[0, 1] intensities), the choice the I2A paper argues for: Sokoban, MiniPacman and
+Atari frames are close to binary, and the cross-entropy keeps thin objects such as
+Breakout's ball sharp where a mean-squared error would blur them away. Errors are
+*reported* as per-pixel mean-squared error so they compare with the copy-last-frame
+baseline.
+
+Rewards are classes over a fixed set of values (`reward_values`), e.g. {-1, 0, +1} for
+clipped Atari rewards; the model's reward is the expected value under its softmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
+
+ATARI_REWARD_VALUES = (-1.0, 0.0, 1.0)
+
+
+def default_frame_channels(obs_shape: Sequence[int]) -> int:
+    """Channels of one frame: Atari-sized inputs are stacks of 1-channel gray frames;
+    small boards (Sokoban, MiniPacman) are one frame with a channel per entity."""
+    return 1 if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else int(obs_shape[0])
+
+
+@dataclass
+class EnvModelLoss:
+    """What one training step of an environment model produces."""
+
+    total: torch.Tensor
+    frame: torch.Tensor
+    reward: torch.Tensor
+    consistency: torch.Tensor
+    reward_accuracy: torch.Tensor
+    frame_mse: torch.Tensor
+
+
+class EnvironmentModel(nn.Module):
+    """Base class: metadata, reward classes and the shared step API.
+
+    Args:
+        obs_shape: (C, H, W) of one observation.
+        num_actions: Size of the discrete action space.
+        frame_channels: Channels of one frame. Atari stacks 4 gray frames (C=4,
+            frame_channels=1); Sokoban has one frame with one channel per entity
+            (frame_channels=C).
+        reward_values: The reward classes the model predicts among.
+    """
+
+    kind: str = ""
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        num_actions: int,
+        frame_channels: int = 1,
+        reward_values: Sequence[float] = ATARI_REWARD_VALUES,
+    ):
+        super().__init__()
+        obs_shape = tuple(int(d) for d in obs_shape)
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"Environment models need (C, H, W) image observations, got shape "
+                f"{obs_shape}."
+            )
+        if obs_shape[0] % frame_channels:
+            raise ValueError(
+                f"frame_channels={frame_channels} must divide the observation's "
+                f"{obs_shape[0]} channels (a stack of whole frames)."
+            )
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}.")
+        self.obs_shape = obs_shape
+        self.num_actions = int(num_actions)
+        self.frame_channels = int(frame_channels)
+        self.register_buffer(
+            "reward_values", torch.tensor(sorted(reward_values), dtype=torch.float32)
+        )
+
+    # --- What imagination uses -------------------------------------------------------
+    @property
+    def state_shape(self) -> Tuple[int, ...]:
+        """Shape of one model state (frames, a latent vector or a latent map)."""
+        raise NotImplementedError
+
+    @property
+    def view_shape(self) -> Tuple[int, ...]:
+        """Shape of what the rollout encoder reads of each imagined state."""
+        raise NotImplementedError
+
+    @property
+    def states_are_frames(self) -> bool:
+        """True when a state is the frame stack itself (a frame policy can read it)."""
+        return False
+
+    @property
+    def views_are_frames(self) -> bool:
+        """True when the rollout encoder reads frames (kept as uint8, like real ones)."""
+        return False
+
+    def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
+        """Float frames in [0, 1] (B, C, H, W) -> model state (B, *state_shape)."""
+        raise NotImplementedError
+
+    def transition(
+        self, state: torch.Tensor, action: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One step: (B, *state_shape), (B,) -> next state, reward logits (B, classes)."""
+        raise NotImplementedError
+
+    def step(
+        self, state: torch.Tensor, action: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One imagined step: (B, *state_shape), (B,) -> next state, expected reward (B,)."""
+        next_state, reward_logits = self.transition(state, action)
+        return next_state, self.expected_reward(reward_logits)
+
+    def step_every_action(self, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Steps each of B states with each of the A actions: rows b*A + a.
+
+        Subclasses may share work across the A copies of one state (the pixel model
+        computes its state convolution once instead of A times).
+        """
+        tiled = state.repeat_interleave(self.num_actions, dim=0)
+        actions = torch.arange(self.num_actions, device=state.device).repeat(state.shape[0])
+        return self.step(tiled, actions)
+
+    def view(self, state: torch.Tensor) -> torch.Tensor:
+        """The part of a state the rollout encoder reads (the newest frame, or the latent)."""
+        raise NotImplementedError
+
+    def frame_of(self, state: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        """The newest frame (B, fc, H, W) in [0, 1] a state stands for; `canvas` is the
+        last real frame (models that decode paint over it). For losses and pictures."""
+        raise NotImplementedError
+
+    # --- Training and pictures ------------------------------------------------------
+    def reward_class(self, reward: torch.Tensor) -> torch.Tensor:
+        """Index of the closest reward class for each real reward."""
+        return (reward.float().unsqueeze(-1) - self.reward_values).abs().argmin(-1)
+
+    def expected_reward(self, reward_logits: torch.Tensor) -> torch.Tensor:
+        return reward_logits.softmax(-1) @ self.reward_values
+
+    def consistency(self, state: torch.Tensor, real_obs: torch.Tensor) -> torch.Tensor:
+        """Training term keeping an imagined state near the state of the real observation
+        it stands for (0 for models whose state is the frames)."""
+        return state.new_zeros(())
+
+    def loss(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        next_frame: torch.Tensor,
+    ) -> EnvModelLoss:
+        """Loss of one batch of transitions; frames in [0, 1], next_frame (B, fc, H, W)."""
+        return self.sequence_loss(frames, actions[:, None], rewards[:, None], next_frame[:, None])
+
+    def sequence_loss(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        next_frames: torch.Tensor,
+    ) -> EnvModelLoss:
+        """Open-loop loss over K steps, each step scored (frame, reward, consistency).
+
+        Args:
+            frames: (B, C, H, W) the real start observation in [0, 1].
+            actions, rewards: (B, K) what was taken and received.
+            next_frames: (B, K, fc, H, W) the real frame after each step.
+        """
+        steps = actions.shape[1]
+        state, canvas, real = self.initial_state(frames), self.newest_frame(frames), frames
+        predicted, reward_logits, consistency = [], [], frames.new_zeros(())
+        for k in range(steps):
+            state, logits = self.transition(state, actions[:, k])
+            predicted.append(self.frame_of(state, canvas))
+            reward_logits.append(logits)
+            real = self.push_frame(real, next_frames[:, k])
+            consistency = consistency + self.consistency(state, real)
+        return loss_terms(
+            self,
+            torch.stack(predicted, 1).flatten(0, 1),
+            torch.stack(reward_logits, 1).flatten(0, 1),
+            rewards.flatten(),
+            next_frames.flatten(0, 1),
+            consistency / steps,
+        )
+
+    def predict_frames(
+        self, frames: torch.Tensor, actions: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Open-loop prediction for pictures and k-step errors.
+
+        Args:
+            frames: (B, C, H, W) real start observation in [0, 1].
+            actions: (B, K) actions to take.
+
+        Returns:
+            Predicted newest frames (B, K, fc, H, W) in [0, 1], expected rewards (B, K).
+        """
+        state, canvas = self.initial_state(frames), self.newest_frame(frames)
+        predicted, rewards = [], []
+        for k in range(actions.shape[1]):
+            state, reward = self.step(state, actions[:, k])
+            predicted.append(self.frame_of(state, canvas))
+            rewards.append(reward)
+        return torch.stack(predicted, 1), torch.stack(rewards, 1)
+
+    def metadata(self) -> Dict[str, Any]:
+        """What a checkpoint must record to rebuild this model and check compatibility."""
+        return {
+            "kind": self.kind,
+            "obs_shape": list(self.obs_shape),
+            "num_actions": self.num_actions,
+            "frame_channels": self.frame_channels,
+            "reward_values": [float(v) for v in self.reward_values.tolist()],
+            "hparams": self.hparams(),
+        }
+
+    def hparams(self) -> Dict[str, Any]:
+        return {}
+
+    def newest_frame(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames[:, -self.frame_channels :]
+
+    def push_frame(self, frames: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """Drops the oldest frame of the stack and appends `frame`."""
+        if frames.shape[1] == self.frame_channels:
+            return frame
+        return torch.cat([frames[:, self.frame_channels :], frame], dim=1)
+
+
+def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None):
+    """Bernoulli (binary cross-entropy) frame loss + reward classification (+ consistency)."""
+    frame_loss = F.binary_cross_entropy(frame.clamp(1e-6, 1.0 - 1e-6), next_frame)
+    reward_targets = model.reward_class(rewards)
+    reward_loss = F.cross_entropy(reward_logits, reward_targets)
+    consistency = consistency if consistency is not None else frame_loss.new_zeros(())
+    with torch.no_grad():
+        accuracy = (reward_logits.argmax(-1) == reward_targets).float().mean()
+        frame_mse = F.mse_loss(frame, next_frame)
+    return EnvModelLoss(
+        total=frame_loss + reward_loss + consistency,
+        frame=frame_loss,
+        reward=reward_loss,
+        consistency=consistency,
+        reward_accuracy=accuracy,
+        frame_mse=frame_mse,
+    )
+
+

@@ -1,0 +1,28 @@
+"""Which episodes an evaluation counts (no Ray needed)."""
+
+from i2a_rllib.evaluation import EpisodeQuota
+
+
+def test_episode_quota_does_not_favour_short_episodes():
+    """Env 0 ends an episode every 2 steps (score 0), env 1 every 10 steps (score 1).
+    Counting the first 4 episodes to finish would take four of env 0's; the quota takes
+    two of each env's own first episodes."""
+    quota = EpisodeQuota(episodes=4, num_envs=2)
+    for step in range(1, 41):
+        if step % 2 == 0:
+            quota.add(0, score=0.0, length=2)
+        if step % 10 == 0:
+            quota.add(1, score=1.0, length=10)
+        if quota.full:
+            break
+    assert step == 20  # env 1's second episode
+    assert quota.episodes == [(0.0, 2), (0.0, 2), (1.0, 10), (1.0, 10)]
+
+
+def test_episode_quota_spreads_a_remainder_over_the_first_envs():
+    quota = EpisodeQuota(episodes=5, num_envs=3)
+    assert quota.quota == [2, 2, 1]
+    for env_index in (2, 2, 0, 1, 0, 1):
+        quota.add(env_index, score=float(env_index), length=1)
+    assert quota.full
+    assert [score for score, _ in quota.episodes] == [0.0, 0.0, 1.0, 1.0, 2.0]

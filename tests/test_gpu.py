@@ -1,0 +1,105 @@
+"""GPU code paths, run where CUDA exists (skipped elsewhere, with the reason).
+
+The rest of the suite hides the GPUs (tests/conftest.py); these tests give them back to
+their own subprocesses, each with its own Ray where one is needed.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _gpu_env():
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "RAY_ADDRESS")}
+    visible = os.environ.get("I2A_TESTS_VISIBLE_GPUS", "all")
+    if visible != "all":
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    return env
+
+
+def _run(code: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO, env=_gpu_env(), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def _cuda_available() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    try:
+        result = _run("import torch; print(torch.cuda.is_available())", timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return result.stdout.strip().endswith("True")
+
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not _cuda_available(), reason="needs CUDA (no GPU on this machine)"),
+]
+
+
+def test_modules_forward_and_update_on_cuda_like_on_cpu():
+    result = _run(
+        """
+        import gymnasium as gym, numpy as np, torch
+        from ray.rllib.core.columns import Columns
+        from i2a_rllib.rl_module import I2ARLModule, NatureCNNRLModule
+
+        obs_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+        obs = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (6, 4, 84, 84), dtype=np.uint8))
+        for cls, config in ((NatureCNNRLModule, {}), (I2ARLModule, {"env_model": "latent", "rollout_action_choice": "argmax"})):
+            torch.manual_seed(0)
+            module = cls(observation_space=obs_space, action_space=gym.spaces.Discrete(4), model_config=config)
+            cpu = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+            module = module.cuda()
+            out = module.forward_train({Columns.OBS: obs.cuda()})
+            logits = out[Columns.ACTION_DIST_INPUTS]
+            assert logits.is_cuda
+            torch.testing.assert_close(logits.cpu(), cpu, atol=1e-3, rtol=1e-3)
+            params = [p for p in module.parameters() if p.requires_grad]
+            before = [p.detach().clone() for p in params]
+            optimizer = torch.optim.Adam(params, lr=1e-3)
+            loss = logits.logsumexp(-1).mean() + module.compute_values({Columns.OBS: obs.cuda()}, out[Columns.EMBEDDINGS]).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+            assert any(not torch.equal(p, b) for p, b in zip(params, before))
+            print(cls.__name__, "ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "I2ARLModule ok" in result.stdout
+
+
+def test_one_training_iteration_with_a_gpu_learner():
+    result = _run(
+        """
+        import ray, torch
+        from i2a_rllib.config import I2AConfig, configure_environment
+
+        ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
+        config = configure_environment(I2AConfig(), "ALE/Breakout-v5").imagination(
+            env_model="latent", rollout_depth=2, imagination_image_interval=0)
+        config.env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=32)
+        config.training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
+        config.learners(num_learners=0, num_gpus_per_learner=1)
+        algo = config.build_algo()
+        result = algo.train()
+        learner = algo.learner_group._learner
+        device = next(learner.module["default_policy"].parameters()).device
+        print("device", device.type)
+        print("trained", result["learners"]["default_policy"]["num_module_steps_trained"])
+        algo.stop()
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "device cuda" in result.stdout
+    trained = int(result.stdout.split("trained")[-1].split()[0])
+    assert trained >= 64
