@@ -2,7 +2,7 @@
 
     i2a envs                                  list the environment ids
     i2a collect --env ALE/Breakout-v5 --output data/breakout --num-transitions 200000
-    i2a pretrain --data data/breakout --output runs/em_breakout --kind latent --epochs 5
+    i2a pretrain --data data/breakout --output runs/em_breakout --horizon 5 --epochs 5
     i2a train [tuned_examples/i2a.py flags]   the whole pipeline, or training only
     i2a evaluate <checkpoint> --episodes 10   scores, a GIF, a picture of imagination
 
@@ -138,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train the environment model (Ray Train job)")
     p.add_argument("--data", required=True)
     p.add_argument("--output", required=True)
-    p.add_argument("--kind", default="latent", choices=["latent", "spatial", "pixel"])
+    p.add_argument(
+        "--kind",
+        default="auto",
+        choices=["auto", "spatial", "latent", "pixel"],
+        help="auto: 'spatial' for Atari frames, 'pixel' for small boards",
+    )
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)

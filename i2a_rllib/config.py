@@ -162,7 +162,8 @@ class I2AConfig(PPOConfig):
         """Sets the I2A-specific settings.
 
         Args:
-            env_model: 'latent' (default for Atari), 'pixel' (the paper's frame model,
+            env_model: 'spatial' (default for Atari), 'latent' (a cheap vector-latent
+                model), 'pixel' (the paper's frame model,
                 default for small boards) or 'copy' (the paper's no-model control).
             env_model_checkpoint: Directory written by `i2a pretrain`. For 'copy', an
                 optional latent checkpoint whose encoder makes the states.

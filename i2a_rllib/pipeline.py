@@ -28,9 +28,11 @@ from i2a_rllib.experiment.preflight import check_checkpoints_load
 
 # `--laptop`: sizes that run the whole pipeline on 2 CPU cores in well under 30 minutes.
 LAPTOP_PRESET: Dict[str, Any] = dict(
+    collect_policy_steps=0,  # random play: no time to train a policy to collect with
     collect_transitions=20_000,
-    pretrain_epochs=2,
-    stop_timesteps=150_000,
+    pretrain_epochs=3,
+    pretrain_horizon=3,
+    stop_timesteps=50_000,
     num_env_runners=1,
     num_envs_per_env_runner=8,
     train_batch_size=1024,
@@ -79,6 +81,19 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         "--collect-policy-checkpoint",
         default=None,
         help="Collect with this (e.g. PPO baseline) policy instead of random play.",
+    )
+    pipeline.add_argument(
+        "--collect-policy-steps",
+        type=int,
+        default=0,
+        help="The paper's recipe: first train the PPO baseline for this many env steps "
+        "and collect with it (random play rarely clears a brick); 0 = random play.",
+    )
+    pipeline.add_argument(
+        "--collect-epsilon",
+        type=float,
+        default=0.25,
+        help="Share of random actions mixed into a collecting policy's, for coverage.",
     )
     pipeline.add_argument("--pretrain-epochs", type=int, default=5)
     pipeline.add_argument("--pretrain-workers", type=int, default=2)
@@ -209,6 +224,11 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
         from i2a_rllib.data.collect import collect
         from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
 
+        collect_policy = args.collect_policy_checkpoint
+        if args.collect_policy_steps:
+            _stage(0, f"train the PPO baseline for {args.collect_policy_steps:,} env steps to collect with")
+            collect_policy = _train_collecting_policy(args, root)
+            paths["collect_policy"] = collect_policy
         _stage(1, f"collect {args.collect_transitions:,} transitions of {args.env}")
         data = os.path.join(root, "data")
         collect(
@@ -219,7 +239,8 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
             num_envs_per_actor=args.collect_envs_per_actor,
             # At least ~10 shards, so whole shards can be held out for validation.
             shard_size=max(50, min(1000, args.collect_transitions // 10)),
-            policy_checkpoint=args.collect_policy_checkpoint,
+            policy_checkpoint=collect_policy,
+            epsilon=args.collect_epsilon if collect_policy else 0.0,
             seed=args.seed,
             env_config=args.env_config,
         )
@@ -276,6 +297,30 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     return paths
 
 
+def _train_collecting_policy(args: argparse.Namespace, root: str) -> str:
+    """Stage 0: the PPO baseline trained for --collect-policy-steps (resumed if there).
+
+    Returns its last checkpoint, the policy stage 1 collects with.
+    """
+    from i2a_rllib.config import baseline_ppo_config
+    from i2a_rllib.experiment import run_experiment
+
+    config = baseline_ppo_config(
+        args.env, env_config=args.env_config, num_envs_per_env_runner=args.num_envs_per_env_runner
+    ).env_runners(
+        num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
+        rollout_fragment_length="auto",
+    )
+    config.debugging(seed=args.seed)
+    policy_args = argparse.Namespace(**vars(args))
+    policy_args.storage_path, policy_args.name = root, "collect_policy"
+    policy_args.resume = os.path.isdir(os.path.join(root, "collect_policy"))
+    summary = run_experiment(
+        config, policy_args, {"num_env_steps_sampled_lifetime": args.collect_policy_steps}
+    )
+    return summary["checkpoint"]
+
+
 def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> None:
     """Stage 2's settings, checked before stage 1 collects anything."""
     from i2a_rllib.envs import probe_spaces
@@ -283,6 +328,16 @@ def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> Non
 
     if not args.pretrain_lr > 0:
         raise ValueError(f"--pretrain-lr {args.pretrain_lr}: must be > 0 (default 1e-3).")
+    if args.collect_policy_steps < 0 or not 0.0 <= args.collect_epsilon <= 1.0:
+        raise ValueError(
+            f"--collect-policy-steps {args.collect_policy_steps} must be >= 0 and "
+            f"--collect-epsilon {args.collect_epsilon} in [0, 1]."
+        )
+    if args.collect_policy_steps and args.collect_policy_checkpoint:
+        raise ValueError(
+            "--collect-policy-steps trains a policy to collect with, --collect-policy-"
+            "checkpoint names one: give one of them."
+        )
     if args.pretrain_horizon < 1:
         raise ValueError(f"--pretrain-horizon {args.pretrain_horizon}: must be an integer >= 1.")
     obs_space, action_space = probe_spaces(config.env, config.env_config)

@@ -211,6 +211,10 @@ def _train_argv(tmp_path, *flags):
         (["--env-model-hparams", '{"channels": 16}'], ["(latent model)", "Unknown hparams ['channels']", "latent_size"]),
         (["--env-model-hparams", "{channels: 16}"], ["--env-model-hparams must be a JSON object"]),
         (["--pretrain-lr", "0"], ["--pretrain-lr 0.0", "must be > 0"]),
+        (["--pretrain-horizon", "0"], ["--pretrain-horizon 0", "must be an integer >= 1"]),
+        (["--collect-policy-steps", "-5"], ["--collect-policy-steps -5 must be >= 0"]),
+        (["--collect-epsilon", "1.5"], ["--collect-epsilon 1.5 in [0, 1]"]),
+        (["--collect-policy-steps", "1000", "--collect-policy-checkpoint", "/x"], ["--collect-policy-steps trains a policy", "give one of them"]),
     ],
     ids=[
         "unknown-atari-game",
@@ -232,6 +236,10 @@ def _train_argv(tmp_path, *flags):
         "pixel-hparam-for-latent",
         "env-model-hparams-not-json",
         "zero-pretrain-lr",
+        "zero-pretrain-horizon",
+        "negative-collect-policy-steps",
+        "collect-epsilon-above-1",
+        "collect-policy-twice",
     ],
 )
 def test_train_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments):
@@ -484,6 +492,8 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
     [
         (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'latent', 'spatial', 'pixel'"], "i2a pretrain"),
         (["--epochs", "0"], ["epochs=0 must be an integer >= 1"], "i2a"),
+        (["--horizon", "0"], ["horizon=0 must be an integer >= 1"], "i2a"),
+        (["--kind", "spatial", "--hparams", '{"factor": 5}'], ["factor=5 must divide", "84x84"], "i2a"),
         (["--lr", "0"], ["lr=0.0 must be > 0"], "i2a"),
         (["--hparams", "{latent_size: 8}"], ["--hparams", "not valid JSON"], "i2a pretrain"),
         (["--resume"], ["--resume", "holds no pretraining run to continue"], "i2a"),
@@ -497,7 +507,7 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
         (["--lr-schedule", "step"], ["--lr-schedule", "invalid choice: 'step'"], "i2a pretrain"),
     ],
     ids=[
-        "kind-copy", "zero-epochs", "zero-lr", "hparams-json", "resume-nothing", "output-under-a-file",
+        "kind-copy", "zero-epochs", "zero-horizon", "spatial-factor", "zero-lr", "hparams-json", "resume-nothing", "output-under-a-file",
         "unknown-hparam", "unknown-architecture", "lr-schedule",
     ],
 )

@@ -179,6 +179,32 @@ def test_pretrain_best_epoch_has_the_lowest_reported_held_out_loss(pretrained):
     assert 1 <= metadata["best_epoch"] <= metadata["epochs_trained"]
 
 
+def test_multi_step_pretraining_lowers_the_held_out_k_step_loss(ray_session, dataset, tmp_path):
+    """The spatial model trained open loop over 1 -> 2 -> 3 steps (Ray Train, windows
+    streamed by Ray Data) predicts held-out 3-step windows better than untrained."""
+    import pyarrow.parquet as pq
+
+    from i2a_rllib.data.windows import shard_windows
+    from i2a_rllib.pretrain.train import _to_tensors, _untrained_model, plan_pretraining, pretrain
+
+    settings = dict(kind="spatial", epochs=3, batch_size=16, lr=2e-3, horizon=3)
+    plan = plan_pretraining(dataset, str(tmp_path / "run"), **settings)
+    windows = [shard_windows(pq.read_table(os.path.join(dataset, n)), 3) for n in plan.validation_shards]
+    batch = {k: np.concatenate([w[k] for w in windows]) for k in windows[0]}
+    held_out = _to_tensors(batch, [4, 84, 84], 1, "cpu")
+
+    def held_out_loss(model):
+        with torch.no_grad():
+            return float(model.sequence_loss(*held_out).total)
+
+    untrained = held_out_loss(_untrained_model(plan.train_config))
+    summary = pretrain(dataset, str(tmp_path / "run"), num_workers=2, evaluate=False, **settings)
+    trained, metadata = load_env_model(summary["checkpoint"])
+    assert held_out_loss(trained) < untrained
+    assert metadata["training"]["horizon"] == 3 and metadata["kind"] == "spatial"
+    assert 0 < metadata["macs_per_imagined_step"] < 257_000_000 / 8
+
+
 def test_pretrain_refuses_to_overwrite_and_resumes_a_finished_run(ray_session, pretrained, dataset):
     from i2a_rllib.pretrain.train import pretrain
 

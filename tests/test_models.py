@@ -26,10 +26,13 @@ def _obs(batch, shape, seed=0):
 
 def _env_model(kind, shape, num_actions, **kwargs):
     """'dilated' is the pixel kind with the full-resolution architecture."""
+    factor = 2 if shape[1] % 4 == 0 and shape[2] % 4 == 0 else 1
     if kind == "dilated":
-        factor = 2 if shape[1] % 2 == 0 and shape[2] % 2 == 0 else 1
         hparams = {"architecture": "dilated", "channels": 8, "dilations": [1, 2], "factor": factor}
         return build_env_model("pixel", shape, num_actions, hparams=hparams, **kwargs)
+    if kind == "spatial":
+        hparams = {"factor": factor, "view_pool": 2 if factor == 2 else 1}
+        return build_env_model("spatial", shape, num_actions, hparams=hparams, **kwargs)
     return build_env_model(kind, shape, num_actions, **kwargs)
 
 
@@ -50,7 +53,7 @@ def _network(kind, shape, num_actions, depth, choice, seed=0):
 
 @pytest.mark.parametrize("num_actions", [4, 6, 18])
 @pytest.mark.parametrize("depth", [1, 3, 5])
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
     net = _network(kind, SMALL_FRAMES, num_actions, depth, "argmax").eval()
     obs = _obs(3, SMALL_FRAMES)
@@ -62,7 +65,7 @@ def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
 
 
 @pytest.mark.parametrize("num_actions", [4, 18])
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 def test_batched_imagination_equals_seed_loop_with_sampling_noise(kind, num_actions):
     net = _network(kind, SMALL_FRAMES, num_actions, 5, "sample").eval()
     obs = _obs(4, SMALL_FRAMES, seed=1)
@@ -129,7 +132,7 @@ def test_reverse_order_encoder_differs_from_forward_order():
     torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
 
 
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 def test_gradients_skip_env_model_and_reach_the_rest(kind):
     net = _network(kind, SMALL_FRAMES, 4, 3, "sample")
     logits, features = net(_obs(4, SMALL_FRAMES))
@@ -157,6 +160,52 @@ def test_copy_model_returns_its_input_at_every_depth():
     assert torch.equal(imagination.views, newest.expand_as(imagination.views))
 
 
+def test_spatial_views_are_half_precision_maps_not_frames():
+    net = _network("spatial", SMALL_FRAMES, 4, 3, "sample")
+    imagination = net.imagine(_obs(2, SMALL_FRAMES))
+    assert imagination.views.dtype == torch.float16
+    assert imagination.views.shape == (2, 4, 3, 8, 3, 3)  # 12x12 folded to 6x6, pooled 2x
+    assert not net.env_model.states_are_frames and not net.env_model.views_are_frames
+
+
+def test_spatial_model_starts_as_copy_and_learns_moving_dots_open_loop():
+    """Untrained, every imagined frame is the last real one; trained over 3-step windows
+    of dots that move by the action (one cell left or right a step), its 3-step open-loop
+    prediction beats copying the last frame."""
+    torch.manual_seed(0)
+    shape = (2, 16, 16)
+    model = build_env_model("spatial", shape, 2, hparams={"channels": 8})
+
+    def windows(n, steps=3):
+        rows, cols = torch.randint(0, 16, (n,)), torch.randint(4, 12, (n,))
+        actions = torch.randint(0, 2, (n, steps))
+        index = torch.arange(n)
+        frames, following = torch.zeros(n, *shape), torch.zeros(n, steps, 1, 16, 16)
+        frames[index, 0, rows, cols - 1 + 2 * torch.randint(0, 2, (n,))] = 1.0  # older frame
+        frames[index, 1, rows, cols] = 1.0
+        position = cols.clone()
+        for k in range(steps):
+            position = position + 2 * actions[:, k] - 1
+            following[index, k, 0, rows, position] = 1.0
+        return frames, actions, following
+
+    frames, actions, following = windows(256)
+    copy_error = float(((frames[:, 1:].unsqueeze(1) - following) ** 2).mean())
+    with torch.no_grad():
+        untrained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
+    assert untrained == pytest.approx(copy_error, rel=0.05)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(500):
+        train = windows(32)
+        loss = model.sequence_loss(train[0], train[1], torch.zeros(32, 3), train[2])
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+    with torch.no_grad():
+        trained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
+    assert trained < 0.6 * copy_error
+
+
 def test_copy_model_over_a_latent_encoder_keeps_the_latent():
     base = LatentEnvModel(SMALL_FRAMES, 4)
     model = CopyEnvModel(SMALL_FRAMES, 4, base=base)
@@ -166,7 +215,7 @@ def test_copy_model_over_a_latent_encoder_keeps_the_latent():
     assert torch.equal(model.step(latent, torch.tensor([1, 2]))[0], latent)
 
 
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 @pytest.mark.parametrize("shape,frame_channels", [((4, 84, 84), 1), ((7, 10, 10), 7), ((6, 15, 19), 6)])
 def test_env_models_on_atari_and_board_frames(kind, shape, frame_channels):
     model = _env_model(kind, shape, 5, frame_channels=frame_channels, reward_values=[-1, 0, 1, 10])

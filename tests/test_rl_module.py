@@ -63,7 +63,7 @@ def test_baseline_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "obs_space,num_actions,kind",
-    [(ATARI_OBS, 4, "latent"), (ATARI_OBS, 18, "latent"), (BOARD_OBS, 5, "pixel"), (BOARD_OBS, 5, "copy")],
+    [(ATARI_OBS, 4, "latent"), (ATARI_OBS, 18, "latent"), (ATARI_OBS, 4, "spatial"), (BOARD_OBS, 5, "pixel"), (BOARD_OBS, 5, "copy")],
 )
 def test_i2a_forward_shapes(obs_space, num_actions, kind):
     module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
@@ -82,12 +82,14 @@ def test_i2a_forward_shapes(obs_space, num_actions, kind):
     assert values.shape == (5,)
 
 
-def test_precomputed_imagination_gives_the_same_outputs():
-    module = _i2a(env_model="latent")
+@pytest.mark.parametrize("kind", ["latent", "spatial"])
+def test_precomputed_imagination_gives_the_same_outputs(kind):
+    module = _i2a(env_model=kind)
     batch = _batch(ATARI_OBS, n=6)
     batch[ROLLOUT_NOISE] = module.net.imagination.sample_noise(6)
     columns = module.precompute_imagination(batch)
     assert set(columns) == {IMAGINED_VIEWS, IMAGINED_REWARDS, MODEL_STATE}
+    assert columns[MODEL_STATE].shape == (6, *module.net.env_model.state_shape)
     fresh = module.forward_train(batch)
     reused = module.forward_train({**batch, **columns})
     for key in (Columns.ACTION_DIST_INPUTS, ROLLOUT_POLICY_LOGITS):
@@ -105,8 +107,9 @@ def test_env_model_is_frozen_in_the_module():
     assert trainable and not any(".env_model." in n for n in trainable)
 
 
-def test_i2a_checkpoint_round_trip(tmp_path):
-    module = _i2a(env_model="latent", rollout_depth=2, rollout_action_choice="argmax")
+@pytest.mark.parametrize("kind", ["latent", "spatial"])
+def test_i2a_checkpoint_round_trip(tmp_path, kind):
+    module = _i2a(env_model=kind, rollout_depth=2, rollout_action_choice="argmax")
     module.save_to_path(str(tmp_path / "i2a"))
     restored = RLModule.from_checkpoint(str(tmp_path / "i2a"))
     assert isinstance(restored, I2ARLModule)

@@ -3,9 +3,13 @@
 Trains the Imagination-Augmented Agent (Weber et al. 2017) through RLlib's PPO (or its
 A2C preset). Without an environment-model checkpoint it runs the whole pipeline and
 prints each stage:
-  1. collect transitions with Ray actors stepping ale-py's vector env (random policy,
-     or --collect-policy-checkpoint for a trained baseline's),
-  2. pretrain the environment model as a Ray Train job (DDP, checkpoint per epoch),
+  0. train the model-free PPO baseline for --collect-policy-steps env steps (the
+     paper collected with a partially trained agent: random Breakout play rarely
+     clears a brick), unless --laptop or --collect-policy-checkpoint,
+  1. collect transitions with Ray actors stepping ale-py's vector env (that policy
+     with --collect-epsilon random actions mixed in, or random play),
+  2. pretrain the spatial-latent environment model as a Ray Train job (DDP,
+     checkpoint per epoch), open loop over 1 -> 3 -> 5 steps,
   3. train I2A: CPU EnvRunners sample vectorized Breakout, learners (GPU when present,
      DDP when several) run PPO + the rollout-policy distillation loss,
   4. evaluate the final checkpoint: scores, a GIF of an episode, a PNG of imagination.
@@ -14,8 +18,8 @@ How to run this script
 ----------------------
 Laptop (2 cores, local embedded Ray, ~15 min; what `make run` runs):
     python tuned_examples/i2a.py --laptop
-With a pretrained environment model (stages 1-2 skipped):
-    python tuned_examples/i2a.py --env-model-checkpoint runs/<run>/env_model/env_model
+With a pretrained environment model (stages 0-2 skipped), e.g. the shipped one:
+    python tuned_examples/i2a.py --env-model-checkpoint pretrained/breakout_spatial
 Cluster (see cluster/README.md):
     ray job submit --working-dir . -- python tuned_examples/i2a.py --num-env-runners 64
         --num-learners 4 --num-gpus-per-learner 1 --storage-path /mnt/efs/i2a
@@ -43,13 +47,17 @@ from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser, 
 # Hyper-parameters (PPO settings: i2a_rllib.config.ATARI_PPO_SETTINGS, CleanRL's Atari PPO).
 parser = i2a_arg_parser(
     env="ALE/Breakout-v5",
-    env_model="latent",  # fast state-space model (Buesing et al. 2018); 'pixel' = the paper's
+    env_model="spatial",  # imagination in a small feature map; 'pixel' = the paper's frames
     rollout_depth=5,  # imagined steps per action (paper: 5)
     rollout_action_choice="sample",  # rollout policy samples (paper) or takes argmax
     distillation_coeff=1.0,  # weight of -sum pi log pi_hat
     num_envs_per_env_runner=8,
+    collect_policy_steps=500_000,  # PPO baseline trained this long collects the data
     collect_transitions=200_000,
     pretrain_epochs=5,
+    pretrain_horizon=5,  # open-loop training steps, curriculum 1 -> 3 -> 5
+    pretrain_lr=1e-3,
+    pretrain_lr_schedule="cosine",
     default_timesteps=10_000_000,
 )
 args = apply_presets(parse_script_args(parser, as_main=__name__ == "__main__"), parser)

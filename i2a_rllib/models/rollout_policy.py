@@ -20,15 +20,16 @@ ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
 # Half the Nature CNN's channels: these nets run on every imagined step (A x depth
 # times per decision, and again in every learner epoch), so they are kept light.
 IMAGINED_FRAME_CHANNELS = (16, 32, 32)
-LATENT_MAP_CHANNELS = 32
+LATENT_MAP_CHANNELS = 16
+LATENT_MAP_SIZE = 11
 
 
 def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool = True) -> nn.Module:
     """What the rollout policy and encoder put in front of their layers. Output: hidden_size.
 
     Frames (uint8 or [0, 1]): a light conv stack + FC. Latent maps (`frames=False`, e.g.
-    the spatial model's C x 42 x 42): two stride-2 3x3 convs + FC, no rescaling. Latent
-    vectors: one FC layer.
+    the spatial model's C x 42 x 42): average-pooled to ~11 x 11, one 3x3 conv + FC.
+    Latent vectors: one FC layer.
     """
     state_shape = tuple(state_shape)
     if len(state_shape) == 3 and frames:
@@ -40,11 +41,13 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool
             nn.ReLU(),
         )
     if len(state_shape) == 3:
+        # Average-pooled to at most LATENT_MAP_SIZE cells a side first: these nets run on
+        # every imagined step, and where things are on a coarse grid is what they need.
+        pool = -(-min(state_shape[1:]) // LATENT_MAP_SIZE)
         convs = nn.Sequential(
             AsFloat(),
-            nn.Conv2d(state_shape[0], LATENT_MAP_CHANNELS, 3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(LATENT_MAP_CHANNELS, LATENT_MAP_CHANNELS, 3, stride=2, padding=1),
+            nn.AvgPool2d(pool),
+            nn.Conv2d(state_shape[0], LATENT_MAP_CHANNELS, 3, padding=1),
             nn.ReLU(),
             nn.Flatten(),
         )

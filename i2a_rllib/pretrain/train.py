@@ -48,6 +48,7 @@ from i2a_rllib.models.env_models import (
     ENV_MODEL_KINDS,
     EnvironmentModel,
     resolve_env_model,
+    resolve_kind,
 )
 
 TRAIN_STATE_FILE = "train_state.pt"
@@ -382,7 +383,7 @@ def plan_pretraining(
     data: str,
     output: str,
     *,
-    kind: str = "latent",
+    kind: str = "auto",
     epochs: int = 3,
     batch_size: int = 64,
     lr: float = 1e-3,
@@ -401,10 +402,11 @@ def plan_pretraining(
         DatasetError / ValueError / FileExistsError / FileNotFoundError: naming the
             problem and the fix.
     """
-    if kind not in ENV_MODEL_KINDS or kind == "copy":
+    if kind not in ENV_MODEL_KINDS + ("auto",) or kind == "copy":
         trainable = [k for k in ENV_MODEL_KINDS if k != "copy"]
         raise ValueError(
-            f"kind={kind!r}: pretrain one of {trainable} (the copy model has nothing to learn)."
+            f"kind={kind!r}: pretrain one of {trainable} or 'auto' (the copy model has "
+            "nothing to learn)."
         )
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("horizon", horizon)):
         if not isinstance(value, int) or value < 1:
@@ -414,6 +416,7 @@ def plan_pretraining(
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
     manifest = read_manifest(data)
+    kind = resolve_kind(kind, manifest.obs_shape)
     shards = sorted(manifest.shards)
     for name in shards:
         check_shard(data, name, manifest)
@@ -577,7 +580,7 @@ def pretrain(
     data: str,
     output: str,
     *,
-    kind: str = "latent",
+    kind: str = "auto",
     epochs: int = 3,
     batch_size: int = 64,
     lr: float = 1e-3,

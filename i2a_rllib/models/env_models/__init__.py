@@ -5,8 +5,11 @@ Pure torch, no Ray. One file per model family:
 - `pixel` (pixel.py): the paper's and the seed's action-conditional conv
   encoder-decoder over frames; its state is the frame stack. Architectures
   `encoder_decoder` (the seed's) and `dilated` (keeps Atari frames' resolution).
+- `spatial` (spatial.py): the Atari default. Frames are encoded once into a small
+  feature map that keeps few-pixel objects; an action-conditioned conv transition steps
+  the map; trained open loop over several steps; decoded only for losses and pictures.
 - `latent` (latent.py): the state-space model of Buesing et al. (2018): encode once,
-  step a GRU cell in latent space; decoded only for training and pictures.
+  step a GRU cell in a latent vector; cheap, but blind on Atari (docs/results.md).
 - `copy` (copy_model.py): the paper's control agent; returns its input and reward 0.
   Over a state-encoding model (`base`) it keeps that model's encoder, so an agent and
   its control differ only in the transition.
@@ -53,15 +56,15 @@ ENV_MODEL_KINDS = (*ENV_MODEL_FAMILIES, "copy")
 # Kinds whose state is the frame stack itself (a frame-based policy can read it).
 FRAME_STATE_KINDS = ("pixel",)
 _KIND_HELP = (
-    "'latent' is the fast default for Atari, 'pixel' the paper's frame model, 'copy' "
-    "the paper's no-model control"
+    "'spatial' is the default for Atari, 'latent' a cheap vector model, 'pixel' the "
+    "paper's frame model, 'copy' the paper's no-model control"
 )
 
 
 def default_kind(obs_shape: Sequence[int]) -> str:
-    """The "auto" rule: a latent model for Atari-sized frames, the paper's pixel model
-    for small boards (where it is cheap)."""
-    return "latent" if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else "pixel"
+    """The "auto" rule: the spatial-latent model for Atari-sized frames, the paper's
+    pixel model for small boards (where it is cheap)."""
+    return "spatial" if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else "pixel"
 
 
 def resolve_kind(

@@ -52,9 +52,9 @@ class SpatialLatentEnvModel(EnvironmentModel):
         num_actions: int,
         frame_channels: int = 1,
         reward_values: Sequence[float] = ATARI_REWARD_VALUES,
-        channels: int = 16,
+        channels: int = 8,
         factor: int = 2,
-        dilations: Sequence[int] = (1, 2, 4),
+        dilations: Sequence[int] = (1, 2),
         view_pool: int = 2,
         consistency_coeff: float = 1.0,
         frame_head: str = "logit",
@@ -94,8 +94,8 @@ class SpatialLatentEnvModel(EnvironmentModel):
             nn.Conv2d(c, c, 3, padding=d, dilation=d) for d in self.dilations
         )
         self.transition_out = nn.Conv2d(c, c, 3, padding=1)
-        # Rewards: a brick hit is one place on the map, so max over space, not mean.
-        self.reward_features = nn.Conv2d(2 * c, c, 1)
+        # Rewards, read off the transition's features (which see the old map and the
+        # action): a brick hit is one place on the map, so max over space, not mean.
         self.reward_out = nn.Linear(c, len(self.reward_values))
         # Decoder (losses and pictures only): map -> frame logits correction.
         head_channels = 16
@@ -126,21 +126,22 @@ class SpatialLatentEnvModel(EnvironmentModel):
         }
 
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.encoder(F.pixel_unshuffle(frames, self.factor))
+        # Bounded encodings: the consistency term cannot be lowered by shrinking (or
+        # blow up by growing) the scale of the encoder's output.
+        return torch.tanh(self.encoder(F.pixel_unshuffle(frames, self.factor)))
 
     def view(self, state: torch.Tensor) -> torch.Tensor:
-        # Pooled and squashed to [-1, 1]: 4x fewer values for the rollout encoder to
-        # read and for the learner to keep per imagined step.
-        return torch.tanh(F.avg_pool2d(state, self.view_pool))
+        # Optionally pooled (view_pool**2 fewer values for the rollout encoder to read
+        # and for the learner to keep per imagined step).
+        return state if self.view_pool == 1 else F.avg_pool2d(state, self.view_pool)
 
     def _transition(self, state, first_layer, action):
-        x = first_layer * (1.0 + self.action_scale(action)[:, :, None, None])
-        x = F.relu(x + self.action_shift(action)[:, :, None, None])
+        scale = 1.0 + self.action_scale(action)[:, :, None, None]
+        x = F.relu(torch.addcmul(self.action_shift(action)[:, :, None, None], first_layer, scale))
         for conv in self.transition_body:
             x = x + F.relu(conv(x))
         next_state = state + self.transition_out(x)
-        reward_map = F.relu(self.reward_features(torch.cat([state, next_state], dim=1)))
-        reward_logits = self.reward_out(F.adaptive_max_pool2d(reward_map, 1).flatten(1))
+        reward_logits = self.reward_out(F.adaptive_max_pool2d(x, 1).flatten(1))
         return next_state, reward_logits
 
     def transition(self, state, action):

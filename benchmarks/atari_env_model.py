@@ -1,0 +1,169 @@
+"""Atari environment models: open-loop accuracy against copying the last frame, and cost.
+
+For each environment-model checkpoint given (default: the shipped
+`pretrained/breakout_spatial`), in one run on one machine:
+  - open-loop error / copy-last-frame error at k = 1, 5, 15, on held-out Breakout-v5
+    data collected with sticky actions (the v5 default) and without; the model imagines
+    k steps from a real observation under the actions actually taken,
+  - accuracy on the transitions with a non-zero reward,
+  - multiply-accumulates per imagined step, against the seed's pixel model,
+  - I2A EnvRunner sampling (1 in-process EnvRunner x 8 envs, 1 ale-py + 1 torch
+    thread) with the model, against the Nature-CNN baseline module's.
+The held-out data is collected afresh into --work-dir (random play, seeds the shipped
+model never saw) unless --sticky-data / --nosticky-data name datasets.
+
+Writes docs/results/atari_env_model.json (or --json) and prints each ratio.
+
+How to run this script
+----------------------
+`python benchmarks/atari_env_model.py [--checkpoint DIR ...] [--transitions 20000]`
+
+Results to expect
+-----------------
+docs/results.md ("Atari environment model") holds the measured figures with the
+command that produced the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+ENV_ID = "ALE/Breakout-v5"
+HORIZONS = (1, 5, 15)
+DEFAULT_CHECKPOINT = os.path.join(ROOT, "pretrained", "breakout_spatial")
+
+
+def held_out_dataset(path: str, transitions: int, sticky: bool, seed: int) -> str:
+    """A random-play dataset at `path` (collected if not there yet)."""
+    from i2a_rllib.data.collect import collect
+
+    env_config = {} if sticky else {"repeat_action_probability": 0.0}
+    collect(ENV_ID, path, transitions, num_actors=2, num_envs_per_actor=8, shard_size=1000,
+            seed=seed, env_config=env_config)  # fmt: skip
+    return path
+
+
+def k_step_ratios(model, data: str, max_rows: int, max_windows: int) -> dict:
+    from i2a_rllib.data.format import read_manifest, read_rows
+    from i2a_rllib.pretrain.evaluate import k_step_errors, reward_accuracy
+
+    manifest = read_manifest(data)
+    table = read_rows(data, sorted(manifest.shards), max_rows=max_rows)
+    errors = k_step_errors(model, table, manifest.obs_shape, manifest.frame_channels,
+                           horizon=max(HORIZONS), max_windows=max_windows)  # fmt: skip
+    rewards = reward_accuracy(model, table, manifest.obs_shape, max_rows=max_rows)
+    return {
+        **{f"ratio_{k}": errors["model_error"][k - 1] / errors["copy_error"][k - 1] for k in HORIZONS},
+        "model_error": errors["model_error"],
+        "copy_error": errors["copy_error"],
+        "windows": errors["num_windows"],
+        "reward_accuracy_nonzero": rewards["reward_accuracy_nonzero"],
+        "nonzero_reward_rows": rewards["nonzero_reward_rows"],
+    }
+
+
+def sampling_steps_per_second(checkpoint, seconds: float) -> float:
+    """1 EnvRunner x 8 envs, 1 ale-py + 1 torch thread; baseline module if no checkpoint."""
+    import torch
+
+    from benchmarks.sampling import env_runner_steps_per_second
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+
+    torch.set_num_threads(1)
+    env_config = {"num_threads": 1}
+    if checkpoint is None:
+        config = baseline_ppo_config(ENV_ID, env_config=env_config)
+    else:
+        config = configure_environment(I2AConfig(), ENV_ID, env_config=env_config).imagination(
+            env_model_checkpoint=checkpoint, imagination_image_interval=0
+        )
+    config.env_runners(num_env_runners=0, num_envs_per_env_runner=8)
+    return env_runner_steps_per_second(config, seconds)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", action="append", default=None,
+                        help="env-model checkpoint(s); default: the shipped Breakout model")  # fmt: skip
+    parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_env_model"))
+    parser.add_argument("--sticky-data", default=None)
+    parser.add_argument("--nosticky-data", default=None)
+    parser.add_argument("--transitions", type=int, default=20_000)
+    parser.add_argument("--max-rows", type=int, default=20_000)
+    parser.add_argument("--max-windows", type=int, default=1024)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per sampling row")
+    parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "atari_env_model.json"))
+    args = parser.parse_args()
+    checkpoints = args.checkpoint or [DEFAULT_CHECKPOINT]
+    from i2a_rllib.checkpoints import load_env_model, read_env_model_metadata
+
+    for path in checkpoints:
+        read_env_model_metadata(path)  # a missing or foreign checkpoint fails here, in one line
+
+    import torch
+
+    from i2a_rllib.experiment import init_ray
+    from i2a_rllib.models.env_models import build_env_model
+    from i2a_rllib.models.env_models.cost import macs_per_imagined_step
+
+    torch.set_num_threads(1)
+    pixel_macs = macs_per_imagined_step(build_env_model("pixel", (4, 84, 84), 4))
+    datasets = {"sticky": args.sticky_data, "nosticky": args.nosticky_data}
+    for name, seed in (("sticky", 1_000_001), ("nosticky", 1_000_002)):
+        if datasets[name] is None:
+            init_ray(num_cpus=2)
+            datasets[name] = held_out_dataset(
+                os.path.join(args.work_dir, f"held_out_{name}"), args.transitions, name == "sticky", seed
+            )
+    baseline_sampling = sampling_steps_per_second(None, args.seconds)
+    print(f"baseline module: {baseline_sampling:,.0f} env steps/s (1 EnvRunner x 8 envs, 1+1 threads)")
+    results = []
+    for path in checkpoints:
+        model, metadata = load_env_model(path)
+        model.eval()
+        macs = macs_per_imagined_step(model)
+        row = {
+            "checkpoint": os.path.relpath(path, ROOT) if path.startswith(ROOT) else path,
+            "kind": metadata["kind"],
+            "hparams": metadata.get("hparams"),
+            "macs_per_imagined_step": macs,
+            "macs_ratio_to_pixel_model": macs / pixel_macs,
+        }
+        for name, data in datasets.items():
+            row[name] = k_step_ratios(model, data, args.max_rows, args.max_windows)
+            print(f"{row['checkpoint']} {name:>8}: " + "  ".join(
+                f"k={k} {row[name][f'ratio_{k}']:.3f}" for k in HORIZONS
+            ) + f"  (x copy error; {row[name]['windows']} windows), non-zero reward accuracy "
+                f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']}")  # fmt: skip
+        rate = sampling_steps_per_second(path, args.seconds)
+        row["sampling_steps_per_s"] = rate
+        row["sampling_ratio_to_baseline"] = rate / baseline_sampling
+        print(f"{row['checkpoint']}: {macs / 1e6:.1f} MMAC per imagined step = "
+              f"{macs / pixel_macs:.3f} of the pixel model's; I2A sampling {rate:,.0f} steps/s = "
+              f"{rate / baseline_sampling:.2f} of the baseline's")  # fmt: skip
+        results.append(row)
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}",
+        "env_id": ENV_ID,
+        "held_out_data": datasets,
+        "pixel_model_macs_per_imagined_step": pixel_macs,
+        "baseline_sampling_steps_per_s": baseline_sampling,
+        "models": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The environment model shipped in pretrained/: it loads, fits Breakout, beats copying
+the last frame on freshly played data, and imagines different futures per action."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from i2a_rllib.checkpoints import check_env_model_metadata, load_env_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(ROOT, "pretrained", "breakout_spatial")
+
+
+def _play(steps=400, num_envs=4, seed=12345):
+    """Random play with sticky actions (Breakout-v5), seeds the model never saw:
+    observations (T, N, 4, 84, 84), actions (T, N), done flags (T, N)."""
+    from i2a_rllib.envs import make_vector_env
+
+    env = make_vector_env("ALE/Breakout-v5", num_envs, {"num_threads": 1})
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    observations, actions, dones = [], [], []
+    for _ in range(steps):
+        action = rng.integers(0, 4, num_envs)
+        observations.append(obs)
+        actions.append(action)
+        obs, _, terminated, truncated, _ = env.step(action)
+        dones.append(terminated | truncated)
+    env.close()
+    return np.stack(observations), np.stack(actions), np.stack(dones)
+
+
+def test_the_shipped_model_fits_breakout_and_beats_copying_at_five_steps():
+    model, metadata = load_env_model(SHIPPED)
+    check_env_model_metadata(metadata, (4, 84, 84), 4, "spatial", SHIPPED, env_id="ALE/Breakout-v5")
+    observations, actions, dones = _play()
+    horizon, starts = 5, []
+    for t in range(0, len(actions) - horizon, 7):
+        for env in range(actions.shape[1]):
+            # The window's steps stay in one episode (autoreset: the step after a done
+            # is a reset, not an action's outcome).
+            if not dones[t : t + horizon, env].any():
+                starts.append((t, env))
+    t_index = np.array([t for t, _ in starts])
+    e_index = np.array([e for _, e in starts])
+    start = torch.from_numpy(observations[t_index, e_index]).float() / 255
+    taken = torch.from_numpy(np.stack([actions[t_index + k, e_index] for k in range(horizon)], 1))
+    real = torch.from_numpy(
+        np.stack([observations[t_index + k + 1, e_index, -1:] for k in range(horizon)], 1)
+    ).float() / 255
+    with torch.no_grad():
+        predicted, _ = model.predict_frames(start, taken)
+    model_error = ((predicted[:, -1] - real[:, -1]) ** 2).mean()
+    copy_error = ((start[:, -1:] - real[:, -1]) ** 2).mean()
+    assert len(starts) > 100
+    assert model_error < 0.9 * copy_error, (float(model_error), float(copy_error))
+
+
+def test_the_shipped_model_imagines_different_frames_for_different_first_actions():
+    model, _ = load_env_model(SHIPPED)
+    observations, _, _ = _play(steps=60, num_envs=2)
+    frames = torch.from_numpy(observations[-1]).float() / 255  # a few dozen steps in
+    with torch.no_grad():
+        state = model.initial_state(frames)
+        next_states, _ = model.step_every_action(state)
+        canvas = model.newest_frame(frames).repeat_interleave(model.num_actions, 0)
+        imagined = model.frame_of(next_states, canvas).view(2, model.num_actions, 84, 84)
+    for board in imagined:
+        differences = [(board[a] - board[0]).abs().max() for a in range(1, model.num_actions)]
+        # LEFT and RIGHT move the paddle: some imagined pixel differs by > 0.1.
+        assert max(differences) > 0.1, differences
