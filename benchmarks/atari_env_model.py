@@ -6,6 +6,7 @@ For each environment-model checkpoint given (default: the shipped
     data collected with sticky actions (the v5 default) and without; the model imagines
     k steps from a real observation under the actions actually taken,
   - accuracy on the transitions with a non-zero reward,
+  - the action effect: how much the imagined next frame depends on the action,
   - multiply-accumulates per imagined step, against the seed's pixel model,
   - I2A EnvRunner sampling (1 in-process EnvRunner x 8 envs, 1 ale-py + 1 torch
     thread) with the model, against the Nature-CNN baseline module's.
@@ -53,14 +54,16 @@ def held_out_dataset(path: str, transitions: int, sticky: bool, seed: int) -> st
 
 def k_step_ratios(model, data: str, max_rows: int, max_windows: int) -> dict:
     from i2a_rllib.data.format import read_manifest, read_rows
-    from i2a_rllib.pretrain.evaluate import k_step_errors, reward_accuracy
+    from i2a_rllib.pretrain.evaluate import action_effect, k_step_errors, reward_accuracy
 
     manifest = read_manifest(data)
     table = read_rows(data, sorted(manifest.shards), max_rows=max_rows)
     errors = k_step_errors(model, table, manifest.obs_shape, manifest.frame_channels,
                            horizon=max(HORIZONS), max_windows=max_windows)  # fmt: skip
     rewards = reward_accuracy(model, table, manifest.obs_shape, max_rows=max_rows)
+    effect = action_effect(model, table, manifest.obs_shape, manifest.frame_channels)
     return {
+        **effect,
         **{f"ratio_{k}": errors["model_error"][k - 1] / errors["copy_error"][k - 1] for k in HORIZONS},
         "model_error": errors["model_error"],
         "copy_error": errors["copy_error"],
@@ -142,7 +145,8 @@ def main():
             print(f"{row['checkpoint']} {name:>8}: " + "  ".join(
                 f"k={k} {row[name][f'ratio_{k}']:.3f}" for k in HORIZONS
             ) + f"  (x copy error; {row[name]['windows']} windows), non-zero reward accuracy "
-                f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']}")  # fmt: skip
+                f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']}, action "
+                f"effect {row[name]['action_effect']:.4f} (real one-step change {row[name]['real_step_change']:.3f})")  # fmt: skip
         rate = sampling_steps_per_second(path, args.seconds)
         row["sampling_steps_per_s"] = rate
         row["sampling_ratio_to_baseline"] = rate / baseline_sampling

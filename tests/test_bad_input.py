@@ -208,7 +208,7 @@ def _train_argv(tmp_path, *flags):
         (["--env-model", "copy", "--bogus-flag", "1"], ["unrecognized arguments: --bogus-flag"]),
         (["--env-model", "copy", "--resume"], ["--resume was given but", "holds no experiment to continue"]),
         (["--env", "I2A/Sokoban-v0", "--env-model-hparams", '{"width": 8}'], ["--env-model-hparams {'width': 8} (pixel model)", "Unknown hparams ['width']", "'channels'"]),
-        (["--env-model-hparams", '{"channels": 16}'], ["(latent model)", "Unknown hparams ['channels']", "latent_size"]),
+        (["--env-model", "latent", "--env-model-hparams", '{"channels": 16}'], ["(latent model)", "Unknown hparams ['channels']", "latent_size"]),
         (["--env-model-hparams", "{channels: 16}"], ["--env-model-hparams must be a JSON object"]),
         (["--pretrain-lr", "0"], ["--pretrain-lr 0.0", "must be > 0"]),
         (["--pretrain-horizon", "0"], ["--pretrain-horizon 0", "must be an integer >= 1"]),
@@ -490,7 +490,7 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
 @pytest.mark.parametrize(
     "flags, fragments, prog",
     [
-        (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'latent', 'spatial', 'pixel'"], "i2a pretrain"),
+        (["--kind", "copy"], ["--kind", "invalid choice: 'copy'", "'auto', 'spatial', 'latent', 'pixel'"], "i2a pretrain"),
         (["--epochs", "0"], ["epochs=0 must be an integer >= 1"], "i2a"),
         (["--horizon", "0"], ["horizon=0 must be an integer >= 1"], "i2a"),
         (["--kind", "spatial", "--hparams", '{"factor": 5}'], ["factor=5 must divide", "84x84"], "i2a"),
@@ -498,7 +498,7 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
         (["--hparams", "{latent_size: 8}"], ["--hparams", "not valid JSON"], "i2a pretrain"),
         (["--resume"], ["--resume", "holds no pretraining run to continue"], "i2a"),
         (["--output", "{tmp}/a_file/run"], ["a_file is a file, not a directory", "--output"], "i2a"),
-        (["--hparams", '{"latent": 8}'], ["Unknown hparams ['latent']", "latent_size"], "i2a"),
+        (["--kind", "latent", "--hparams", '{"latent": 8}'], ["Unknown hparams ['latent']", "latent_size"], "i2a"),
         (
             ["--kind", "pixel", "--hparams", '{"architecture": "unet"}'],
             ["Unknown pixel architecture 'unet'", "'dilated'"],

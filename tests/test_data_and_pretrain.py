@@ -77,6 +77,15 @@ def test_collect_resume_adds_only_what_is_missing(ray_session, dataset, tmp_path
     assert not np.array_equal(old[20:40], new[20:40])
 
 
+def test_collect_takes_large_seeds(ray_session, tmp_path):
+    """ALE seeds are 32-bit; a large --seed (actor seeds are derived from it) collects."""
+    from i2a_rllib.data.collect import collect
+
+    manifest = collect(ENV, str(tmp_path / "big_seed"), 64, num_actors=1, num_envs_per_actor=2,
+                       shard_size=64, seed=1_000_001)  # fmt: skip
+    assert manifest.num_transitions == 64
+
+
 def test_collect_refuses_a_dataset_of_another_env(ray_session, dataset):
     from i2a_rllib.data.collect import collect
 

@@ -276,7 +276,7 @@ def test_killed_pretraining_resumes_after_its_last_completed_epoch(killed_collec
     data, epochs = killed_collection["data"], 3
     output, log = str(tmp_path / "env_model_run"), str(tmp_path / "pretrain.log")
     command = ["pretrain", "--data", data, "--output", output, "--epochs", str(epochs),
-               "--batch-size", "64", "--num-workers", "1", "--hparams", json.dumps(TINY_ENV_MODEL)]
+               "--batch-size", "64", "--num-workers", "1", "--kind", "latent", "--hparams", json.dumps(TINY_ENV_MODEL)]
     process = _spawn(["i2a", *command, "--num-cpus", "2"], log)
     _wait_for(lambda: _latest_pretrain_epoch(output) >= 1, process, log, what="the first epoch checkpoint")
     _kill_group(process)

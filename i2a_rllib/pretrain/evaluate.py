@@ -5,6 +5,10 @@
   is the per-pixel mean-squared error of the k-th predicted frame against the real
   one, beside the "copy the last frame" baseline (predict frame t+k = frame t).
 - Reward prediction accuracy (overall, and on the transitions with a non-zero reward).
+- Action effect: how much the one-step imagined frame depends on the action (the largest
+  per-pixel difference between actions, averaged over held-out states), beside how much
+  a real frame changes in one step: a model that ignores the action scores 0, and
+  imagination then cannot tell the actions' futures apart.
 - Pictures: a PNG strip of real vs imagined frames, the error curve as a PNG, and both
   (with the scalars) in TensorBoard via tensorboardX.
 """
@@ -96,6 +100,27 @@ def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4
     }
 
 
+@torch.no_grad()
+def action_effect(model: EnvironmentModel, table, obs_shape, frame_channels: int, max_states: int = 256) -> Dict[str, float]:
+    """Mean over held-out states of the largest per-pixel difference between the one-step
+    frames imagined for different actions, and of the largest per-pixel change between a
+    real frame and the next (what the actions' futures could differ by at most)."""
+    n = min(table.num_rows, max_states)
+    obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False)[:n], tuple(obs_shape))
+    frame_shape = (frame_channels, *obs_shape[1:])
+    next_frames = decode_frames(table.column("next_frame").to_numpy(zero_copy_only=False)[:n], frame_shape)
+    frames = torch.from_numpy(obs).float() / 255
+    newest = model.newest_frame(frames)
+    next_states, _ = model.step_every_action(model.initial_state(frames))
+    imagined = model.frame_of(next_states, newest.repeat_interleave(model.num_actions, 0))
+    imagined = imagined.reshape(n, model.num_actions, -1)
+    real_change = (torch.from_numpy(next_frames).float() / 255 - newest).flatten(1).abs().amax(1)
+    return {
+        "action_effect": float((imagined - imagined[:, :1]).abs().amax(dim=(1, 2)).mean()),
+        "real_step_change": float(real_change.mean()),
+    }
+
+
 def _plot_curve(model_error, copy_error, path: str) -> str:
     import matplotlib
 
@@ -145,6 +170,7 @@ def evaluate_env_model(
             errors["copy_error"][k - 1], 1e-12
         )
     metrics.update(reward_accuracy(model, table, manifest.obs_shape))
+    metrics.update(action_effect(model, table, manifest.obs_shape, manifest.frame_channels))
     metrics["num_windows"] = errors["num_windows"]
     metrics["macs_per_imagined_step"] = macs_per_imagined_step(model)
 
@@ -177,6 +203,11 @@ def evaluate_env_model(
         f"[evaluate] reward accuracy {metrics['reward_accuracy']:.3f} "
         f"(non-zero rewards: {metrics['reward_accuracy_nonzero']:.3f} over "
         f"{metrics['nonzero_reward_rows']} rows)"
+    )
+    print(
+        f"[evaluate] action effect {metrics['action_effect']:.4f} (largest pixel difference "
+        f"between the actions' imagined next frames; a real frame changes by up to "
+        f"{metrics['real_step_change']:.4f} in one step)"
     )
     print(f"[evaluate] pictures: {files['strip']}, {files['curve']}", flush=True)
     return {"metrics": metrics, "files": files}
