@@ -40,8 +40,8 @@ def read_curve(path: str, smooth: int = 5):
             if value and value != "nan":
                 steps.append(float(row["env_runners/num_env_steps_sampled_lifetime"]))
                 returns.append(float(value))
-    # RLlib's return is already a mean over the last 100 episodes; a short moving
-    # average only removes iteration-to-iteration jitter.
+    # RLlib's return is the mean of the episodes one iteration finished (Ray 2.60 clears
+    # its episode window at each iteration): a short moving average smooths the jitter.
     smoothed = [sum(returns[max(0, i - smooth + 1) : i + 1]) / len(returns[max(0, i - smooth + 1) : i + 1]) for i in range(len(returns))]
     return steps, smoothed
 

@@ -90,8 +90,12 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_config=No
     return config
 
 
-def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, env_config) -> Dict[str, Any]:
-    algo = build_config(agent, seed, env_model_checkpoint, env_config).build_algo()
+def train_run(
+    agent: str, seed: int, budget: int, env_model_checkpoint: str, env_config, build=None
+) -> Dict[str, Any]:
+    """Trains one (agent, seed) for `budget` env steps; `build` makes its config (default:
+    this script's `build_config`, with the same arguments)."""
+    algo = (build or build_config)(agent, seed, env_model_checkpoint, env_config).build_algo()
     curve: List[Dict[str, float]] = []
     start = time.time()
     try:
@@ -141,12 +145,13 @@ def moving_mean(values: List[float], width: int = SMOOTHING) -> np.ndarray:
     return np.convolve(values, kernel, mode="valid")
 
 
-def replace_section(document: str, section: str) -> str:
-    """`document` with its Sokoban section (up to the next `## `) replaced by `section`."""
-    start = document.find(SECTION_TITLE)
+def replace_section(document: str, section: str, title: str = SECTION_TITLE) -> str:
+    """`document` with its section `title` (up to the next `## `) replaced by `section`,
+    or with `section` appended."""
+    start = document.find(title)
     if start < 0:
         return document.rstrip() + "\n\n" + section
-    end = document.find("\n## ", start + len(SECTION_TITLE))
+    end = document.find("\n## ", start + len(title))
     rest = "" if end < 0 else document[end + 1 :]
     return document[:start] + section + ("\n" + rest if rest else "")
 
@@ -239,12 +244,35 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
             "",
         ]
     )
+    update_results_section(out_dir, section)
+    print(section)
+
+
+def update_results_section(out_dir: str, section: str, title: str = SECTION_TITLE) -> None:
+    """Replaces (or appends) the section `title` of <out_dir>/results.md."""
     results = os.path.join(out_dir, RESULTS_FILE)
     document = open(results).read() if os.path.exists(results) else "# Results\n"
     with open(results + ".tmp", "w") as f:
-        f.write(replace_section(document, section))
+        f.write(replace_section(document, section, title))
     os.replace(results + ".tmp", results)  # never leaves a half-written results.md
-    print(section)
+
+
+def train_missing_runs(
+    runs_path: str, agents: List[str], seeds: int, budget: int, train_one
+) -> List[Dict[str, Any]]:
+    """The runs in `runs_path` plus every (agent, seed < seeds) at `budget` not there yet,
+    trained with `train_one(agent, seed)`; the file is rewritten after each run, so a
+    killed comparison resumes where it stopped."""
+    runs = json.load(open(runs_path)) if os.path.exists(runs_path) else []
+    for seed in range(seeds):
+        for agent in agents:
+            if any(r["agent"] == agent and r["seed"] == seed and r["budget"] == budget for r in runs):
+                continue
+            runs.append({**train_one(agent, seed), "budget": budget})
+            with open(runs_path + ".tmp", "w") as f:
+                json.dump(runs, f)
+            os.replace(runs_path + ".tmp", runs_path)
+    return runs
 
 
 def main():
@@ -295,17 +323,10 @@ def main():
                  **{**PRETRAIN, "epochs": args.pretrain_epochs})
     model_metrics = model_metrics_of(checkpoint)
 
-    runs = json.load(open(results_path)) if os.path.exists(results_path) else []
-    for seed in range(args.seeds):
-        for agent in args.agents.split(","):
-            if any(r["agent"] == agent and r["seed"] == seed and r["budget"] == args.budget for r in runs):
-                continue
-            run = train_run(agent, seed, args.budget, checkpoint, env_config)
-            run["budget"] = args.budget
-            runs.append(run)
-            with open(results_path + ".tmp", "w") as f:
-                json.dump(runs, f)
-            os.replace(results_path + ".tmp", results_path)
+    runs = train_missing_runs(
+        results_path, args.agents.split(","), args.seeds, args.budget,
+        lambda agent, seed: train_run(agent, seed, args.budget, checkpoint, env_config),
+    )
     ray.shutdown()
     report(runs, args, model_metrics, env_config)
 

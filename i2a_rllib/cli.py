@@ -104,8 +104,12 @@ def _evaluate(args) -> None:
 def _envs(args) -> None:
     from i2a_rllib.envs import BOARD_ENVS
     from i2a_rllib.envs.atari import _ale_id, all_rom_ids
+    from i2a_rllib.envs.gymnasium_envs import classic_control_ids
 
     for env_id in BOARD_ENVS:
+        print(env_id)
+    # Any gymnasium id with flat observations and discrete actions works; these ship.
+    for env_id in classic_control_ids():
         print(env_id)
     for rom in all_rom_ids():
         print(_ale_id(rom))
@@ -141,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         default="auto",
-        choices=["auto", "spatial", "latent", "pixel"],
-        help="auto: 'spatial' for Atari frames, 'pixel' for small boards",
+        choices=["auto", "spatial", "latent", "pixel", "mlp"],
+        help="auto: 'spatial' for Atari frames, 'pixel' for small boards, 'mlp' for flat "
+        "vectors (CartPole)",
     )
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)

@@ -1,4 +1,8 @@
-"""Evaluating a trained checkpoint on CPU: scores, a GIF, and a picture of imagination."""
+"""Evaluating a trained checkpoint on CPU: scores, a GIF, and a picture of imagination.
+
+Flat-vector environments (CartPole) have no frames to animate: their episode is drawn as
+the curves of its state features instead of a GIF.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +82,13 @@ def evaluate_checkpoint(
 
     from i2a_rllib.config import resolve_rl_module_checkpoint
     from i2a_rllib.envs import env_id_of, make_rllib_vector_env, make_vector_env
-    from i2a_rllib.pictures import imagination_strip, frame_to_gray_uint8, save_gif, save_png
+    from i2a_rllib.pictures import (
+        frame_to_gray_uint8,
+        imagination_strip,
+        save_gif,
+        save_png,
+        state_curves,
+    )
 
     if not os.path.isdir(checkpoint):
         raise FileNotFoundError(f"Checkpoint {checkpoint!r} does not exist.")
@@ -127,7 +137,11 @@ def evaluate_checkpoint(
             else:
                 actions = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0].numpy()
             if recording:
-                gif.append(frame_to_gray_uint8(obs[0][-_frame_channels(obs) :]))
+                # Frames as GIF frames; flat states kept as they are, for their curves.
+                if obs.ndim == 2:
+                    gif.append(obs[0].copy())
+                else:
+                    gif.append(frame_to_gray_uint8(obs[0][-_frame_channels(obs) :]))
                 if probe_obs is None and len(gif) == 30:
                     probe_obs = obs[0].copy()
             obs, rewards, terminated, truncated, _ = env.step(actions)
@@ -151,7 +165,11 @@ def evaluate_checkpoint(
         raise RuntimeError(f"No episode finished within {max_env_steps} env steps.")
     scores = [score for score, _ in counted.episodes]
     episode_lengths = [length for _, length in counted.episodes]
-    files = {"gif": save_gif(gif, os.path.join(output, "episode.gif"))}
+    if obs.ndim == 2:
+        picture = state_curves([gif], ["state"], f"{env_id}: the states of env 0's first episode")
+        files = {"episode": save_png(picture, os.path.join(output, "episode.png"))}
+    else:
+        files = {"gif": save_gif(gif, os.path.join(output, "episode.gif"))}
     if hasattr(module, "net"):
         probe = probe_obs if probe_obs is not None else obs[0]
         files["imagination"] = save_png(

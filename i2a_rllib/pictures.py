@@ -1,6 +1,7 @@
 """Pictures people would rather look at: imagination strips, real-vs-imagined strips, GIFs.
 
-Numpy + PIL + torch only (no Ray): callers hand in networks and frames.
+Numpy + PIL + torch only (no Ray; matplotlib for flat-vector states, which are drawn
+as curves, one panel per feature): callers hand in networks and frames.
 """
 
 from __future__ import annotations
@@ -76,14 +77,57 @@ def save_gif(frames: Iterable[np.ndarray], path: str, fps: int = 15, scale: int 
     return path
 
 
+def state_curves(
+    curves: Sequence[Sequence[np.ndarray]], labels: Sequence[str], title: str, first_step: int = 0
+) -> np.ndarray:
+    """Flat-vector states as pictures: one panel per feature, one line per curve.
+
+    Args:
+        curves: Each a sequence of states (T, D) (e.g. real states, imagined states).
+        labels: A legend entry per curve.
+        first_step: The step number of each curve's first state.
+
+    Returns:
+        An RGB uint8 image (H, W, 3).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arrays = [np.asarray(c, dtype=np.float32).reshape(len(c), -1) for c in curves]
+    features = arrays[0].shape[1]
+    columns = min(features, 4)
+    rows = -(-features // columns)
+    size = (2.6 * columns, 2.0 * rows + 0.5)
+    fig, axes = plt.subplots(rows, columns, figsize=size, dpi=100, squeeze=False)
+    for feature, ax in enumerate(axes.flat):
+        if feature >= features:
+            ax.axis("off")
+            continue
+        for values, label in zip(arrays, labels):
+            steps = np.arange(first_step, first_step + len(values))
+            ax.plot(steps, values[:, feature], marker=".", label=label)
+        ax.set_title(f"feature {feature}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
+
+
 @torch.no_grad()
 def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
     """One imagination of an `I2ANetwork`: a row per action, real frame then imagined ones
-    (latent models' states decoded into frames).
+    (latent models' states decoded into frames); for flat-vector states, a panel per
+    feature with the real state and each action's imagined trajectory.
 
     Args:
         net: An `I2ANetwork` (or anything with `.imagination`, `.env_model`).
-        obs: One observation (C, H, W), uint8.
+        obs: One observation (C, H, W), uint8, or (D,) float.
     """
     env_model = net.env_model
     frames = to_float_frames(torch.as_tensor(np.asarray(obs))[None])
@@ -96,8 +140,15 @@ def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
     num_actions, depth = states.shape[:2]
     canvas = env_model.newest_frame(frames)
     flat = states.reshape(num_actions * depth, *states.shape[2:])
-    decoded = env_model.frame_of(flat, canvas.expand(flat.shape[0], -1, -1, -1))
+    decoded = env_model.frame_of(flat, canvas.expand(flat.shape[0], *canvas.shape[1:]))
     views = decoded.view(num_actions, depth, *decoded.shape[1:])
+    if env_model.observes_vectors:
+        start = canvas.numpy()
+        return state_curves(
+            [np.concatenate([start, views[action].numpy()]) for action in range(num_actions)],
+            [f"first action {action}" for action in range(num_actions)],
+            f"imagined {env_model.kind} rollouts from one real state (step 0)",
+        )
     real = frame_to_gray_uint8(canvas[0].numpy())
     rows: List[List[np.ndarray]] = []
     for action in range(num_actions):
@@ -106,7 +157,11 @@ def imagination_strip(net, obs: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def real_vs_imagined_strip(real: np.ndarray, imagined: np.ndarray) -> np.ndarray:
-    """Two rows: real frames (K, fc, H, W) above the model's open-loop predictions."""
+    """Two rows: real frames (K, fc, H, W) above the model's open-loop predictions;
+    for flat-vector states (K, D), their curves."""
+    if np.asarray(real).ndim == 2:
+        labels = ["real", "imagined (open loop)"]
+        return state_curves([real, imagined], labels, "held-out states", first_step=1)
     return grid(
         [[frame_to_gray_uint8(f) for f in real], [frame_to_gray_uint8(f) for f in imagined]]
     )

@@ -56,7 +56,7 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         help="JSON env settings.",
     )
     group.add_argument(
-        "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "copy"]
+        "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "mlp", "copy"]
     )
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)

@@ -2,7 +2,8 @@
 
 Thin glue: the networks live in `i2a_rllib.models` (pure torch); this file maps RLlib
 batches (`Columns`) onto them. Both modules take uint8 (C, H, W) frames as they come
-from the vector env and scale them inside the network.
+from the vector env and scale them inside the network, or flat float vectors (CartPole)
+as they are; other spaces are refused (`i2a_rllib.spaces`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import os
 from typing import Any, Dict, Optional
 
-import gymnasium as gym
 import torch
 
 from ray.rllib.core.columns import Columns
@@ -34,7 +34,8 @@ from i2a_rllib.imagination_settings import (
 from i2a_rllib.models.env_models import resolve_env_model, resolve_kind
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.imagination import Imagination
-from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk
+from i2a_rllib.models.model_free import ActorCriticHeads, model_free_trunk
+from i2a_rllib.spaces import check_agent_spaces
 
 logger = logging.getLogger(__name__)
 
@@ -54,26 +55,6 @@ class _DropRLlibInternalDeprecation(logging.Filter):
 
 
 logging.getLogger("ray._common.deprecation").addFilter(_DropRLlibInternalDeprecation())
-
-
-def _image_obs_shape(observation_space: gym.Space, what: str):
-    shape = getattr(observation_space, "shape", None)
-    if not isinstance(observation_space, gym.spaces.Box) or shape is None or len(shape) != 3:
-        raise ValueError(
-            f"{what} needs image observations of shape (C, H, W) (e.g. the (4, 84, 84) "
-            f"uint8 frame stack of `i2a_rllib.envs.atari`), got {observation_space}."
-        )
-    return tuple(shape)
-
-
-def _num_discrete_actions(action_space: gym.Space, what: str) -> int:
-    if not isinstance(action_space, gym.spaces.Discrete):
-        raise ValueError(
-            f"{what} needs a discrete action space (gymnasium.spaces.Discrete), got "
-            f"{action_space}. I2A imagines one rollout per action, so continuous "
-            "actions are not supported."
-        )
-    return int(action_space.n)
 
 
 class _NoModeToggleMixin:
@@ -99,14 +80,17 @@ class _NoModeToggleMixin:
 class NatureCNNRLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     """The model-free baseline: Nature CNN (32-8x8/4, 64-4x4/2, 64-3x3/1, 512) + pi/V.
 
+    Over flat vectors (CartPole) the trunk is an MLP of two tanh layers of `hidden_size`
+    instead (`model_free_trunk`; the name stays for the checkpoints that carry it).
     model_config: {"hidden_size": 512}.
     """
 
     @override(TorchRLModule)
     def setup(self):
-        obs_shape = _image_obs_shape(self.observation_space, "NatureCNNRLModule")
-        num_actions = _num_discrete_actions(self.action_space, "NatureCNNRLModule")
-        self.trunk = ConvTrunk(obs_shape, int(self.model_config.get("hidden_size", 512)))
+        obs_shape, num_actions = check_agent_spaces(
+            self.observation_space, self.action_space, "NatureCNNRLModule"
+        )
+        self.trunk = model_free_trunk(obs_shape, int(self.model_config.get("hidden_size", 512)))
         self.heads = ActorCriticHeads(self.trunk.output_size, num_actions)
 
     @override(TorchRLModule)
@@ -162,8 +146,9 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
 
     @override(TorchRLModule)
     def setup(self):
-        obs_shape = _image_obs_shape(self.observation_space, "I2ARLModule")
-        num_actions = _num_discrete_actions(self.action_space, "I2ARLModule")
+        obs_shape, num_actions = check_agent_spaces(
+            self.observation_space, self.action_space, "I2ARLModule"
+        )
         config = resolve_i2a_model_config(self.model_config, obs_shape)
         self.i2a_config = config
         env_model = resolve_env_model(

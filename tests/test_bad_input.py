@@ -193,7 +193,7 @@ def _train_argv(tmp_path, *flags):
     "flags, fragments",
     [
         (["--env", "ALE/NoSuchGame-v5", "--env-model", "copy"], ["Unknown Atari game id 'ALE/NoSuchGame-v5'", "i2a envs"]),
-        (["--env", "CartPole-v1", "--env-model", "copy"], ["Unknown environment 'CartPole-v1'", "Known ids"]),
+        (["--env", "NoSuchEnv-v0", "--env-model", "copy"], ["Unknown environment 'NoSuchEnv-v0'", "Known ids", "'CartPole-v1'"]),
         (["--env-model", "copy", "--rollout-depth", "0"], ["rollout_depth=0", ">= 1"]),
         (["--env-model", "copy", "--distillation-coeff", "-0.5"], ["distillation_coeff=-0.5", ">= 0"]),
         (["--env-model", "copy", "--train-batch-size", "32", "--minibatch-size", "64"], ["`minibatch_size` (64) must be <= `train_batch_size_per_learner` (32)"]),
@@ -302,7 +302,7 @@ def test_config_api_rejects_bad_imagination_settings():
     "flags, fragments",
     [
         (["--env", "ALE/NoSuchGame-v5"], ["Unknown Atari game id 'ALE/NoSuchGame-v5'"]),
-        (["--env", "CartPole-v1"], ["Unknown environment 'CartPole-v1'"]),
+        (["--env", "NoSuchEnv-v0"], ["Unknown environment 'NoSuchEnv-v0'"]),
         (["--num-transitions", "0"], ["num_transitions=0 must be an integer >= 1"]),
         (["--shard-size", "-5"], ["shard_size=-5 must be an integer >= 1"]),
         (["--env-config", '{"repeat_action_probability": -0.25}'], ["repeat_action_probability=-0.25", "0.0 turns sticky actions off"]),
@@ -432,8 +432,81 @@ def test_tuned_examples_check_env_settings_at_parse_time(
 
 
 def test_ppo_baseline_script_rejects_an_unknown_env_at_parse_time(no_ray, capsys, monkeypatch):
-    code, err, seconds = _script("ppo_baseline.py", ["--env", "CartPole-v1"], capsys, monkeypatch)
-    _assert_rejected(code, err, seconds, "Unknown environment 'CartPole-v1'", "Known ids", prog="ppo_baseline.py")
+    code, err, seconds = _script("ppo_baseline.py", ["--env", "NoSuchEnv-v0"], capsys, monkeypatch)
+    _assert_rejected(code, err, seconds, "Unknown environment 'NoSuchEnv-v0'", "Known ids", prog="ppo_baseline.py")
+
+
+# ------------------------------------------- gymnasium ids: spaces the agents cannot take
+
+
+def _register_spaces_env(env_id, observation_space):
+    import gymnasium as gym
+
+    class SpacesEnv(gym.Env):
+        def __init__(self):
+            self.observation_space, self.action_space = observation_space, gym.spaces.Discrete(2)
+
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=SpacesEnv)
+    return env_id
+
+
+def _unfit_envs():
+    import gymnasium as gym
+
+    return {
+        "continuous-actions": ("Pendulum-v1", ["I2A on 'Pendulum-v1' needs a discrete action space", "Box(-2.0, 2.0, (1,), float32)", "continuous actions are not supported"]),
+        "discrete-observations": ("FrozenLake-v1", ["I2A on 'FrozenLake-v1' takes image observations", "flat vectors", "got a Discrete space"]),
+        "tuple-observations": ("Blackjack-v1", ["got a Tuple space", "FlattenObservation"]),
+        "dict-observations": (
+            _register_spaces_env("I2ATest/DictObservations-v0", gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,))})),
+            ["got a Dict space"],
+        ),
+        "2d-box-observations": (
+            _register_spaces_env("I2ATest/GridObservations-v0", gym.spaces.Box(0, 1, (6, 7), np.float32)),
+            ["got a 2-dimensional Box of shape (6, 7)", "flat vectors (a Box of shape (D,))"],
+        ),
+    }
+
+
+UNFIT_ENV_CASES = ["continuous-actions", "discrete-observations", "tuple-observations", "dict-observations", "2d-box-observations"]
+
+
+@pytest.mark.parametrize("case", UNFIT_ENV_CASES)
+@pytest.mark.parametrize("entry_point", ["i2a train", "i2a collect", "i2a_classic.py", "ppo_baseline.py"])
+def test_spaces_the_agents_cannot_take_are_refused_before_ray(no_ray, capsys, monkeypatch, tmp_path, case, entry_point):
+    env_id, fragments = _unfit_envs()[case]
+    if entry_point == "i2a train":
+        code, err, seconds = _i2a(_train_argv(tmp_path, "--env", env_id, "--env-model", "copy"), capsys)
+        prog = "i2a"
+    elif entry_point == "i2a collect":
+        argv = ["collect", "--env", env_id, "--output", str(tmp_path / "runs"), "--num-transitions", "10"]
+        code, err, seconds = _i2a(argv, capsys)
+        prog = "i2a"
+    else:
+        argv = ["--env", env_id, "--storage-path", str(tmp_path / "runs"), "--name", "run"]
+        code, err, seconds = _script(entry_point, argv, capsys, monkeypatch)
+        prog = entry_point
+    _assert_rejected(code, err, seconds, *fragments, prog=prog)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_rllib_train_file_refuses_a_continuous_action_env(no_ray, capsys, tmp_path):
+    """A user's own file that points an I2A config at a gymnasium id directly."""
+    user_file = tmp_path / "pendulum.py"
+    user_file.write_text("from i2a_rllib.config import I2AConfig\nconfig = I2AConfig().environment('Pendulum-v1')\n")
+    storage = tmp_path / "runs"
+    argv = ["train", "file", str(user_file), "--stop", '{"training_iteration": 1}', "--storage-path", str(storage)]
+    code, err, seconds = _rllib(argv, capsys)
+    _assert_rejected(code, err, seconds, "I2A on 'Pendulum-v1' needs a discrete action space", prog="rllib")
+    assert not storage.exists()
+
+
+def test_bad_gymnasium_env_kwargs_are_one_line(no_ray, capsys, tmp_path):
+    argv = ["collect", "--env", "CartPole-v1", "--env-config", '{"pole_length": 2}', "--output", str(tmp_path / "d"), "--num-transitions", "10"]
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, "env_config {'pole_length': 2} for 'CartPole-v1'", "unexpected keyword argument 'pole_length'")
+    assert not (tmp_path / "d").exists()
 
 
 def _corrupt_shard(path):
@@ -615,6 +688,9 @@ def test_console_scripts_exit_2_with_the_message(tmp_path):
     assert "Traceback" not in result.stderr and not (tmp_path / "d").exists()
     result = _console("rllib", "train", "file", str(tmp_path / "nope.py"))
     assert result.returncode == 2 and "nope.py' does not exist" in result.stderr, result.stderr
+    result = _console("i2a", "collect", "--env", "Pendulum-v1", "--output", str(tmp_path / "p"), "--num-transitions", "10")
+    assert result.returncode == 2 and "continuous actions are not supported" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
 
 
 @pytest.mark.slow

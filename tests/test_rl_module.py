@@ -146,6 +146,16 @@ def test_non_discrete_action_space_is_rejected():
         )
 
 
-def test_non_image_observations_are_rejected():
-    with pytest.raises(ValueError, match="image observations"):
-        _i2a(obs_space=gym.spaces.Box(-1, 1, (8,), np.float32))
+@pytest.mark.parametrize(
+    "obs_space,named",
+    [
+        (gym.spaces.Box(-1, 1, (8, 8), np.float32), "a 2-dimensional Box of shape (8, 8)"),
+        (gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (2,))}), "a Dict space"),
+        (gym.spaces.Discrete(16), "a Discrete space"),
+    ],
+)
+def test_observations_neither_images_nor_flat_vectors_are_rejected(obs_space, named):
+    for module_class in (I2ARLModule, NatureCNNRLModule):
+        with pytest.raises(ValueError, match="image observations .* or flat vectors") as error:
+            module_class(observation_space=obs_space, action_space=gym.spaces.Discrete(2), model_config={})
+        assert named in str(error.value)

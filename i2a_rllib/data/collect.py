@@ -32,6 +32,7 @@ from i2a_rllib.data.format import (
     filesystem_and_path,
     list_shards,
     merge_reward_values,
+    obs_dtype_of,
     parse_shard_name,
     shard_name,
     shard_reward_values,
@@ -44,8 +45,12 @@ from i2a_rllib.models.env_models import default_frame_channels
 RANDOM_POLICY = "random"
 
 
-def _fixed_binary(rows: np.ndarray) -> pa.Array:
-    """(N, ...) uint8 -> a fixed-size binary Arrow array without per-row Python objects."""
+def _observation_column(rows: np.ndarray, field_type: pa.DataType) -> pa.Array:
+    """(N, ...) observations -> the schema's column without per-row Python objects: a
+    fixed-size binary of uint8 frames, or a fixed-size list of float32 vectors."""
+    if pa.types.is_fixed_size_list(field_type):
+        values = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(values), field_type.list_size)
     rows = np.ascontiguousarray(rows.reshape(len(rows), -1))
     return pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(rows.shape[1]), len(rows), [None, pa.py_buffer(rows.tobytes())]
@@ -110,7 +115,9 @@ class TransitionCollector:
         self.env = make_vector_env(env_id, num_envs, env_config)
         self.obs_shape = tuple(self.env.single_observation_space.shape)
         self.frame_channels = default_frame_channels(self.obs_shape)
-        self.schema = transition_schema(self.obs_shape, self.frame_channels)
+        self.schema = transition_schema(
+            self.obs_shape, self.frame_channels, obs_dtype_of(self.obs_shape)
+        )
         self.fs, self.root = filesystem_and_path(uri)
         self.policy = _Policy(
             policy_checkpoint, int(self.env.single_action_space.n), epsilon, seed
@@ -149,9 +156,11 @@ class TransitionCollector:
             self.obs = next_obs
         table = pa.Table.from_arrays(
             [
-                _fixed_binary(np.concatenate(parts["obs"])),
+                _observation_column(np.concatenate(parts["obs"]), self.schema.field("obs").type),
                 *(pa.array(np.concatenate(parts[k])) for k in ("action", "reward", "terminated", "truncated")),
-                _fixed_binary(np.concatenate(parts["next_frame"])),
+                _observation_column(
+                    np.concatenate(parts["next_frame"]), self.schema.field("next_frame").type
+                ),
                 *(pa.array(np.concatenate(parts[k])) for k in ("actor", "env_index", "episode", "step")),
             ],
             schema=self.schema,
@@ -253,6 +262,7 @@ def collect(
         obs_shape=list(obs_shape),
         num_actions=int(action_space.n),
         frame_channels=default_frame_channels(obs_shape),
+        obs_dtype=obs_dtype_of(obs_shape),
         policy=policy,
         env_config={k: v for k, v in env_config.items()},
     )

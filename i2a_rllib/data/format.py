@@ -17,6 +17,10 @@ Each row is one transition (zstd-compressed; frames stay uint8):
     actor, env_index, episode, step  where the transition comes from, so held-out
                                      trajectories can be replayed in order
 
+Flat observation vectors (CartPole's (4,) float32) are stored as what they are: `obs`
+and `next_frame` are fixed-size lists of float32 (the next state, whole), and the
+manifest's `obs_dtype` says "float32" (frames: "uint8").
+
 Shards are written to a temporary name and renamed: a partial shard is never visible.
 """
 
@@ -56,16 +60,33 @@ class DatasetError(ValueError):
     """A dataset that is missing, empty, corrupt or of the wrong shape."""
 
 
-def transition_schema(obs_shape: Tuple[int, ...], frame_channels: int) -> pa.Schema:
-    frame_bytes = int(np.prod(obs_shape[1:])) * frame_channels
+# Observation dtypes a dataset stores: uint8 frames, float32 vectors.
+FRAME_DTYPE, VECTOR_DTYPE = "uint8", "float32"
+
+
+def obs_dtype_of(obs_shape: Tuple[int, ...]) -> str:
+    """How observations of `obs_shape` are stored: (D,) vectors as float32, frames uint8."""
+    return VECTOR_DTYPE if len(obs_shape) == 1 else FRAME_DTYPE
+
+
+def _observation_type(size: int, obs_dtype: str) -> pa.DataType:
+    if obs_dtype == VECTOR_DTYPE:
+        return pa.list_(pa.float32(), size)
+    return pa.binary(size)
+
+
+def transition_schema(
+    obs_shape: Tuple[int, ...], frame_channels: int, obs_dtype: str = FRAME_DTYPE
+) -> pa.Schema:
+    frame_size = int(np.prod(obs_shape[1:])) * frame_channels
     return pa.schema(
         [
-            ("obs", pa.binary(int(np.prod(obs_shape)))),
+            ("obs", _observation_type(int(np.prod(obs_shape)), obs_dtype)),
             ("action", pa.int32()),
             ("reward", pa.float32()),
             ("terminated", pa.bool_()),
             ("truncated", pa.bool_()),
-            ("next_frame", pa.binary(frame_bytes)),
+            ("next_frame", _observation_type(frame_size, obs_dtype)),
             ("actor", pa.int32()),
             ("env_index", pa.int32()),
             ("episode", pa.int64()),
@@ -89,6 +110,8 @@ class Manifest:
     num_transitions: int = 0
     shards: Dict[str, int] = field(default_factory=dict)  # shard name -> rows
     format_version: int = FORMAT_VERSION
+    # "uint8" frames or "float32" vectors (manifests written before vectors: frames).
+    obs_dtype: str = FRAME_DTYPE
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2, sort_keys=True)
@@ -217,7 +240,9 @@ def check_shard(uri: str, name: str, manifest: Manifest) -> int:
             f"Shard {path!r} is corrupt or truncated ({type(e).__name__}: {e}). Delete it "
             "and run `i2a collect` again with the same --output: it refills what is missing."
         ) from None
-    expected = transition_schema(tuple(manifest.obs_shape), manifest.frame_channels)
+    expected = transition_schema(
+        tuple(manifest.obs_shape), manifest.frame_channels, manifest.obs_dtype
+    )
     if not schema.equals(expected):
         raise DatasetError(
             f"Shard {path!r} has schema {schema.names} / {[str(t) for t in schema.types]}, "
@@ -236,9 +261,12 @@ def shard_reward_values(uri: str, name: str) -> List[float]:
 
 
 def decode_frames(column: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
-    """An array of fixed-size binary values -> uint8 array (N, *shape)."""
+    """An array of fixed-size binary values -> uint8 array (N, *shape); of float vectors
+    (a fixed-size list column's `to_numpy`) -> float32 array (N, *shape)."""
     if len(column) == 0:
         return np.zeros((0, *shape), dtype=np.uint8)
+    if column.dtype == object and not isinstance(column[0], bytes):
+        return np.stack(column).astype(np.float32).reshape(len(column), *shape)
     joined = b"".join(column.tolist()) if column.dtype == object else column.tobytes()
     # bytearray: a writable buffer, so torch.from_numpy needs no further copy.
     return np.frombuffer(bytearray(joined), dtype=np.uint8).reshape(len(column), *shape)

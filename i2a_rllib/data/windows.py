@@ -52,9 +52,12 @@ def window_rows(
     return windows
 
 
-def _fixed_width_bytes(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size binary column -> (N, width) uint8 without per-row Python objects."""
+def _fixed_width_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size binary column -> (N, width) uint8, a fixed-size list column (float
+    vectors) -> (N, size) of its values; without per-row Python objects."""
     array = column.combine_chunks()
+    if pa.types.is_fixed_size_list(array.type):
+        return array.flatten().to_numpy().reshape(len(array), array.type.list_size)
     width = array.type.byte_width
     buffer = np.frombuffer(array.buffers()[1], dtype=np.uint8)
     start = array.offset * width
@@ -84,11 +87,12 @@ def shard_windows(table: pa.Table, horizon: int) -> Dict[str, np.ndarray]:
     """Every window of `horizon` steps in one shard, as numpy columns:
 
     obs (W, obs_bytes) uint8, actions (W, K) int64, rewards (W, K) float32 (unclipped),
-    next_frames (W, K, frame_bytes) uint8.
+    next_frames (W, K, frame_bytes) uint8; for vector datasets obs (W, D) and
+    next_frames (W, K, D) float32.
     """
     rows = table_window_rows(table, horizon)
-    obs = _fixed_width_bytes(table.column("obs"))
-    next_frames = _fixed_width_bytes(table.column("next_frame"))
+    obs = _fixed_width_rows(table.column("obs"))
+    next_frames = _fixed_width_rows(table.column("next_frame"))
     return {
         "obs": obs[rows[:, 0]],
         "actions": table.column("action").to_numpy().astype(np.int64)[rows],

@@ -1,13 +1,18 @@
-"""Environments: vectorized Atari (ale-py) and the paper's Sokoban and MiniPacman.
+"""Environments: vectorized Atari (ale-py), the paper's Sokoban and MiniPacman, and any
+gymnasium id with flat observations and discrete actions (CartPole-v1).
 
-All of them reach RLlib EnvRunners as *vector* envs through the vector entry point
-(`gym_env_vectorize_mode="vector_entry_point"`): one object steps all sub-envs of an
-EnvRunner (ale-py's C++ threads, or numpy over many boards).
+All of them reach RLlib EnvRunners as *vector* envs: ours through the vector entry
+point (`gym_env_vectorize_mode="vector_entry_point"`: one object steps all sub-envs of
+an EnvRunner, ale-py's C++ threads or numpy over many boards), gymnasium's own ids
+through gymnasium's SyncVectorEnv (`"sync"`).
 
 User-facing ids:
     'ALE/<Game>-v5'        any ALE game (Breakout is the default)
     'I2A/Sokoban-v0'       procedural Sokoban (paper: 10x10, 4 boxes)
     'I2A/MiniPacman-v0'    MiniPacman, env_config {"task": "regular" | "avoid" | ...}
+    'CartPole-v1', ...     any gymnasium id whose observations are flat vectors (or
+                           images) and whose actions are discrete; env_config holds
+                           the env's keyword arguments
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from i2a_rllib.envs.atari import (
     make_atari_vector_env,
     rllib_atari_env_creator,
     validate_atari_env_config,
+)
+from i2a_rllib.envs.gymnasium_envs import (
+    GYMNASIUM_VECTORIZE_MODE,
+    check_gymnasium_env,
+    is_gymnasium_id,
+    make_gymnasium_vector_env,
 )
 
 SOKOBAN_ID = "I2A/Sokoban-v0"
@@ -68,15 +79,20 @@ def register_envs() -> None:
 
 
 def known_env_ids() -> str:
-    return "'ALE/<Game>-v5' (e.g. 'ALE/Breakout-v5'), " + ", ".join(repr(i) for i in BOARD_ENVS)
+    return (
+        "'ALE/<Game>-v5' (e.g. 'ALE/Breakout-v5'), "
+        + ", ".join(repr(i) for i in BOARD_ENVS)
+        + ", and gymnasium ids with flat observations and discrete actions (e.g. 'CartPole-v1')"
+    )
 
 
 def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What `AlgorithmConfig.environment()` and `.env_runners()` need for `env_id`.
 
-    Returns a dict with keys `env` (Tune registry name), `env_config`,
-    `gym_env_vectorize_mode` and `clip_rewards` (Atari scores are clipped to their sign
-    for the update only; the paper environments keep their rewards).
+    Returns a dict with keys `env` (Tune registry name, or the gymnasium id),
+    `env_config`, `gym_env_vectorize_mode`, `clip_rewards` (Atari scores are clipped to
+    their sign for the update only; the other environments keep their rewards) and
+    `flat_observations` (observations are (D,) vectors, e.g. CartPole's).
 
     Raises:
         ValueError: for an unknown env id or bad settings, before anything starts.
@@ -90,6 +106,7 @@ def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None)
             "env_config": atari_env_config(game, **config),
             "gym_env_vectorize_mode": "vector_entry_point",
             "clip_rewards": True,
+            "flat_observations": False,
         }
     if env_id in _REGISTRY_NAMES and env_id != ATARI_ENV:  # a registry name was passed
         env_id = _REGISTRY_NAMES[env_id]
@@ -100,13 +117,24 @@ def rllib_env_settings(env_id: str, env_config: Optional[Dict[str, Any]] = None)
             "env_config": config,
             "gym_env_vectorize_mode": "vector_entry_point",
             "clip_rewards": False,
+            "flat_observations": False,
+        }
+    if is_gymnasium_id(env_id):
+        obs_shape = check_gymnasium_env(env_id, config)  # raises on bad kwargs or spaces
+        return {
+            "env": env_id,
+            "env_config": config,
+            "gym_env_vectorize_mode": GYMNASIUM_VECTORIZE_MODE,
+            "clip_rewards": False,
+            "flat_observations": len(obs_shape) == 1,
         }
     raise ValueError(f"Unknown environment {env_id!r}. Known ids: {known_env_ids()}.")
 
 
 def validate_rllib_env(env: Any, env_config: Optional[Dict[str, Any]]) -> None:
     """Checks the env_config of an RLlib (`config.env`, `config.env_config`) pair whose env
-    is one of ours, without building it; other envs (a user's own) are left to RLlib.
+    is one of ours (without building it) or a gymnasium id (one env is built to check its
+    spaces); other envs (a user's own creator) are left to RLlib and the RLModule.
 
     Raises:
         ValueError: Naming the bad key and the valid values.
@@ -115,6 +143,8 @@ def validate_rllib_env(env: Any, env_config: Optional[Dict[str, Any]]) -> None:
         validate_atari_env_config(dict(env_config or {}))
     elif isinstance(env, str) and _REGISTRY_NAMES.get(env, env) in BOARD_ENVS:
         _board_class(_REGISTRY_NAMES.get(env, env)).check_env_config(env_config)
+    elif is_gymnasium_id(env):
+        check_gymnasium_env(env, env_config)
 
 
 def make_rllib_vector_env(env: str, env_config: Optional[Dict[str, Any]], num_envs: int):
@@ -125,6 +155,8 @@ def make_rllib_vector_env(env: str, env_config: Optional[Dict[str, Any]], num_en
     env_id = _REGISTRY_NAMES.get(env, env)
     if env_id in BOARD_ENVS:
         return _board_module(env_id).make_vector_env(config)
+    if is_gymnasium_id(env):
+        return make_gymnasium_vector_env(env, env_config, num_envs)
     raise ValueError(f"Unknown environment {env!r}. Known ids: {known_env_ids()}.")
 
 

@@ -2,7 +2,7 @@
 
 Pure torch, no Ray; `i2a_rllib.rl_module.I2ARLModule` is the thin RLlib wrapper.
 
-    obs --> model-free ConvTrunk --------------------------------------+
+    obs --> model-free trunk (CNN / MLP) ------------------------------+
      |                                                                  |--> FC --> pi, V
      +--> env_model.initial_state --> ImaginationCore --> RolloutEncoder (A codes, concat)
                     |
@@ -18,13 +18,14 @@ from torch import nn
 
 from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.imagination import Imagination, ImaginationCore
-from i2a_rllib.models.model_free import ActorCriticHeads, ConvTrunk, to_float_frames
+from i2a_rllib.models.model_free import ActorCriticHeads, model_free_trunk, to_float_frames
 from i2a_rllib.models.rollout_encoder import RolloutEncoder
 from i2a_rllib.models.rollout_policy import RolloutPolicy
 
 
 class I2ANetwork(nn.Module):
-    """Imagination-Augmented Agent (Weber et al., 2017) over (C, H, W) frames.
+    """Imagination-Augmented Agent (Weber et al., 2017) over (C, H, W) frames or (D,)
+    vectors (the model-free trunk is a CNN or an MLP, `model_free_trunk`).
 
     Args:
         env_model: A pretrained (or copy) environment model; frozen here.
@@ -64,7 +65,7 @@ class I2ANetwork(nn.Module):
             rollout_depth=rollout_depth,
             action_choice=action_choice,
         )
-        self.model_free = ConvTrunk(obs_shape, model_free_hidden)
+        self.model_free = model_free_trunk(obs_shape, model_free_hidden)
         self.rollout_encoder = RolloutEncoder(
             env_model.view_shape,
             encoder_feature_size,

@@ -1,7 +1,8 @@
-"""The model-free path: a convolutional trunk over raw frames.
+"""The model-free path: a convolutional trunk over raw frames, an MLP over flat vectors.
 
 Pure torch, no Ray. Used three ways: as the PPO baseline's whole network, as the
 model-free path of I2A, and (smaller) inside the rollout policy and rollout encoder.
+`model_free_trunk` picks the trunk for an observation shape (the one "auto" rule).
 """
 
 from __future__ import annotations
@@ -99,6 +100,38 @@ class ConvTrunk(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.fc(self.convs(to_float_frames(frames)))
+
+
+def vector_mlp(input_size: int, hidden_size: int, num_layers: int = 2) -> nn.Sequential:
+    """`num_layers` tanh layers of `hidden_size` over a flat vector: CleanRL's and RLlib's
+    classic-control networks (tanh keeps raw, unnormalised observations bounded)."""
+    layers, width = [], int(input_size)
+    for _ in range(num_layers):
+        layers += [nn.Linear(width, hidden_size), nn.Tanh()]
+        width = hidden_size
+    return nn.Sequential(*layers)
+
+
+class MLPTrunk(nn.Module):
+    """Two tanh layers over flat observation vectors: (B, D) -> (B, hidden_size)."""
+
+    def __init__(self, obs_shape: Tuple[int], hidden_size: int = 512):
+        super().__init__()
+        self.obs_shape = tuple(obs_shape)
+        self.mlp = vector_mlp(self.obs_shape[0], hidden_size)
+        self.output_size = hidden_size
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.mlp(obs.float())
+
+
+def model_free_trunk(obs_shape: Sequence[int], hidden_size: int = 512) -> nn.Module:
+    """The trunk for `obs_shape`: `ConvTrunk` for (C, H, W) frames, `MLPTrunk` for (D,)
+    vectors. Other shapes are refused before this is reached (`i2a_rllib.spaces`)."""
+    obs_shape = tuple(int(d) for d in obs_shape)
+    if len(obs_shape) == 1:
+        return MLPTrunk(obs_shape, hidden_size)
+    return ConvTrunk(obs_shape, hidden_size)
 
 
 class ActorCriticHeads(nn.Module):

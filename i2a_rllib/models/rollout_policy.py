@@ -1,7 +1,8 @@
 """Rollout policy: chooses actions inside imagination, over the model's own state.
 
-Pure torch, no Ray. Reads frames (pixel/copy models) with a small conv stack or
-latents (latent model) with an MLP. Trained by distillation towards the I2A policy
+Pure torch, no Ray. Reads frames (pixel/copy models) with a small conv stack, latent
+maps (spatial model) with a pooled conv, latent or observed vectors (latent and mlp
+models) with an MLP. Trained by distillation towards the I2A policy
 (the paper) or restored from a model-free agent and frozen (the seed's stage 2).
 """
 
@@ -29,9 +30,12 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool
 
     Frames (uint8 or [0, 1]): a light conv stack + FC. Latent maps (`frames=False`, e.g.
     the spatial model's C x 42 x 42): average-pooled to ~11 x 11, one 3x3 conv + FC.
-    Latent vectors: one FC layer.
+    Vectors, latent or observed (the mlp model's CartPole states): one FC layer, so the
+    rollout policy is a one-hidden-layer MLP.
     """
     state_shape = tuple(state_shape)
+    if len(state_shape) == 1:
+        return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
     if len(state_shape) == 3 and frames:
         convs = frame_convs(state_shape, IMAGINED_FRAME_CHANNELS)
         return nn.Sequential(
@@ -54,8 +58,6 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool
         return nn.Sequential(
             convs, nn.Linear(conv_output_size(convs, state_shape), hidden_size), nn.ReLU()
         )
-    if len(state_shape) == 1:
-        return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
     raise ValueError(
         f"Model states must be (C, H, W) frames or maps, or (D,) latents, got {state_shape}."
     )

@@ -3,7 +3,9 @@
 - Open-loop k-step prediction error (the seed's "compounding error"): from a real
   observation, the model imagines k steps under the actions actually taken; the error
   is the per-pixel mean-squared error of the k-th predicted frame against the real
-  one, beside the "copy the last frame" baseline (predict frame t+k = frame t).
+  one, beside the "copy the last frame" baseline (predict frame t+k = frame t). For
+  flat-vector observations: the per-feature mean-squared error of the k-th predicted
+  state, beside "copy the last state".
 - Reward prediction accuracy (overall, and on the transitions with a non-zero reward).
 - Action effect: how much the one-step imagined frame depends on the action (the largest
   per-pixel difference between actions, averaged over held-out states), beside how much
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,9 +28,16 @@ from i2a_rllib.data.format import Manifest, decode_frames, read_rows
 from i2a_rllib.data.windows import table_window_rows
 from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.env_models.cost import macs_per_imagined_step
+from i2a_rllib.models.model_free import to_float_frames
 from i2a_rllib.pictures import real_vs_imagined_strip, save_png
 
-HORIZONS = (1, 5, 15)
+HORIZONS = (1, 5, 10, 15)
+
+
+def _predicted_thing(obs_shape: Sequence[int]) -> Tuple[str, str]:
+    """What is predicted and what the error is averaged over: ("frame", "pixel"), or
+    ("state", "feature") for flat vectors. The baseline copies the last of the first."""
+    return ("state", "feature") if len(obs_shape) == 1 else ("frame", "pixel")
 
 
 @torch.no_grad()
@@ -59,14 +68,14 @@ def k_step_errors(
     example = None
     for begin in range(0, len(windows), chunk):
         rows = np.stack(windows[begin : begin + chunk])
-        start = torch.from_numpy(decode_frames(obs[rows[:, 0]], tuple(obs_shape))).float() / 255
-        real = torch.from_numpy(
-            decode_frames(next_frames[rows.reshape(-1)], frame_shape).reshape(*rows.shape, *frame_shape)
-        ).float() / 255
+        start = to_float_frames(torch.from_numpy(decode_frames(obs[rows[:, 0]], tuple(obs_shape))))
+        real = decode_frames(next_frames[rows.reshape(-1)], frame_shape)
+        real = to_float_frames(torch.from_numpy(real.reshape(*rows.shape, *frame_shape)))
         predicted, _ = model.predict_frames(start, torch.from_numpy(actions[rows]))
         copy = model.newest_frame(start).unsqueeze(1)
-        model_sq += ((predicted - real) ** 2).mean(dim=(2, 3, 4)).sum(0).numpy()
-        copy_sq += ((copy - real) ** 2).mean(dim=(2, 3, 4)).sum(0).numpy()
+        # Mean over pixels (or features) of each step: (B, K).
+        model_sq += ((predicted - real) ** 2).flatten(2).mean(-1).sum(0).numpy()
+        copy_sq += ((copy - real) ** 2).flatten(2).mean(-1).sum(0).numpy()
         if example is None:
             example = (real[0].numpy(), predicted[0].numpy())
     count = len(windows)
@@ -86,12 +95,10 @@ def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4
     rewards = torch.from_numpy(table.column("reward").to_numpy()[:n].astype(np.float32))
     predicted = []
     for begin in range(0, n, 256):
-        frames = torch.from_numpy(obs[begin : begin + 256]).float() / 255
+        frames = to_float_frames(torch.from_numpy(obs[begin : begin + 256]))
         _, reward = model.step(model.initial_state(frames), actions[begin : begin + 256])
         predicted.append(reward)
-    predicted_class = model.reward_class(torch.cat(predicted))
-    true_class = model.reward_class(rewards)
-    correct = (predicted_class == true_class).float()
+    correct = model.reward_hits(torch.cat(predicted), rewards).float()
     nonzero = rewards != 0
     return {
         "reward_accuracy": float(correct.mean()),
@@ -109,19 +116,21 @@ def action_effect(model: EnvironmentModel, table, obs_shape, frame_channels: int
     obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False)[:n], tuple(obs_shape))
     frame_shape = (frame_channels, *obs_shape[1:])
     next_frames = decode_frames(table.column("next_frame").to_numpy(zero_copy_only=False)[:n], frame_shape)
-    frames = torch.from_numpy(obs).float() / 255
+    frames = to_float_frames(torch.from_numpy(obs))
     newest = model.newest_frame(frames)
     next_states, _ = model.step_every_action(model.initial_state(frames))
     imagined = model.frame_of(next_states, newest.repeat_interleave(model.num_actions, 0))
     imagined = imagined.reshape(n, model.num_actions, -1)
-    real_change = (torch.from_numpy(next_frames).float() / 255 - newest).flatten(1).abs().amax(1)
+    real_change = (to_float_frames(torch.from_numpy(next_frames)) - newest).flatten(1).abs().amax(1)
     return {
         "action_effect": float((imagined - imagined[:, :1]).abs().amax(dim=(1, 2)).mean()),
         "real_step_change": float(real_change.mean()),
     }
 
 
-def _plot_curve(model_error, copy_error, path: str) -> str:
+def _plot_curve(
+    model_error, copy_error, path: str, thing: str = "frame", unit: str = "pixel"
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,9 +139,9 @@ def _plot_curve(model_error, copy_error, path: str) -> str:
     steps = np.arange(1, len(model_error) + 1)
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
     ax.plot(steps, model_error, "o-", label="environment model")
-    ax.plot(steps, copy_error, "s--", label="copy last frame")
+    ax.plot(steps, copy_error, "s--", label=f"copy last {thing}")
     ax.set_xlabel("open-loop steps k")
-    ax.set_ylabel("per-pixel MSE of frame t+k")
+    ax.set_ylabel(f"per-{unit} MSE of {thing} t+k")
     ax.set_title("k-step prediction error (held-out)")
     ax.legend()
     fig.tight_layout()
@@ -154,6 +163,7 @@ def evaluate_env_model(
     from tensorboardX import SummaryWriter
 
     model.eval()
+    thing, unit = _predicted_thing(manifest.obs_shape)
     table = read_rows(data, shards, max_rows=max_rows)
     errors = k_step_errors(model, table, manifest.obs_shape, manifest.frame_channels)
     metrics: Dict[str, Any] = {}
@@ -180,22 +190,26 @@ def evaluate_env_model(
     files = {
         "strip": save_png(strip, os.path.join(output_dir, "real_vs_imagined.png")),
         "curve": _plot_curve(
-            errors["model_error"], errors["copy_error"], os.path.join(output_dir, "k_step_error.png")
+            errors["model_error"],
+            errors["copy_error"],
+            os.path.join(output_dir, "k_step_error.png"),
+            thing,
+            unit,
         ),
     }
     with SummaryWriter(os.path.join(output_dir, "tensorboard")) as writer:
         for k, (m, c) in enumerate(zip(errors["model_error"], errors["copy_error"]), start=1):
-            writer.add_scalars("k_step_error", {"model": m, "copy_last_frame": c}, k)
+            writer.add_scalars("k_step_error", {"model": m, f"copy_last_{thing}": c}, k)
         for key, value in metrics.items():
             writer.add_scalar(f"evaluation/{key}", value)
         writer.add_image("real_vs_imagined", strip, dataformats="HWC")
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump({**metrics, "model_error": errors["model_error"], "copy_error": errors["copy_error"]}, f, indent=2)
-    print("[evaluate] k-step frame error on held-out trajectories (per-pixel MSE):")
+    print(f"[evaluate] k-step {thing} error on held-out trajectories (per-{unit} MSE):")
     for k in horizons:
         print(
             f"[evaluate]   {k:2d} step(s): model {metrics[f'frame_error_{k}_step']:.6f}   "
-            f"copy-last-frame {metrics[f'copy_error_{k}_step']:.6f}   "
+            f"copy-last-{thing} {metrics[f'copy_error_{k}_step']:.6f}   "
             f"ratio {metrics[f'error_ratio_{k}_step']:.3f}"
         )
     print(f"[evaluate] {metrics['macs_per_imagined_step'] / 1e6:.1f} MMAC per imagined step")

@@ -38,8 +38,10 @@ from i2a_rllib.checkpoints import save_env_model
 from i2a_rllib.data.format import (
     DatasetError,
     check_shard,
+    decode_frames,
     filesystem_and_path,
     read_manifest,
+    read_rows,
     split_shards,
 )
 from i2a_rllib.models.env_models.cost import macs_per_imagined_step
@@ -47,9 +49,11 @@ from i2a_rllib.models.env_models import (
     ATARI_REWARD_VALUES,
     ENV_MODEL_KINDS,
     EnvironmentModel,
+    env_model_class,
     resolve_env_model,
     resolve_kind,
 )
+from i2a_rllib.models.model_free import to_float_frames
 
 TRAIN_STATE_FILE = "train_state.pt"
 ENV_MODEL_DIR = "env_model"
@@ -87,7 +91,8 @@ def _unwrap(module: nn.Module) -> nn.Module:
 
 def _to_tensors(batch: Dict[str, np.ndarray], obs_shape, frame_channels, device, horizon=None):
     """A batch of windows -> frames (B, C, H, W) and, over the first `horizon` steps,
-    actions and rewards (B, K), next frames (B, K, fc, H, W); frames in [0, 1]."""
+    actions and rewards (B, K), next frames (B, K, fc, H, W); frames in [0, 1] (flat
+    vector datasets: (B, D) and (B, K, D) as stored)."""
     horizon = horizon or batch["actions"].shape[1]
     frame_shape = (frame_channels, *obs_shape[1:])
     frames = np.ascontiguousarray(batch["obs"]).reshape(-1, *obs_shape)
@@ -95,10 +100,10 @@ def _to_tensors(batch: Dict[str, np.ndarray], obs_shape, frame_channels, device,
         len(frames), horizon, *frame_shape
     )
     return (
-        torch.from_numpy(frames).to(device).float().div_(255.0),
+        to_float_frames(torch.from_numpy(frames).to(device)),
         torch.from_numpy(np.ascontiguousarray(batch["actions"][:, :horizon])).to(device),
         torch.from_numpy(np.ascontiguousarray(batch["rewards"][:, :horizon])).to(device),
-        torch.from_numpy(next_frames).to(device).float().div_(255.0),
+        to_float_frames(torch.from_numpy(next_frames).to(device)),
     )
 
 
@@ -357,10 +362,38 @@ def _cpus_per_worker(num_workers: int, use_gpu: bool) -> float:
 
 def reward_values_for(manifest) -> list:
     """Reward classes: {-1, 0, +1} for Atari (rewards are clipped for the agent);
-    the distinct rewards of the data for other environments."""
+    the distinct rewards of the data for other environments. With too many distinct
+    rewards to be classes, none for flat-vector data (its model regresses the reward)
+    and Atari's for frames."""
+    if len(manifest.obs_shape) == 1 and manifest.reward_values is None:
+        return []
     if manifest.env_id.startswith("ALE/") or not manifest.reward_values:
         return list(ATARI_REWARD_VALUES)
     return list(manifest.reward_values)
+
+
+# Training transitions a family's data statistics are measured on (at most).
+STATISTICS_ROWS = 100_000
+
+
+def measure_data_hparams(
+    kind: str, hparams: Dict[str, Any], data: str, shards: List[str], manifest
+) -> Dict[str, Any]:
+    """`hparams` plus what the family measures on the training shards (the mlp model's
+    scales) where the user did not set it; read before Ray starts."""
+    model_class = env_model_class(kind, hparams.get("architecture"))
+    fits = len(manifest.obs_shape) in model_class.observation_ranks  # else the build says why
+    if not fits or not set(model_class.data_statistics) - set(hparams):
+        return hparams
+    table = read_rows(data, shards, max_rows=STATISTICS_ROWS)
+    obs_shape = tuple(manifest.obs_shape)
+    frame_shape = (manifest.frame_channels, *obs_shape[1:])
+    measured = model_class.hparams_from_data(
+        decode_frames(table.column("obs").to_numpy(zero_copy_only=False), obs_shape),
+        decode_frames(table.column("next_frame").to_numpy(zero_copy_only=False), frame_shape),
+        table.column("reward").to_numpy(),
+    )
+    return {**measured, **hparams}
 
 
 @dataclass
@@ -436,7 +469,7 @@ def plan_pretraining(
         "num_actions": manifest.num_actions,
         "frame_channels": manifest.frame_channels,
         "reward_values": reward_values_for(manifest),
-        "hparams": dict(hparams or {}),
+        "hparams": measure_data_hparams(kind, dict(hparams or {}), data, train_shards, manifest),
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,

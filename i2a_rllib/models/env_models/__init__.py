@@ -10,6 +10,8 @@ Pure torch, no Ray. One file per model family:
   the map; trained open loop over several steps; decoded only for losses and pictures.
 - `latent` (latent.py): the state-space model of Buesing et al. (2018): encode once,
   step a GRU cell in a latent vector; cheap, but blind on Atari (docs/results.md).
+- `mlp` (mlp.py): the seed's residual MLP over flat observation vectors (CartPole):
+  next state = state + f(state, action), scaled by statistics of the dataset.
 - `copy` (copy_model.py): the paper's control agent; returns its input and reward 0.
   Over a state-encoding model (`base`) it keeps that model's encoder, so an agent and
   its control differ only in the transition.
@@ -39,6 +41,7 @@ from i2a_rllib.models.env_models.frame_heads import (
     LogitResidualFrameHead,
 )
 from i2a_rllib.models.env_models.latent import LatentEnvModel
+from i2a_rllib.models.env_models.mlp import ResidualMLPEnvModel
 from i2a_rllib.models.env_models.pixel import DilatedPixelEnvModel, PixelEnvModel
 from i2a_rllib.models.env_models.spatial import SpatialLatentEnvModel
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
@@ -51,19 +54,24 @@ ENV_MODEL_FAMILIES: Dict[str, Dict[str, type]] = {
     },
     "latent": {"gru": LatentEnvModel},
     "spatial": {"conv": SpatialLatentEnvModel},
+    "mlp": {"residual": ResidualMLPEnvModel},
 }
 ENV_MODEL_KINDS = (*ENV_MODEL_FAMILIES, "copy")
-# Kinds whose state is the frame stack itself (a frame-based policy can read it).
-FRAME_STATE_KINDS = ("pixel",)
+# Kinds whose state is the observation itself (the frame stack, or a flat vector): a
+# model-free policy can read it, and a copy control has no encoder to borrow from them.
+FRAME_STATE_KINDS = ("pixel", "mlp")
 _KIND_HELP = (
     "'spatial' is the default for Atari, 'latent' a cheap vector model, 'pixel' the "
-    "paper's frame model, 'copy' the paper's no-model control"
+    "paper's frame model, 'mlp' the seed's model of flat vectors, 'copy' the paper's "
+    "no-model control"
 )
 
 
 def default_kind(obs_shape: Sequence[int]) -> str:
-    """The "auto" rule: the spatial-latent model for Atari-sized frames, the paper's
-    pixel model for small boards (where it is cheap)."""
+    """The "auto" rule: the residual MLP for flat vectors, the spatial-latent model for
+    Atari-sized frames, the paper's pixel model for small boards (where it is cheap)."""
+    if len(obs_shape) == 1:
+        return "mlp"
     return "spatial" if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else "pixel"
 
 
@@ -121,14 +129,21 @@ def build_env_model(
         if isinstance(base, dict):
             base = build_env_model_from_metadata(base)
         return CopyEnvModel(obs_shape, num_actions, **common, base=base)
-    architectures = ENV_MODEL_FAMILIES[kind]
-    architecture = hparams.pop("architecture", next(iter(architectures)))
+    model_class = env_model_class(kind, hparams.pop("architecture", None))
+    return _construct(model_class, obs_shape, num_actions, common, hparams)
+
+
+def env_model_class(kind: str, architecture: Optional[str] = None) -> type:
+    """The class of a trainable kind's `architecture` (None: the kind's default)."""
+    _check_kind(kind)
+    architectures = ENV_MODEL_FAMILIES.get(kind, {})
+    architecture = architecture or next(iter(architectures), None)
     if architecture not in architectures:
         raise ValueError(
             f"Unknown {kind} architecture {architecture!r}; choose one of "
             f"{list(architectures)}."
         )
-    return _construct(architectures[architecture], obs_shape, num_actions, common, hparams)
+    return architectures[architecture]
 
 
 def build_env_model_from_metadata(metadata: Mapping[str, Any]) -> EnvironmentModel:
@@ -224,10 +239,12 @@ __all__ = [
     "LatentEnvModel",
     "LogitResidualFrameHead",
     "PixelEnvModel",
+    "ResidualMLPEnvModel",
     "build_env_model",
     "build_env_model_from_metadata",
     "default_frame_channels",
     "default_kind",
+    "env_model_class",
     "loss_terms",
     "resolve_env_model",
     "resolve_kind",

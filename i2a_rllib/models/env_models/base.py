@@ -12,6 +12,10 @@ baseline.
 
 Rewards are classes over a fixed set of values (`reward_values`), e.g. {-1, 0, +1} for
 clipped Atari rewards; the model's reward is the expected value under its softmax.
+
+Flat observation vectors (CartPole) are one "frame" of `D` features: the frame
+vocabulary (newest frame, next frame, copy the last frame) reads "state" there, and a
+family that models vectors (mlp.py) replaces the frame and reward losses.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ ATARI_REWARD_VALUES = (-1.0, 0.0, 1.0)
 
 def default_frame_channels(obs_shape: Sequence[int]) -> int:
     """Channels of one frame: Atari-sized inputs are stacks of 1-channel gray frames;
-    small boards (Sokoban, MiniPacman) are one frame with a channel per entity."""
+    small boards (Sokoban, MiniPacman) are one frame with a channel per entity; a flat
+    vector (D,) is one state of D features (stacking is the environment's business)."""
+    if len(obs_shape) == 1:
+        return int(obs_shape[0])
     return 1 if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE else int(obs_shape[0])
 
 
@@ -50,15 +57,21 @@ class EnvironmentModel(nn.Module):
     """Base class: metadata, reward classes and the shared step API.
 
     Args:
-        obs_shape: (C, H, W) of one observation.
+        obs_shape: (C, H, W) of one observation, or (D,) for families that model flat
+            vectors (`observation_ranks`).
         num_actions: Size of the discrete action space.
         frame_channels: Channels of one frame. Atari stacks 4 gray frames (C=4,
             frame_channels=1); Sokoban has one frame with one channel per entity
-            (frame_channels=C).
+            (frame_channels=C); a vector is one frame of D features.
         reward_values: The reward classes the model predicts among.
     """
 
     kind: str = ""
+    # Observation ranks a family models: 3 for (C, H, W) frames, 1 for (D,) vectors.
+    observation_ranks: Tuple[int, ...] = (3,)
+    # Hparams the family measures on the training data (`hparams_from_data`), which the
+    # checkpoint's metadata then records.
+    data_statistics: Tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -69,11 +82,16 @@ class EnvironmentModel(nn.Module):
     ):
         super().__init__()
         obs_shape = tuple(int(d) for d in obs_shape)
-        if len(obs_shape) != 3:
+        if len(obs_shape) not in self.observation_ranks:
+            names = {3: "(C, H, W) image", 1: "flat (D,) vector"}
+            needs = " or ".join(names[rank] for rank in self.observation_ranks)
             raise ValueError(
-                f"Environment models need (C, H, W) image observations, got shape "
-                f"{obs_shape}."
+                f"The {self.kind!r} environment model needs {needs} observations, got "
+                f"shape {obs_shape}; 'auto' picks 'mlp' for flat vectors and a frame model "
+                "for images."
             )
+        if len(obs_shape) == 1:
+            frame_channels = obs_shape[0]  # a flat vector is one state, whatever was passed
         if obs_shape[0] % frame_channels:
             raise ValueError(
                 f"frame_channels={frame_channels} must divide the observation's "
@@ -88,6 +106,12 @@ class EnvironmentModel(nn.Module):
             "reward_values", torch.tensor(sorted(reward_values), dtype=torch.float32)
         )
 
+    @classmethod
+    def hparams_from_data(cls, obs, next_frames, rewards) -> Dict[str, Any]:
+        """The `data_statistics` hparams measured on training transitions (numpy arrays:
+        observations, the next frames, rewards); {} for families that measure nothing."""
+        return {}
+
     # --- What imagination uses -------------------------------------------------------
     @property
     def state_shape(self) -> Tuple[int, ...]:
@@ -100,8 +124,14 @@ class EnvironmentModel(nn.Module):
         raise NotImplementedError
 
     @property
+    def observes_vectors(self) -> bool:
+        """True for flat (D,) observations."""
+        return len(self.obs_shape) == 1
+
+    @property
     def states_are_frames(self) -> bool:
-        """True when a state is the frame stack itself (a frame policy can read it)."""
+        """True when a state is the observation itself (the frame stack, or the vector):
+        a model-free policy can read it."""
         return False
 
     @property
@@ -152,6 +182,23 @@ class EnvironmentModel(nn.Module):
 
     def expected_reward(self, reward_logits: torch.Tensor) -> torch.Tensor:
         return reward_logits.softmax(-1) @ self.reward_values
+
+    def reward_hits(self, predicted: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """Per row: is the predicted reward right (the same reward class)?"""
+        return self.reward_class(predicted) == self.reward_class(rewards)
+
+    def frame_loss(self, frame: torch.Tensor, next_frame: torch.Tensor) -> torch.Tensor:
+        """Bernoulli (binary cross-entropy) loss of predicted frames in [0, 1]."""
+        return F.binary_cross_entropy(frame.clamp(1e-6, 1.0 - 1e-6), next_frame)
+
+    def reward_loss(
+        self, reward_logits: torch.Tensor, rewards: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Reward classification: cross-entropy to the closest class, and accuracy."""
+        targets = self.reward_class(rewards)
+        with torch.no_grad():
+            accuracy = (reward_logits.argmax(-1) == targets).float().mean()
+        return F.cross_entropy(reward_logits, targets), accuracy
 
     def consistency(self, state: torch.Tensor, real_obs: torch.Tensor) -> torch.Tensor:
         """Training term keeping an imagined state near the state of the real observation
@@ -245,13 +292,12 @@ class EnvironmentModel(nn.Module):
 
 
 def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None):
-    """Bernoulli (binary cross-entropy) frame loss + reward classification (+ consistency)."""
-    frame_loss = F.binary_cross_entropy(frame.clamp(1e-6, 1.0 - 1e-6), next_frame)
-    reward_targets = model.reward_class(rewards)
-    reward_loss = F.cross_entropy(reward_logits, reward_targets)
+    """The model's frame loss + reward loss (+ consistency); Bernoulli frames and reward
+    classes unless the family says otherwise."""
+    frame_loss = model.frame_loss(frame, next_frame)
+    reward_loss, accuracy = model.reward_loss(reward_logits, rewards)
     consistency = consistency if consistency is not None else frame_loss.new_zeros(())
     with torch.no_grad():
-        accuracy = (reward_logits.argmax(-1) == reward_targets).float().mean()
         frame_mse = F.mse_loss(frame, next_frame)
     return EnvModelLoss(
         total=frame_loss + reward_loss + consistency,

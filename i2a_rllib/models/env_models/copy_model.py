@@ -12,12 +12,13 @@ from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentMod
 class CopyEnvModel(EnvironmentModel):
     """The paper's control: next state = state, reward = 0.
 
-    With `base=None` the state is the frame stack (the paper's copy model). Given a
-    latent model as `base`, its (frozen) encoder makes the state, so a latent I2A and
-    its copy control differ only in the transition.
+    With `base=None` the state is the observation (the paper's copy model: the frame
+    stack, or a flat vector). Given a latent model as `base`, its (frozen) encoder makes
+    the state, so a latent I2A and its copy control differ only in the transition.
     """
 
     kind = "copy"
+    observation_ranks = (3, 1)
 
     def __init__(
         self,
@@ -49,7 +50,9 @@ class CopyEnvModel(EnvironmentModel):
 
     @property
     def views_are_frames(self):
-        return self.base is None or self.base.views_are_frames
+        if self.base is not None:
+            return self.base.views_are_frames
+        return not self.observes_vectors  # vectors stay float, frames become uint8
 
     def initial_state(self, frames):
         return self.base.initial_state(frames) if self.base is not None else frames
@@ -65,7 +68,8 @@ class CopyEnvModel(EnvironmentModel):
 
     def loss(self, frames, actions, rewards, next_frame):
         raise ValueError(
-            "The copy model has nothing to learn; pretrain a 'pixel', 'latent' or 'spatial' model."
+            "The copy model has nothing to learn; pretrain a 'pixel', 'latent', 'spatial' "
+            "or 'mlp' model."
         )
 
     sequence_loss = loss
