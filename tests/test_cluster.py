@@ -55,7 +55,7 @@ RAY = str(BIN / "ray")
 # What `ray job submit --working-dir` must not upload (also .gitignore'd).
 UPLOAD_EXCLUDES = [".git", ".venv", "runs"]
 TINY_PIPELINE = (
-    "--collect-transitions 400 --pretrain-epochs 1 --pretrain-workers 2 --stop-iters 2 "
+    "--collect-policy-steps 0 --collect-transitions 400 --pretrain-epochs 1 --pretrain-workers 2 --stop-iters 2 "
     "--train-batch-size 128 --minibatch-size 64 --num-epochs 1 "
     "--num-envs-per-env-runner 4 --evaluation-episodes 1"
 ).split()
@@ -794,7 +794,7 @@ class TestJobsOnALocalHead:
         local_head.submit(
             ["python", "tuned_examples/i2a.py", *TINY_PIPELINE, "--storage-path", str(tmp_path), "--name", "tiny",
              "--env-runner-resources", json.dumps({"env_runner_node": 1}),
-             "--env-model-hparams", json.dumps({"latent_size": 32}), "--pretrain-lr", "5e-4",
+             "--env-model-hparams", json.dumps({"latent_size": 32}), "--env-model", "latent", "--pretrain-lr", "5e-4",  # fastest to evaluate
              "--pretrain-lr-schedule", "cosine"],
             job,
         )  # fmt: skip
@@ -802,7 +802,7 @@ class TestJobsOnALocalHead:
         assert status == "SUCCEEDED", logs[-4000:]
         # Stage 2 trained the model the pipeline flags describe.
         metadata = json.loads((tmp_path / "tiny" / "env_model" / "env_model" / "metadata.json").read_text())
-        assert metadata["hparams"]["latent_size"] == 32
+        assert (metadata["kind"], metadata["hparams"]["latent_size"]) == ("latent", 32)
         assert (metadata["training"]["lr"], metadata["training"]["lr_schedule"]) == (5e-4, "cosine")
         (params,) = (tmp_path / "tiny" / "train").glob("*/params.json")
         assert json.loads(params.read_text())["custom_resources_per_env_runner"] == {"env_runner_node": 1}
