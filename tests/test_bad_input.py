@@ -431,6 +431,15 @@ def test_tuned_examples_check_env_settings_at_parse_time(
     assert not (tmp_path / "runs").exists()
 
 
+def test_sweep_checks_its_env_model_checkpoint_before_ray(no_ray, capsys, monkeypatch, tmp_path, checkpoints):
+    """The sweep used to start Ray before it read the checkpoint's kind."""
+    argv = ["--env-model", "latent", "--env-model-checkpoint", checkpoints["pixel"],
+            "--storage-path", str(tmp_path / "runs"), "--name", "run"]  # fmt: skip
+    code, err, seconds = _script("i2a_sweep.py", argv, capsys, monkeypatch)
+    _assert_rejected(code, err, seconds, "is a 'pixel' model but env_model='latent'", prog="i2a_sweep.py")
+    assert not (tmp_path / "runs" / "run").exists()
+
+
 def test_ppo_baseline_script_rejects_an_unknown_env_at_parse_time(no_ray, capsys, monkeypatch):
     code, err, seconds = _script("ppo_baseline.py", ["--env", "NoSuchEnv-v0"], capsys, monkeypatch)
     _assert_rejected(code, err, seconds, "Unknown environment 'NoSuchEnv-v0'", "Known ids", prog="ppo_baseline.py")

@@ -66,6 +66,7 @@ from i2a_rllib.experiment import (
     init_ray,
     parse_script_args,
 )
+from i2a_rllib.experiment.preflight import check_checkpoints_load
 from i2a_rllib.commands import run_as_command
 from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser
 
@@ -82,7 +83,7 @@ ASHA_REDUCTION_FACTOR = 3
 
 parser = i2a_arg_parser(
     env="ALE/Breakout-v5",
-    env_model="latent",
+    env_model="auto",  # the checkpoint's kind ('copy' needs none)
     num_envs_per_env_runner=8,
     default_timesteps=2_000_000,
 )
@@ -164,6 +165,10 @@ def run_sweep(args):
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     name = args.name or f"i2a_sweep_{args.env.split('/')[-1].replace('-', '_')}_{time.strftime('%Y%m%d_%H%M%S')}"
     experiment_dir = check_output_location(args.storage_path, name, args.resume)
+    # The env model and the I2A settings, checked before Ray starts (as the pipeline does).
+    probe = build_i2a_config(args)
+    probe.validate()
+    check_checkpoints_load(probe)
     init_ray(num_cpus=args.num_cpus or None)
     config, probe = build_sweep_config(args)
     max_t = asha_budget(args, probe)
