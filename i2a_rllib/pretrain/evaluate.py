@@ -109,9 +109,10 @@ def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4
 
 @torch.no_grad()
 def action_effect(model: EnvironmentModel, table, obs_shape, frame_channels: int, max_states: int = 256) -> Dict[str, float]:
-    """Mean over held-out states of the largest per-pixel difference between the one-step
-    frames imagined for different actions, and of the largest per-pixel change between a
-    real frame and the next (what the actions' futures could differ by at most)."""
+    """Mean over held-out states of the largest per-pixel (per-feature, for vectors)
+    difference between the one-step frames imagined for different actions, and of the
+    largest change between a real frame and the next: the scale of what the actions'
+    futures can differ by."""
     n = min(table.num_rows, max_states)
     obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False)[:n], tuple(obs_shape))
     frame_shape = (frame_channels, *obs_shape[1:])
@@ -219,8 +220,8 @@ def evaluate_env_model(
         f"{metrics['nonzero_reward_rows']} rows)"
     )
     print(
-        f"[evaluate] action effect {metrics['action_effect']:.4f} (largest pixel difference "
-        f"between the actions' imagined next frames; a real frame changes by up to "
+        f"[evaluate] action effect {metrics['action_effect']:.4f} (largest {unit} difference "
+        f"between the actions' imagined next {thing}s; a real {thing} changes by up to "
         f"{metrics['real_step_change']:.4f} in one step)"
     )
     print(f"[evaluate] pictures: {files['strip']}, {files['curve']}", flush=True)
