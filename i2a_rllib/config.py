@@ -188,7 +188,8 @@ class I2AConfig(PPOConfig):
         Args:
             env_model: 'spatial' (default for Atari), 'latent' (a cheap vector-latent
                 model), 'pixel' (the paper's frame model,
-                default for small boards) or 'copy' (the paper's no-model control).
+                default for small boards), 'copy' (the paper's no-model control) or
+                'perfect' (Sokoban's exact rules: the paper's perfect-model agent).
             env_model_checkpoint: Directory written by `i2a pretrain`. For 'copy', an
                 optional latent checkpoint whose encoder makes the states.
             rollout_depth: Imagined steps per rollout (>= 1; the paper: 5).
@@ -294,7 +295,9 @@ class I2AConfig(PPOConfig):
                 "were set after .a2c(). Drop them (A2C needs num_epochs=1 and no "
                 "minibatch size), or use PPO."
             )
-        if self.env_model_checkpoint is not None:
+        if self.env_model == "perfect":
+            self._check_perfect_model()
+        elif self.env_model_checkpoint is not None:
             self._check_env_model_checkpoint()
         if self.rollout_policy_checkpoint is not None:
             self._check_rollout_policy_checkpoint()
@@ -303,6 +306,25 @@ class I2AConfig(PPOConfig):
         from i2a_rllib.envs import probe_spaces
 
         return probe_spaces(self.env, self.env_config)
+
+    def _check_perfect_model(self) -> None:
+        from i2a_rllib.envs import SOKOBAN_ID, env_id_of
+
+        env_id = env_id_of(self.env, self.env_config) if self.env else None
+        observation = (self.env_config or {}).get("observation", "channels")
+        if env_id != SOKOBAN_ID or observation != "channels":
+            self._value_error(
+                f"imagination(env_model='perfect') is Sokoban's exact rules: it needs "
+                f"{SOKOBAN_ID} with observation 'channels', not {env_id} "
+                f"(observation {observation!r}). Use a learned model ('auto') for other "
+                "environments."
+            )
+        if self.env_model_checkpoint is not None:
+            self._value_error(
+                f"imagination(env_model='perfect') loads no checkpoint, but "
+                f"env_model_checkpoint={self.env_model_checkpoint!r} was given: drop it, or "
+                "set env_model='auto' to use the learned model it holds."
+            )
 
     def _check_env_model_checkpoint(self) -> None:
         from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata

@@ -5,7 +5,7 @@
     stage 3  train       RLlib PPO/A2C trains the I2A RLModule         (i2a_rllib.config)
     stage 4  evaluate    scores, a GIF and a picture of imagination   (i2a_rllib.evaluation)
 
-With `--env-model-checkpoint` (or `--env-model copy`) stages 1-2 are skipped. Everything
+With `--env-model-checkpoint` (or `--env-model copy` / `perfect`) stages 1-2 are skipped. Everything
 of one run lives under `<storage-path>/<name>/`: data/, env_model/, train/, evaluation/.
 """
 
@@ -56,7 +56,7 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         help="JSON env settings.",
     )
     group.add_argument(
-        "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "mlp", "copy"]
+        "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "mlp", "copy", "perfect"]
     )
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)
@@ -202,7 +202,9 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
             "/mnt/efs/i2a); URIs work for training alone (--env-model-checkpoint given)."
         )
     root = check_output_location(args.storage_path, name, args.resume)
-    needs_model = not args.env_model_checkpoint and args.env_model != "copy"
+    from i2a_rllib.models.env_models import RULE_KINDS
+
+    needs_model = not args.env_model_checkpoint and args.env_model not in RULE_KINDS
     # Every setting is checked before the first actor starts: build and validate the
     # training config now (with a placeholder for the checkpoint stage 2 will write).
     # Env ids, I2A settings and checkpoints first, before Ray starts; then the

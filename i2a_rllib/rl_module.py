@@ -31,7 +31,7 @@ from i2a_rllib.imagination_settings import (
     DEFAULT_I2A_MODEL_CONFIG,
     check_imagination_settings,
 )
-from i2a_rllib.models.env_models import resolve_env_model, resolve_kind
+from i2a_rllib.models.env_models import RULE_KINDS, resolve_env_model, resolve_kind
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.imagination import Imagination
 from i2a_rllib.models.model_free import ActorCriticHeads, model_free_trunk
@@ -161,7 +161,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             frame_channels=config["frame_channels"],
             reward_values=config["reward_values"],
         )
-        if config["env_model_checkpoint"] is None and env_model.kind != "copy":
+        if config["env_model_checkpoint"] is None and env_model.kind not in RULE_KINDS:
             logger.warning(
                 "I2ARLModule: no env_model_checkpoint given; the %s environment model is "
                 "untrained, so imagination carries little information. Pretrain one "

@@ -215,6 +215,9 @@ def _train_argv(tmp_path, *flags):
         (["--collect-policy-steps", "-5"], ["--collect-policy-steps -5 must be >= 0"]),
         (["--collect-epsilon", "1.5"], ["--collect-epsilon 1.5 in [0, 1]"]),
         (["--collect-policy-steps", "1000", "--collect-policy-checkpoint", "/x"], ["--collect-policy-steps trains a policy", "give one of them"]),
+        (["--env-model", "perfect"], ["env_model='perfect') is Sokoban's exact rules", "not ALE/Breakout-v5", "'auto'"]),
+        (["--env", "I2A/Sokoban-v0", "--env-config", '{"observation": "rgb"}', "--env-model", "perfect"], ["needs I2A/Sokoban-v0 with observation 'channels'", "(observation 'rgb')"]),
+        (["--env", "I2A/Sokoban-v0", "--env-model", "perfect", "--env-model-checkpoint", "/x"], ["env_model='perfect') loads no checkpoint", "drop it"]),
     ],
     ids=[
         "unknown-atari-game",
@@ -240,6 +243,9 @@ def _train_argv(tmp_path, *flags):
         "negative-collect-policy-steps",
         "collect-epsilon-above-1",
         "collect-policy-twice",
+        "perfect-model-on-atari",
+        "perfect-model-on-rgb-sokoban",
+        "perfect-model-with-checkpoint",
     ],
 )
 def test_train_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments):
@@ -607,7 +613,7 @@ def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flag
 def test_pretrain_api_names_why_copy_cannot_be_pretrained(no_ray, tmp_path):
     from i2a_rllib.pretrain.train import pretrain
 
-    with pytest.raises(ValueError, match="the copy model has nothing to learn"):
+    with pytest.raises(ValueError, match="the copy and perfect models have nothing to learn"):
         pretrain(str(tmp_path), str(tmp_path / "out"), kind="copy")
 
 

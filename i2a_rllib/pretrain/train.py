@@ -48,6 +48,7 @@ from i2a_rllib.models.env_models.cost import macs_per_imagined_step
 from i2a_rllib.models.env_models import (
     ATARI_REWARD_VALUES,
     ENV_MODEL_KINDS,
+    RULE_KINDS,
     EnvironmentModel,
     env_model_class,
     resolve_env_model,
@@ -435,11 +436,11 @@ def plan_pretraining(
         DatasetError / ValueError / FileExistsError / FileNotFoundError: naming the
             problem and the fix.
     """
-    if kind not in ENV_MODEL_KINDS + ("auto",) or kind == "copy":
-        trainable = [k for k in ENV_MODEL_KINDS if k != "copy"]
+    if kind not in ENV_MODEL_KINDS + ("auto",) or kind in RULE_KINDS:
+        trainable = [k for k in ENV_MODEL_KINDS if k not in RULE_KINDS]
         raise ValueError(
-            f"kind={kind!r}: pretrain one of {trainable} or 'auto' (the copy model has "
-            "nothing to learn)."
+            f"kind={kind!r}: pretrain one of {trainable} or 'auto' (the copy and perfect "
+            "models have nothing to learn)."
         )
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("horizon", horizon)):
         if not isinstance(value, int) or value < 1:

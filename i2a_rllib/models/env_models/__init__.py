@@ -15,6 +15,8 @@ Pure torch, no Ray. One file per model family:
 - `copy` (copy_model.py): the paper's control agent; returns its input and reward 0.
   Over a state-encoding model (`base`) it keeps that model's encoder, so an agent and
   its control differ only in the transition.
+- `perfect` (perfect.py): Sokoban's own rules in torch (the paper's "I2A + perfect
+  environment model"); refused for any other environment.
 
 Every way of getting a model goes through `resolve_env_model` (a kind or "auto", a
 checkpoint, or the metadata a checkpoint recorded); `build_env_model` builds an
@@ -42,6 +44,7 @@ from i2a_rllib.models.env_models.frame_heads import (
 )
 from i2a_rllib.models.env_models.latent import LatentEnvModel
 from i2a_rllib.models.env_models.mlp import ResidualMLPEnvModel
+from i2a_rllib.models.env_models.perfect import PerfectSokobanModel
 from i2a_rllib.models.env_models.pixel import DilatedPixelEnvModel, PixelEnvModel
 from i2a_rllib.models.env_models.spatial import SpatialLatentEnvModel
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
@@ -56,14 +59,16 @@ ENV_MODEL_FAMILIES: Dict[str, Dict[str, type]] = {
     "spatial": {"conv": SpatialLatentEnvModel},
     "mlp": {"residual": ResidualMLPEnvModel},
 }
-ENV_MODEL_KINDS = (*ENV_MODEL_FAMILIES, "copy")
+# Kinds with nothing to learn: no checkpoint, no pretraining.
+RULE_KINDS = ("copy", "perfect")
+ENV_MODEL_KINDS = (*ENV_MODEL_FAMILIES, *RULE_KINDS)
 # Kinds whose state is the observation itself (the frame stack, or a flat vector): a
 # model-free policy can read it, and a copy control has no encoder to borrow from them.
-FRAME_STATE_KINDS = ("pixel", "mlp")
+FRAME_STATE_KINDS = ("pixel", "mlp", "perfect")
 _KIND_HELP = (
     "'spatial' is the default for Atari, 'latent' a cheap vector model, 'pixel' the "
     "paper's frame model, 'mlp' the seed's model of flat vectors, 'copy' the paper's "
-    "no-model control"
+    "no-model control, 'perfect' Sokoban's exact rules"
 )
 
 
@@ -129,6 +134,10 @@ def build_env_model(
         if isinstance(base, dict):
             base = build_env_model_from_metadata(base)
         return CopyEnvModel(obs_shape, num_actions, **common, base=base)
+    if kind == "perfect":
+        if hparams:
+            raise ValueError(f"The perfect Sokoban model takes no hparams, got {sorted(hparams)}.")
+        return PerfectSokobanModel(obs_shape, num_actions)
     model_class = env_model_class(kind, hparams.pop("architecture", None))
     return _construct(model_class, obs_shape, num_actions, common, hparams)
 
@@ -193,6 +202,12 @@ def resolve_env_model(
     """
     from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model
 
+    if kind == "perfect" and (checkpoint or metadata):
+        raise CheckpointError(
+            f"env_model='perfect' is Sokoban's rules and loads no checkpoint, but "
+            f"{checkpoint or 'a checkpoint'!r} was given: drop env_model_checkpoint, or set "
+            "env_model='auto' to use the learned model it holds."
+        )
     base = None
     if checkpoint and os.path.exists(checkpoint):
         base, metadata = load_env_model(checkpoint)
@@ -213,7 +228,7 @@ def resolve_env_model(
             return base
         hparams = {"base": base}
         frame_channels, reward_values = base.frame_channels, base.reward_values.tolist()
-    elif kind == "copy":
+    elif kind in RULE_KINDS:
         hparams = None
     return build_env_model(
         kind,
@@ -238,7 +253,9 @@ __all__ = [
     "FRAME_STATE_KINDS",
     "LatentEnvModel",
     "LogitResidualFrameHead",
+    "PerfectSokobanModel",
     "PixelEnvModel",
+    "RULE_KINDS",
     "ResidualMLPEnvModel",
     "build_env_model",
     "build_env_model_from_metadata",
