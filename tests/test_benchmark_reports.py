@@ -10,9 +10,12 @@ import pytest
 from benchmarks.paper_comparison import (
     ROOT,
     SECTION_TITLE,
+    agent_summary,
     board_name,
+    first_reached,
     mean_and_sample_sd,
     replace_section,
+    section_title,
     target_verdict,
 )
 
@@ -32,13 +35,41 @@ def test_replace_section_appends_when_missing_and_replaces_a_last_section():
     assert "first" not in again and again.endswith("second\n")
 
 
-def test_target_verdict_needs_15_points_over_ppo_and_a_lead_over_copy():
-    row = lambda agent, solved: (agent, 3, solved, 0.0, 0.0, 0.0, 0.1, 0.2)  # noqa: E731
-    met = target_verdict([row("i2a", 0.60), row("copy", 0.50), row("ppo", 0.44)])
-    assert "+16.0 points" in met and "**met**" in met
-    assert "**not met**" in target_verdict([row("i2a", 0.60), row("copy", 0.61), row("ppo", 0.40)])
-    assert "**not met**" in target_verdict([row("i2a", 0.224), row("copy", 0.2), row("ppo", 0.2)])
-    assert "needs all three" in target_verdict([row("i2a", 0.5)])
+def test_target_verdict_needs_15_points_over_the_tuned_ppo_and_perfect_at_least_learned():
+    summary = lambda solved: {"solved_mean": solved}  # noqa: E731
+    met = target_verdict({"i2a": summary(0.60), "copy": summary(0.50), "ppo_tuned": summary(0.44),
+                          "ppo": summary(0.30), "i2a_perfect": summary(0.60)})  # fmt: skip
+    assert "I2A - PPO (tuned): +16.0 points of solved fraction (target >= +15: **met**)" in met
+    assert "I2A - PPO (untuned): +30.0 points of solved fraction." in met
+    assert "I2A (perfect model) - I2A (learned model): +0.0 points (target >= 0: **met**)" in met
+    missed = target_verdict({"i2a": summary(0.60), "ppo_tuned": summary(0.46), "i2a_perfect": summary(0.5)})
+    assert "+14.0 points of solved fraction (target >= +15: **not met**)" in missed
+    assert "-10.0 points (target >= 0: **not met**)" in missed
+    # Beating only the untuned PPO is not the target.
+    assert "needs both rows" in target_verdict({"i2a": summary(0.9), "ppo": summary(0.2)})
+
+
+def test_steps_to_a_solved_level_use_the_five_iteration_mean():
+    curve = [{"env_steps": 100 * (i + 1), "seconds": 10.0 * (i + 1), "solved": v, "return": 0.0}
+             for i, v in enumerate([0.9, 0.0, 0.0, 0.0, 0.0, 0.6, 0.6, 0.6, 0.6, 0.6, 0.9])]  # fmt: skip
+    # One lucky iteration (0.9) is not a mean of 0.6; iterations 6-10 are (step 1000).
+    assert first_reached(curve, 0.6) == {"env_steps": 1000, "seconds": 100.0}
+    assert first_reached(curve, 0.8) is None
+    never = [{**p, "solved": 0.1} for p in curve]
+    summary = agent_summary([{"seed": 1, "curve": never}, {"seed": 0, "curve": curve}], budget=1100)
+    assert summary["seeds"] == [0, 1]  # per-seed values in seed order
+    assert summary["env_steps_to_0.6"] == [1000, None] and summary["hours_to_0.8"] == [None, None]
+    assert summary["solved_last_10pct"] == [0.75, 0.1]  # iterations at >= 990 steps
+    assert summary["env_steps_per_s"] == [10.0, 10.0]
+
+
+def test_each_board_has_its_own_section_whose_title_no_other_starts_with():
+    five, seven = section_title({"dim_room": [5, 5], "num_boxes": 1}), section_title({"dim_room": [7, 7], "num_boxes": 2})
+    assert five == "## Sokoban 5x5, 1 box: I2A vs its controls vs PPO"
+    assert not seven.startswith(five) and not five.startswith(seven)
+    document = replace_section(replace_section("# Results\n", f"{five}\nA\n", five), f"{seven}\nB\n", seven)
+    document = replace_section(document, f"{five}\nA2\n", five)
+    assert "A2" in document and "\nA\n" not in document and "B" in document
 
 
 def test_spread_over_seeds_is_the_sample_standard_deviation():
@@ -118,20 +149,16 @@ def test_report_only_without_runs_names_what_is_missing(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "--report-only: no runs and env model in" in done.stderr and "5x5_1box" in done.stderr
+    assert "--report-only: no runs in" in done.stderr and "5x5_1box" in done.stderr
     assert not (tmp_path / "results.md").exists()
 
 
 def test_report_only_writes_the_section_from_finished_runs(tmp_path):
-    """--report-only: table, verdict and PNG from runs.json, seeds >= --seeds left out."""
-    from i2a_rllib.checkpoints import save_env_model
-    from i2a_rllib.models.env_models import build_env_model
-
+    """--report-only: tables, verdict, PNG and sokoban.json from runs.json, seeds >= --seeds
+    left out; the tuned row names the settings of the sweep file it was trained with."""
     board_dir = tmp_path / "work" / "5x5_1box"
-    model = build_env_model("pixel", (7, 5, 5), 5, frame_channels=7, hparams={"channels": 4})
-    save_env_model(model, str(board_dir / "env_model" / "env_model"),
-                   extra_metadata={"evaluation": {"error_ratio_1_step": 0.05}})  # fmt: skip
-    solved_by_seed = {"i2a": (0.9, 0.7), "copy": (0.4, 0.4), "ppo": (0.3, 0.3)}
+    board_dir.mkdir(parents=True)
+    solved_by_seed = {"i2a": (0.9, 0.7), "i2a_perfect": (1.0, 0.9), "copy": (0.4, 0.4), "ppo": (0.3, 0.3), "ppo_tuned": (0.5, 0.6)}
     runs = [
         {
             "agent": agent,
@@ -147,7 +174,12 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     ]
     (board_dir / "runs.json").write_text(json.dumps(runs))
     out = tmp_path / "docs"
-    out.mkdir()
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "sokoban_tuning_ppo.json").write_text(json.dumps(
+        {"budget": 1000, "env_config": {"dim_room": [5, 5], "num_boxes": 1}, "best": {"lr": 0.00123, "num_epochs": 8}}))
+    (out / "results" / "sokoban.json").write_text(json.dumps(
+        {"boards": {"5x5_1box": {"env_model_metrics": {"error_ratio_1_step": 0.05}},
+                    "7x7_2boxes": {"budget": 5}}}))  # fmt: skip
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmarks", "paper_comparison.py"), "--report-only",
          "--budget", "1000", "--seeds", "2", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)],
@@ -156,8 +188,49 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     results = (out / "results.md").read_text()
     # Mean ± sample sd over the 2 seeds: 0.8 ± 0.141 (the population sd would be 0.100).
-    assert "| i2a | 2 | 0.800 ± 0.141 |" in results and "| ppo | 2 | 0.300 ± 0.000 |" in results
-    assert "I2A - PPO: +50.0 points" in results and "**met**" in results
+    assert "| I2A (learned model) | 2 | 0.800 ± 0.141 | 0.900, 0.700 |" in results
+    assert "| PPO (untuned) | 2 | 0.300 ± 0.000 |" in results
+    assert "| I2A (perfect model) | 2 | 0.950 ± 0.071 | 1.000, 0.900 |" in results
+    assert "PPO (tuned): lr=0.00123, num_epochs=8" in results
+    assert "I2A - PPO (tuned): +25.0 points of solved fraction (target >= +15: **met**)" in results
     assert "Sokoban 5x5, 1 box" in results and "0.050" in results
-    assert (out / "figures" / "sokoban_learning_curves.png").stat().st_size > 0
-    assert len(json.loads((out / "results_sokoban.json").read_text())["runs"]) == 6
+    # Steps to 0.6: the perfect model's seeds both at the 5th iteration (500 steps);
+    # PPO (untuned) never.
+    assert "| I2A (perfect model) | 500 (2/2): 500, 500 |" in results
+    assert "| PPO (untuned) | never (0/2): -, - |" in results
+    assert (out / "figures" / "sokoban_5x5_1box_learning_curves.png").stat().st_size > 0
+    saved = json.loads((out / "results" / "sokoban.json").read_text())
+    assert saved["boards"]["7x7_2boxes"] == {"budget": 5}  # other boards are kept
+    entry = saved["boards"]["5x5_1box"]
+    assert len(entry["runs"]) == 10 and entry["agents"]["i2a_perfect"]["env_steps_to_0.6"] == [500, 500]
+    assert entry["agents"]["ppo_tuned"]["solved_last_10pct"] == [0.5, 0.6]
+
+
+def test_tuned_rows_need_their_sweep_before_ray_starts(tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "paper_comparison.py"), "--agents", "ppo_tuned",
+         "--budget", "777", "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "agent 'ppo_tuned' needs" in done.stderr and "benchmarks/sokoban_tuning.py --agent ppo" in done.stderr
+    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    assert not (tmp_path / "work").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--agent", "i2a"], "--agent i2a needs --env-model-checkpoint"),
+        (["--trials", "0"], "--trials and --budget must be >= 1"),
+        (["--env-config", '{"dim_room": [4, 4]}'], "dim_room=(4, 4) is too small"),
+    ],
+)
+def test_tuning_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "sokoban_tuning.py"), *flags,
+         "--storage-path", str(tmp_path / "runs"), "--out-dir", str(tmp_path / "docs")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "docs").exists()
