@@ -39,12 +39,15 @@ def test_target_verdict_needs_15_points_over_the_tuned_ppo_and_perfect_at_least_
     summary = lambda solved: {"solved_mean": solved}  # noqa: E731
     met = target_verdict({"i2a": summary(0.60), "copy": summary(0.50), "ppo_tuned": summary(0.44),
                           "ppo": summary(0.30), "i2a_perfect": summary(0.60)})  # fmt: skip
-    assert "I2A - PPO (tuned): +16.0 points of solved fraction (target >= +15: **met**)" in met
-    assert "I2A - PPO (untuned): +30.0 points of solved fraction." in met
-    assert "I2A (perfect model) - I2A (learned model): +0.0 points (target >= 0: **met**)" in met
+    assert "I2A (learned model) - PPO (tuned): +16.0 points of solved fraction (target >= +15: **met**)" in met
+    assert "I2A (learned model) - PPO (untuned): +30.0 points of solved fraction." in met
+    assert "I2A (perfect model) - I2A (learned model): +0.0 points of solved fraction (target >= +0: **met**)" in met
     missed = target_verdict({"i2a": summary(0.60), "ppo_tuned": summary(0.46), "i2a_perfect": summary(0.5)})
     assert "+14.0 points of solved fraction (target >= +15: **not met**)" in missed
-    assert "-10.0 points (target >= 0: **not met**)" in missed
+    assert "-10.0 points of solved fraction (target >= +0: **not met**)" in missed
+    with_tuned = target_verdict({"i2a+ppo_tuned": summary(0.9), "ppo_tuned": summary(0.7)})
+    assert "I2A (learned model), tuned PPO's settings - PPO (tuned): +20.0 points of solved fraction (target >= +15: **met**)" in with_tuned
+    assert "needs both rows" not in with_tuned
     # Beating only the untuned PPO is not the target.
     assert "needs both rows" in target_verdict({"i2a": summary(0.9), "ppo": summary(0.2)})
 
@@ -192,7 +195,7 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     assert "| PPO (untuned) | 2 | 0.300 ± 0.000 |" in results
     assert "| I2A (perfect model) | 2 | 0.950 ± 0.071 | 1.000, 0.900 |" in results
     assert "PPO (tuned): lr=0.00123, num_epochs=8" in results
-    assert "I2A - PPO (tuned): +25.0 points of solved fraction (target >= +15: **met**)" in results
+    assert "I2A (learned model) - PPO (tuned): +25.0 points of solved fraction (target >= +15: **met**)" in results
     assert "Sokoban 5x5, 1 box" in results and "0.050" in results
     # Steps to 0.6: the perfect model's seeds both at the 5th iteration (500 steps);
     # PPO (untuned) never.
@@ -204,6 +207,14 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     entry = saved["boards"]["5x5_1box"]
     assert len(entry["runs"]) == 10 and entry["agents"]["i2a_perfect"]["env_steps_to_0.6"] == [500, 500]
     assert entry["agents"]["ppo_tuned"]["solved_last_10pct"] == [0.5, 0.6]
+
+
+def test_agent_names_say_whose_settings_they_run():
+    from benchmarks.paper_comparison import agent_parts
+
+    assert agent_parts("ppo_tuned") == ("ppo", "ppo")
+    assert agent_parts("i2a+ppo_tuned") == ("i2a", "ppo")
+    assert agent_parts("i2a_perfect") == ("i2a_perfect", None)
 
 
 def test_tuned_rows_need_their_sweep_before_ray_starts(tmp_path):

@@ -309,3 +309,33 @@ def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=Non
     )
 
 
+
+
+class ObservationStateModel(EnvironmentModel):
+    """A model whose state is the observation itself (the frame stack, or a flat vector):
+    a model-free policy can read its states, and imagination keeps frames as uint8."""
+
+    @property
+    def state_shape(self) -> Tuple[int, ...]:
+        return self.obs_shape
+
+    @property
+    def view_shape(self) -> Tuple[int, ...]:
+        return (self.frame_channels, *self.obs_shape[1:])
+
+    @property
+    def states_are_frames(self) -> bool:
+        return True
+
+    @property
+    def views_are_frames(self) -> bool:
+        return not self.observes_vectors  # vectors stay float
+
+    def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames
+
+    def view(self, state: torch.Tensor) -> torch.Tensor:
+        return self.newest_frame(state)
+
+    def frame_of(self, state: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        return self.newest_frame(state)

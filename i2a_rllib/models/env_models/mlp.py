@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2a_rllib.models.env_models.base import EnvironmentModel
+from i2a_rllib.models.env_models.base import ObservationStateModel
 
 # A regressed reward counts as right within this share of the rewards' standard deviation.
 REWARD_TOLERANCE = 0.1
@@ -41,7 +41,7 @@ def _vector_or_default(values: Optional[Sequence[float]], size: int, default: fl
     return values
 
 
-class ResidualMLPEnvModel(EnvironmentModel):
+class ResidualMLPEnvModel(ObservationStateModel):
     """next state = state + delta_mean + delta_std * f([normalised state, one-hot action]).
 
     Args:
@@ -126,18 +126,6 @@ class ResidualMLPEnvModel(EnvironmentModel):
         """True without reward classes: the reward head outputs the reward itself."""
         return len(self.reward_values) == 0
 
-    @property
-    def state_shape(self):
-        return self.obs_shape
-
-    @property
-    def view_shape(self):
-        return self.obs_shape
-
-    @property
-    def states_are_frames(self):
-        return True
-
     def hparams(self):
         return {
             "hidden_size": self.hidden_size,
@@ -151,12 +139,6 @@ class ResidualMLPEnvModel(EnvironmentModel):
 
     def initial_state(self, frames):
         return frames.float()
-
-    def view(self, state):
-        return state
-
-    def frame_of(self, state, canvas):
-        return state
 
     def transition(self, state, action):
         inputs = torch.cat(

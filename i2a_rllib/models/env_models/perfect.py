@@ -36,7 +36,7 @@ from i2a_rllib.envs.sokoban import (
     TARGET,
     WALL,
 )
-from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
+from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationStateModel
 
 # Every reward one step can give: a step, with a box moved onto/off a target, and the solve.
 SOKOBAN_REWARD_VALUES = tuple(
@@ -51,7 +51,7 @@ SOKOBAN_REWARD_VALUES = tuple(
 )
 
 
-class PerfectSokobanModel(EnvironmentModel):
+class PerfectSokobanModel(ObservationStateModel):
     """Sokoban's rules: exact next frames and rewards; nothing to learn.
 
     Args:
@@ -84,31 +84,6 @@ class PerfectSokobanModel(EnvironmentModel):
         self.register_buffer(
             "offsets", torch.tensor([dr * width + dc for dr, dc in ACTION_MOVES]), persistent=False
         )
-
-    @property
-    def state_shape(self):
-        return self.obs_shape
-
-    @property
-    def view_shape(self):
-        return self.obs_shape
-
-    @property
-    def states_are_frames(self):
-        return True
-
-    @property
-    def views_are_frames(self):
-        return True
-
-    def initial_state(self, frames):
-        return frames
-
-    def view(self, state):
-        return state
-
-    def frame_of(self, state, canvas):
-        return state
 
     def step(self, state: torch.Tensor, action: torch.Tensor):
         """(B, 7, H, W) frames in [0, 1], (B,) actions -> next frames, exact rewards (B,)."""

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
+from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationStateModel
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
 
@@ -25,7 +25,7 @@ def _downsampling_conv_args(obs_shape: Sequence[int]) -> Dict[str, int]:
     return {"kernel_size": 3, "stride": 1, "padding": 1}
 
 
-class _FrameStateModel(EnvironmentModel):
+class _FrameStateModel(ObservationStateModel):
     """A pixel model: its state is the frame stack, each step paints the next frame.
 
     The action enters through the first convolution, which is linear in its input:
@@ -36,31 +36,6 @@ class _FrameStateModel(EnvironmentModel):
     """
 
     kind = "pixel"
-
-    @property
-    def state_shape(self):
-        return self.obs_shape
-
-    @property
-    def view_shape(self):
-        return (self.frame_channels, *self.obs_shape[1:])
-
-    @property
-    def states_are_frames(self):
-        return True
-
-    @property
-    def views_are_frames(self):
-        return True
-
-    def initial_state(self, frames):
-        return frames
-
-    def view(self, state):
-        return self.newest_frame(state)
-
-    def frame_of(self, state, canvas):
-        return self.newest_frame(state)
 
     def _state_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, channels, H1, W1): the first convolution's response to the frames."""
