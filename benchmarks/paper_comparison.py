@@ -362,6 +362,25 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
     plt.close(fig)
 
 
+def model_sentence(runs, model_metrics) -> str:
+    """The learned models' held-out error ratios to copying the last frame, per agent that
+    imagined with one (a run records its model's figures; `model_metrics`, those of the
+    model on disk, stand in for runs that do not)."""
+    ratios = {}
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        if agent_parts(r["agent"])[0] == "i2a":
+            m = r.get("env_model_metrics") or model_metrics
+            figures = " / ".join(f"{m.get(f'error_ratio_{k}_step', float('nan')):.3f}" for k in (1, 5, 15))
+            ratios.setdefault(AGENT_LABELS[r["agent"]], []).append(figures)
+    if not ratios:
+        return ""
+    per_agent = "; ".join(f"{label}: {', '.join(sorted(set(f)))}" for label, f in ratios.items())
+    return (
+        "Learned environment model: pixel, pretrained on random play (held-out error ratio "
+        f"to copying the last frame at 1 / 5 / 15 steps): {per_agent}."
+    )
+
+
 def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -> Dict[str, Any]:
     """docs/results/sokoban.json (this board's entry), the PNG and results.md section."""
     env_config = ENV_CONFIG if env_config is None else env_config
@@ -389,13 +408,13 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
         for a, s in summaries.items()
     ]
     thousands = lambda v: f"{v / 1000:.0f}k" if v >= 10_000 else f"{v:,.0f}"  # noqa: E731
-    hours = lambda v: f"{v:.2f} h"  # noqa: E731
+    minutes = lambda v: f"{60 * v:.1f}"  # noqa: E731
     speed = [
-        "| agent | env steps to 0.6 solved | env steps to 0.8 solved | hours to 0.6 | hours to 0.8 | env steps/s | runs measured |",
+        "| agent | env steps to 0.6 solved | env steps to 0.8 solved | minutes to 0.6 | minutes to 0.8 | env steps/s | runs measured |",
         "|---|---|---|---|---|---|---|",
     ] + [
         f"| {AGENT_LABELS[a]} | {_reached(s, 'env_steps_to_0.6', thousands)} | {_reached(s, 'env_steps_to_0.8', thousands)} | "
-        f"{_reached(s, 'hours_to_0.6', hours)} | {_reached(s, 'hours_to_0.8', hours)} | "
+        f"{_reached(s, 'hours_to_0.6', minutes)} | {_reached(s, 'hours_to_0.8', minutes)} | "
         f"{_per_seed(s['env_steps_per_s'], lambda v: f'{v:,.0f}')} | {', '.join(sorted(set(filter(None, s['dates'])))) or 'before 2026-12-01'} |"
         for a, s in summaries.items()
     ]
@@ -415,8 +434,7 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
             f"where the {SMOOTHING}-iteration mean of the solved fraction first got there (mean over "
             "the seeds that did, how many did, then each seed; '-' never). "
             f"{sum(r['curve'][-1]['seconds'] for r in runs) / 3600:.1f} h of training in total on "
-            "the 2-core machine. Learned environment model: pixel, pretrained on random play "
-            f"(held-out 1-step error ratio to copy-last-frame: {model_metrics.get('error_ratio_1_step', float('nan')):.3f}).",
+            "the 2-core machine. " + model_sentence(runs, model_metrics),
             "",
             *scores,
             "",
@@ -531,7 +549,10 @@ def main():
                      **{**PRETRAIN, "epochs": args.pretrain_epochs})
     runs = train_missing_runs(
         results_path, agents, args.seeds, args.budget,
-        lambda agent, seed: train_run(agent, seed, args.budget, checkpoint, env_config, out_dir=args.out_dir),
+        lambda agent, seed: {
+            **train_run(agent, seed, args.budget, checkpoint, env_config, out_dir=args.out_dir),
+            "env_model_metrics": model_metrics_of(checkpoint) if agent_parts(agent)[0] == "i2a" else None,
+        },
     )
     ray.shutdown()
     report(runs, args, model_metrics_of(checkpoint, args.out_dir, env_config), env_config)
