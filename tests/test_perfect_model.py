@@ -132,7 +132,7 @@ def test_the_perfect_model_has_nothing_to_pretrain_and_takes_no_checkpoint(tmp_p
         resolve_env_model("perfect", (7, 7, 7), 5, checkpoint=str(tmp_path))
 
 
-def test_i2a_trains_with_the_perfect_model(ray_session):
+def test_i2a_trains_with_the_perfect_model(ray_session, tmp_path):
     """One PPO iteration of I2A imagining with Sokoban's rules, without a checkpoint; the
     trained module's first imagined frame for each action is the env's next frame."""
     from i2a_rllib.envs import make_vector_env
@@ -158,5 +158,14 @@ def test_i2a_trains_with_the_perfect_model(ray_session):
             env.reset(seed=7)
             real_next = env.step(np.full(3, action))[0]
             assert torch.equal(views[:, action, 0], torch.from_numpy(real_next))
+        algo.save(str(tmp_path / "checkpoint"))
     finally:
         algo.stop()
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    restored = Algorithm.from_checkpoint(str(tmp_path / "checkpoint"))  # no model files needed
+    try:
+        assert restored.get_module().net.env_model.kind == "perfect"
+        assert restored.train()["training_iteration"] == 2
+    finally:
+        restored.stop()
