@@ -336,7 +336,8 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(AGENTS, ("tab:green", "tab:olive", "tab:orange", "tab:blue", "tab:purple")))
+    # One colour per agent; with the tuned PPO's settings: the same colour, dashed.
+    colours = {"ppo_tuned": "tab:green", "ppo": "tab:olive", "copy": "tab:orange", "i2a": "tab:blue", "i2a_perfect": "tab:purple"}
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=110)
     for agent in summaries:
         agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
@@ -346,9 +347,12 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
             steps = moving_mean([p["env_steps"] for p in r["curve"]])
             hours = moving_mean([p["seconds"] / 3600 for p in r["curve"]])
             label = AGENT_LABELS[agent] if i == 0 else None
-            axes[0].plot(steps, solved, color=colours[agent], alpha=0.75, label=label)
-            axes[1].plot(steps, returns, color=colours[agent], alpha=0.75, label=label)
-            axes[2].plot(hours, solved, color=colours[agent], alpha=0.75, label=label)
+            base, settings_of = agent_parts(agent)
+            style = dict(color=colours[base if base != "ppo" or not settings_of else agent], alpha=0.75, label=label,
+                         linestyle="--" if "+" in agent else "-")
+            axes[0].plot(steps, solved, **style)
+            axes[1].plot(steps, returns, **style)
+            axes[2].plot(hours, solved, **style)
     axes[0].set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")
     axes[1].set_ylabel(f"episode return (mean of {SMOOTHING} iterations)")
     axes[2].set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")

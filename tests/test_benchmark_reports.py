@@ -161,7 +161,9 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     left out; the tuned row names the settings of the sweep file it was trained with."""
     board_dir = tmp_path / "work" / "5x5_1box"
     board_dir.mkdir(parents=True)
-    solved_by_seed = {"i2a": (0.9, 0.7), "i2a_perfect": (1.0, 0.9), "copy": (0.4, 0.4), "ppo": (0.3, 0.3), "ppo_tuned": (0.5, 0.6)}
+    solved_by_seed = {"i2a": (0.9, 0.7), "i2a_perfect": (1.0, 0.9), "copy": (0.4, 0.4), "ppo": (0.3, 0.3),
+                      "ppo_tuned": (0.5, 0.6), "i2a+ppo_tuned": (0.9, 0.9), "copy+ppo_tuned": (0.4, 0.5),
+                      "i2a_perfect+ppo_tuned": (1.0, 1.0)}  # every agent has a line
     runs = [
         {
             "agent": agent,
@@ -198,7 +200,7 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     assert "I2A (learned model) - PPO (tuned): +25.0 points of solved fraction (target >= +15: **met**)" in results
     assert "Sokoban 5x5, 1 box" in results
     # Runs without their own model figures take those recorded for the board.
-    assert "I2A (learned model): 0.050 / nan / nan." in results
+    assert "I2A (learned model): 0.050 / nan / nan; I2A (learned model), tuned PPO's settings: 0.050 / nan / nan." in results
     # Steps to 0.6: the perfect model's seeds both at the 5th iteration (500 steps);
     # PPO (untuned) never.
     assert "| I2A (perfect model) | 500 (2/2): 500, 500 |" in results
@@ -207,7 +209,7 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     saved = json.loads((out / "results" / "sokoban.json").read_text())
     assert saved["boards"]["7x7_2boxes"] == {"budget": 5}  # other boards are kept
     entry = saved["boards"]["5x5_1box"]
-    assert len(entry["runs"]) == 10 and entry["agents"]["i2a_perfect"]["env_steps_to_0.6"] == [500, 500]
+    assert len(entry["runs"]) == 16 and entry["agents"]["i2a_perfect"]["env_steps_to_0.6"] == [500, 500]
     assert entry["agents"]["ppo_tuned"]["solved_last_10pct"] == [0.5, 0.6]
 
 
