@@ -338,7 +338,7 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
 
     # One colour per agent; with the tuned PPO's settings: the same colour, dashed.
     colours = {"ppo_tuned": "tab:green", "ppo": "tab:olive", "copy": "tab:orange", "i2a": "tab:blue", "i2a_perfect": "tab:purple"}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4), dpi=110)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), dpi=110)
     for agent in summaries:
         agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
         for i, r in enumerate(agent_runs):
@@ -358,9 +358,11 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
     axes[2].set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")
     for ax, xlabel in zip(axes, ("env steps", "env steps", "hours of training (2-core machine)")):
         ax.set_xlabel(xlabel)
-        ax.legend(fontsize=8)
+    # One legend under the panels: inside, it hides the curves that end near 1.0.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9)
     fig.suptitle(f"Sokoban {board_name(env_config)}: one line per seed")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     os.makedirs(os.path.dirname(png), exist_ok=True)
     fig.savefig(png)
     plt.close(fig)
@@ -422,9 +424,14 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
         f"{_per_seed(s['env_steps_per_s'], lambda v: f'{v:,.0f}')} | {', '.join(sorted(set(filter(None, s['dates'])))) or 'before 2026-12-01'} |"
         for a, s in summaries.items()
     ]
+    # Rows named "tuned" run the best settings of a sweep, given once per sweep.
+    sweeps = {}
+    for agent, values in tuned.items():
+        sweeps.setdefault(agent_parts(agent)[1], values)
     settings = [
-        f"{AGENT_LABELS[agent]}: {', '.join(f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}' for k, v in values.items())}"
-        for agent, values in tuned.items()
+        f"the tuned {source.upper() if source == 'ppo' else AGENT_LABELS[source]}'s settings: "
+        + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        for source, values in sweeps.items()
     ]
     section = "\n".join(
         [
@@ -432,7 +439,7 @@ def write_report(runs, budget, seeds, model_metrics, out_dir, env_config=None) -
             "",
             f"Budget: {budget:,} env steps per run, {seeds} seed(s) per agent, the same sampling "
             f"for all ({NUM_ENV_RUNNERS} EnvRunners x {ENVS_PER_RUNNER} boards x {FRAGMENT} steps); "
-            "the shared PPO settings (`PPO_SETTINGS`) for every agent but the tuned PPO"
+            "the shared PPO settings (`PPO_SETTINGS`) for every agent whose row does not name tuned settings"
             + (f" ({'; '.join(settings)}; benchmarks/sokoban_tuning.py)" if settings else "")
             + ". Scores are means over the last 10% of the budget; 'to 0.6 / 0.8 solved' is "
             f"where the {SMOOTHING}-iteration mean of the solved fraction first got there (mean over "

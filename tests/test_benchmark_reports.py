@@ -196,7 +196,7 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     assert "| I2A (learned model) | 2 | 0.800 ± 0.141 | 0.900, 0.700 |" in results
     assert "| PPO (untuned) | 2 | 0.300 ± 0.000 |" in results
     assert "| I2A (perfect model) | 2 | 0.950 ± 0.071 | 1.000, 0.900 |" in results
-    assert "PPO (tuned): lr=0.00123, num_epochs=8" in results
+    assert "the tuned PPO's settings: lr=0.00123, num_epochs=8; benchmarks/sokoban_tuning.py" in results
     assert "I2A (learned model) - PPO (tuned): +25.0 points of solved fraction (target >= +15: **met**)" in results
     assert "Sokoban 5x5, 1 box" in results
     # Runs without their own model figures take those recorded for the board.
