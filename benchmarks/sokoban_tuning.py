@@ -22,7 +22,9 @@ How to run this script
 
 Results to expect
 -----------------
-docs/results.md ("Sokoban: the tuned baseline") holds what was measured.
+docs/results.md ("Sokoban: a tuned baseline, a perfect model") holds what was measured:
+the shared settings came 7th of 12 trials (0.40 solved); lr 1.6e-3, minibatch 512,
+gamma 0.97 reached 0.70.
 """
 
 from __future__ import annotations
