@@ -13,7 +13,7 @@ One fixed env-step budget, N seeds per agent, the same sampling for all:
     PPO settings below, which nobody tuned for it,
   - ppo_tuned: the same baseline with the best settings of benchmarks/sokoban_tuning.py
     (>= 12 trials at this budget, picked by the last-10% solved fraction;
-    docs/results/sokoban_tuning_ppo.json),
+    docs/results/sokoban_tuning_ppo_<board>.json),
   - i2a+ppo_tuned, copy+ppo_tuned, i2a_perfect+ppo_tuned: those agents with the tuned
     PPO's settings instead of the shared ones (is what helps PPO good for I2A too?).
 I2A, its perfect-model variant and the copy control otherwise run the shared PPO settings.
@@ -108,20 +108,28 @@ SOLVED_LEVELS = (0.6, 0.8)
 DOCS = os.path.join(ROOT, "docs")
 
 
+def tuning_path(out_dir: str, agent: str, env_config) -> str:
+    """Where benchmarks/sokoban_tuning.py writes `agent`'s sweep on this board:
+    <out_dir>/results/sokoban_tuning_<agent>_<board>.json (one file per board)."""
+    return os.path.join(out_dir, "results", f"sokoban_tuning_{agent}_{board_slug(env_config)}.json")
+
+
 def tuned_settings(agent: str, budget: int, env_config, out_dir: str = DOCS) -> Dict[str, Any]:
     """The best settings benchmarks/sokoban_tuning.py found for the agent whose settings
     `agent` runs ('ppo_tuned', 'i2a+ppo_tuned' -> 'ppo') at this budget and board
-    (<out_dir>/results/sokoban_tuning_<that agent>.json).
+    (`tuning_path`).
 
     Raises:
         ValueError: No sweep for it, or one of another budget or board.
     """
     base = agent_parts(agent)[1]
-    path = os.path.join(out_dir, "results", f"sokoban_tuning_{base}.json")
+    env_config = ENV_CONFIG if env_config is None else env_config
+    path = tuning_path(out_dir, base, env_config)
     if not os.path.exists(path):
         raise ValueError(
             f"agent {agent!r} needs {os.path.relpath(path, ROOT)}: run "
-            f"`python benchmarks/sokoban_tuning.py --agent {base}` first."
+            f"`python benchmarks/sokoban_tuning.py --agent {base} --budget {budget} "
+            f"--env-config '{json.dumps(env_config)}'` first."
         )
     sweep = json.load(open(path))
     if sweep["budget"] != budget or board_name(sweep["env_config"]) != board_name(env_config):

@@ -9,7 +9,7 @@ them on the sweep's own measure). Every trial runs the whole budget (no early st
 the score is the solved fraction over the last 10% of the budget, as in the comparison,
 which an early-stopped trial does not have).
 
-Writes docs/results/sokoban_tuning_<agent>.json (every trial's settings, first-10% and
+Writes docs/results/sokoban_tuning_<agent>_<board>.json (every trial's settings, first-10% and
 last-10% solved fraction, wall clock; the best settings), which paper_comparison.py's
 "<agent>_tuned" rows then train on 3 seeds. Trials are Tune trials under
 --storage-path; a killed sweep resumes (`Tuner.restore`) with the same command.
@@ -45,9 +45,11 @@ from benchmarks.paper_comparison import (  # noqa: E402
     ENV_CONFIG,
     PPO_SETTINGS,
     board_name,
+    board_slug,
     build_config,
     final_score,
     start_score,
+    tuning_path,
 )
 
 SOLVED = "env_runners/episode_solved"
@@ -73,10 +75,6 @@ def tune_domains() -> Dict[str, Any]:
         name: tune.loguniform(*spec[1:]) if spec[0] == "loguniform" else tune.choice(spec[1])
         for name, spec in SEARCH_SPACE.items()
     }
-
-
-def results_path(out_dir: str, agent: str) -> str:
-    return os.path.join(out_dir, "results", f"sokoban_tuning_{agent}.json")
 
 
 def trial_curve(frame) -> List[Dict[str, float]]:
@@ -153,7 +151,7 @@ def main() -> None:
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
     args = parser.parse_args()
     try:  # bad input: one line, before Ray starts
-        board = board_name(args.env_config)
+        board_name(args.env_config)
     except (TypeError, ValueError) as e:
         parser.exit(2, f"sokoban_tuning.py: error: --env-config: {e}\n")
     if args.trials < 1 or args.budget < 1:
@@ -171,7 +169,7 @@ def main() -> None:
     # as in paper_comparison.py (which builds the algorithm in its own process). One
     # trial at a time; the algorithm's process waits while the runners sample.
     ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
-    name = f"{args.agent}_{board.replace(', ', '_').replace(' ', '')}_{args.budget}"
+    name = f"{args.agent}_{board_slug(args.env_config)}_{args.budget}"
     experiment_dir = os.path.join(args.storage_path, name)
     config = build_config(args.agent, 0, checkpoint, args.env_config)
     if tune.Tuner.can_restore(experiment_dir):
@@ -202,12 +200,13 @@ def main() -> None:
     summary = summarise(results, args.agent, args.budget, args.env_config, experiment_dir)
     summary["sweep_hours"] = (time.time() - start) / 3600
     ray.shutdown()
-    os.makedirs(os.path.dirname(results_path(args.out_dir, args.agent)), exist_ok=True)
-    with open(results_path(args.out_dir, args.agent), "w") as f:
+    path = tuning_path(args.out_dir, args.agent, args.env_config)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(summary, f, indent=1)
     for trial in sorted(summary["trials"], key=lambda t: -t.get("solved_last_10pct", -1)):
         print(f"[tune] {trial.get('solved_last_10pct', float('nan')):.3f} solved (last 10%)  {trial['settings']}")
-    print(f"[tune] best: {summary['best']} -> {results_path(args.out_dir, args.agent)}")
+    print(f"[tune] best: {summary['best']} -> {path}")
 
 
 if __name__ == "__main__":

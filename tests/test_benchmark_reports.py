@@ -180,7 +180,7 @@ def test_report_only_writes_the_section_from_finished_runs(tmp_path):
     (board_dir / "runs.json").write_text(json.dumps(runs))
     out = tmp_path / "docs"
     (out / "results").mkdir(parents=True)
-    (out / "results" / "sokoban_tuning_ppo.json").write_text(json.dumps(
+    (out / "results" / "sokoban_tuning_ppo_5x5_1box.json").write_text(json.dumps(
         {"budget": 1000, "env_config": {"dim_room": [5, 5], "num_boxes": 1}, "best": {"lr": 0.00123, "num_epochs": 8}}))
     (out / "results" / "sokoban.json").write_text(json.dumps(
         {"boards": {"5x5_1box": {"env_model_metrics": {"error_ratio_1_step": 0.05}},
