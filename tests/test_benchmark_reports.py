@@ -249,3 +249,64 @@ def test_tuning_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
     )  # fmt: skip
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "docs").exists()
+
+
+def test_each_board_reads_its_own_sweep(tmp_path):
+    from benchmarks.paper_comparison import tuned_settings
+
+    big = {"dim_room": [7, 7], "num_boxes": 2}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "sokoban_tuning_ppo_7x7_2boxes.json").write_text(
+        json.dumps({"budget": 1000, "env_config": big, "best": {"lr": 0.002}}))  # fmt: skip
+    assert tuned_settings("ppo_tuned", 1000, big, str(tmp_path)) == {"lr": 0.002}
+    with pytest.raises(ValueError, match="sokoban_tuning_ppo_5x5_1box.json"):
+        tuned_settings("i2a+ppo_tuned", 1000, {"dim_room": [5, 5], "num_boxes": 1}, str(tmp_path))
+    with pytest.raises(ValueError, match="tuned ppo at 1,000 steps on 7x7, 2 boxes, not 2,000"):
+        tuned_settings("ppo_tuned", 2000, big, str(tmp_path))
+
+
+def test_training_throughput_breaks_each_iteration_down(tmp_path):
+    """A real (small) run: every iteration's phases add up to its wall clock, the
+    imagination is part of I2A's update and absent from PPO's, and the bound is the
+    parts' own."""
+    out = tmp_path / "throughput.json"
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "training_throughput.py"), "--envs", "sokoban",
+         "--agents", "ppo,perfect", "--iterations", "2", "--parts", "1", "--batch", "256", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    agents = json.loads(out.read_text())["environments"]["sokoban"]
+    assert set(agents) == {"ppo", "perfect"}
+    for name, r in agents.items():
+        assert r["settings"] == {"train_batch_size_per_learner": 256, "minibatch_size": 256, "num_epochs": 4}
+        assert len(r["iterations"]) == 2
+        for it in r["iterations"]:
+            assert it["env_steps"] >= 256
+            assert it["sample"] + it["update"] + it["sync"] + it["other"] == pytest.approx(it["wall"])
+            assert 0 < it["sample"] < it["wall"] and 0 < it["update"] < it["wall"] and it["other"] >= 0
+            assert (it["imagination"] > 0) == (name == "perfect") and it["imagination"] < it["update"]
+        parts = r["parts_alone"]
+        assert parts["sampled_env_steps"] >= 256
+        expected = parts["sampled_env_steps"] / (parts["sample_seconds"][0] + parts["update_seconds"][0])
+        assert r["bound_env_steps_per_s"] == pytest.approx(expected)
+    assert "| perfect |" in done.stdout and "end to end / bound" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--envs", "pong"], "--envs 'pong': use some of ['breakout', 'sokoban']"),
+        (["--envs", "sokoban", "--agents", "spatial"], "--agents 'spatial': use some of"),
+        (["--iterations", "0"], "--iterations and --parts must be >= 1"),
+    ],
+)
+def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "training_throughput.py"), *flags,
+         "--json", str(tmp_path / "t.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert "Started a local Ray instance" not in done.stdout + done.stderr
+    assert not (tmp_path / "t.json").exists()

@@ -1,0 +1,290 @@
+"""End-to-end training throughput: PPO vs I2A with each env model, and the bound its parts imply.
+
+For each environment (Breakout, Sokoban 5x5) and agent (the model-free PPO baseline,
+the copy-model control over frames, I2A with each env-model kind that fits the
+environment), with the same PPO settings and sampling for every agent of an environment,
+in one process on one local Ray instance, one agent after the other:
+  1. end to end: `algo.train()` for N iterations after one warm-up iteration; env steps/s
+     = env steps sampled / wall clock, with a breakdown per iteration of where the time
+     went: sampling (RLlib's `synchronous_parallel_sample`), the learner update (of which
+     I2A's imagination precompute, the learner's own `imagination_seconds`), the weight
+     sync to the EnvRunners, and everything else (metrics, callbacks, Ray's bookkeeping:
+     iteration time minus the three);
+  2. the parts alone, with the same algorithm object: M sampling calls with nothing in
+     between, then M learner updates on the last sampled batch (same epochs and
+     minibatches); the bound the parts imply for synchronous PPO is
+     batch / (median sampling seconds + median update seconds);
+  3. ratios: end to end / bound (the loop's own gap), and I2A / PPO end to end.
+Env models are untrained (the weights do not change the cost); nothing here learns
+anything worth keeping. Writes docs/results/throughput.json and prints the tables that
+docs/benchmarks.md holds.
+
+How to run this script
+----------------------
+`python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
+ [--iterations 3] [--parts 2] [--batch N] [--json FILE]`
+(~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
+--iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
+machine: every figure is a wall-clock figure.
+
+Results to expect
+-----------------
+docs/benchmarks.md ("Training throughput") holds what was measured. Sampling and the
+update do not overlap in synchronous PPO, so the bound is reached only if nothing else
+takes time; I2A's update carries the imagination of A x depth steps per state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any, Dict, List
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
+
+# Per environment: its id and board, the sampling, the PPO settings every agent shares
+# and the agents (env-model kinds) that apply. Breakout: the `i2a train` defaults (one
+# EnvRunner x 8 envs, batch 1024, 4 epochs of 256); Sokoban: paper_comparison.py's.
+CASES: Dict[str, Dict[str, Any]] = {
+    "breakout": dict(
+        env_id="ALE/Breakout-v5",
+        env_config=None,
+        num_env_runners=1,
+        envs_per_runner=8,
+        settings=dict(train_batch_size_per_learner=1024, minibatch_size=256, num_epochs=4),
+        agents=("ppo", "copy", "latent", "spatial"),
+    ),
+    "sokoban": dict(
+        env_id="I2A/Sokoban-v0",
+        env_config={"dim_room": [5, 5], "num_boxes": 1},
+        num_env_runners=2,
+        envs_per_runner=16,
+        settings=SOKOBAN_PPO_SETTINGS,
+        agents=("ppo", "copy", "pixel", "perfect"),
+    ),
+}
+ROLLOUT_DEPTH = 5
+PHASES = ("sample", "update", "imagination", "sync", "other")
+
+
+def build_config(case: Dict[str, Any], agent: str, batch: int = None):
+    """The RLlib config of one agent ('ppo' or an env-model kind) of one environment."""
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+
+    env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
+    if agent == "ppo":
+        config = baseline_ppo_config(case["env_id"], **env_kwargs)
+    else:
+        config = configure_environment(I2AConfig(), case["env_id"], **env_kwargs).imagination(
+            env_model=agent, rollout_depth=ROLLOUT_DEPTH, imagination_image_interval=0
+        )
+    config.training(**case["settings"])
+    if batch:
+        config.training(train_batch_size_per_learner=batch, minibatch_size=min(batch, case["settings"]["minibatch_size"]))
+    return config.env_runners(
+        num_env_runners=case["num_env_runners"],
+        num_envs_per_env_runner=case["envs_per_runner"],
+        rollout_fragment_length="auto",
+    ).debugging(seed=0)
+
+
+class PhaseClock:
+    """Seconds per phase of the current iteration, from wrappers around the calls PPO's
+    `training_step` makes (RLlib's own timers are EMA-smoothed across iterations)."""
+
+    def __init__(self):
+        self.seconds = {phase: 0.0 for phase in PHASES}
+
+    def timed(self, phase: str, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - start
+
+        return wrapper
+
+    def reset(self) -> None:
+        self.seconds = {phase: 0.0 for phase in PHASES}
+
+
+@contextmanager
+def instrumented(algo, clock: PhaseClock):
+    """Times sampling, the learner update and the weight sync of `algo`'s iterations."""
+    import ray.rllib.algorithms.ppo.ppo as ppo_module
+
+    sample = ppo_module.synchronous_parallel_sample
+    ppo_module.synchronous_parallel_sample = clock.timed("sample", sample)
+    algo.learner_group.update = clock.timed("update", algo.learner_group.update)
+    algo.env_runner_group.sync_weights = clock.timed("sync", algo.env_runner_group.sync_weights)
+    try:
+        yield
+    finally:
+        ppo_module.synchronous_parallel_sample = sample
+        del algo.learner_group.update, algo.env_runner_group.sync_weights
+
+
+def imagination_seconds(result: Dict[str, Any]) -> float:
+    """The I2A learner's imagination precompute in this iteration's update (0 for PPO)."""
+    module = result.get("learners", {}).get("default_policy", {})
+    return float(module.get("imagination_seconds", 0.0))
+
+
+def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None) -> Dict[str, Any]:
+    """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    config = build_config(case, agent, batch)
+    settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
+    algo = config.build_algo()
+    clock = PhaseClock()
+    rows: List[Dict[str, float]] = []
+    try:
+        with instrumented(algo, clock):
+            algo.train()  # warm-up: first-call allocations, connector setup
+            steps = algo.metrics.peek(("env_runners", NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+            for _ in range(iterations):
+                clock.reset()
+                start = time.perf_counter()
+                result = algo.train()
+                wall = time.perf_counter() - start
+                now = int(result["env_runners"][NUM_ENV_STEPS_SAMPLED_LIFETIME])
+                phase = dict(clock.seconds, imagination=imagination_seconds(result))
+                phase["other"] = wall - phase["sample"] - phase["update"] - phase["sync"]
+                rows.append({"wall": wall, "env_steps": now - steps, **phase})
+                steps = now
+        # The parts alone, on the same algorithm: sampling calls back to back, then
+        # updates on the last batch.
+        batch_size = settings["train_batch_size_per_learner"]
+        sample_seconds, update_seconds = [], []
+        for _ in range(parts):
+            start = time.perf_counter()
+            episodes = synchronous_parallel_sample(
+                worker_set=algo.env_runner_group, max_env_steps=batch_size, _uses_new_env_runners=True
+            )
+            sample_seconds.append(time.perf_counter() - start)
+        sampled = sum(len(e) for e in episodes)
+        for _ in range(parts):
+            start = time.perf_counter()
+            algo.learner_group.update(
+                episodes=episodes,
+                timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: steps},
+                num_epochs=settings["num_epochs"],
+                minibatch_size=settings["minibatch_size"],
+                shuffle_batch_per_epoch=True,
+            )
+            update_seconds.append(time.perf_counter() - start)
+    finally:
+        algo.stop()
+    end_to_end = sum(r["env_steps"] for r in rows) / sum(r["wall"] for r in rows)
+    sample_alone, update_alone = float(np.median(sample_seconds)), float(np.median(update_seconds))
+    bound = sampled / (sample_alone + update_alone)
+    return {
+        "agent": agent,
+        "settings": settings,
+        "iterations": rows,
+        "env_steps_per_s": end_to_end,
+        "seconds_per_iteration": {p: float(np.mean([r[p] for r in rows])) for p in ("wall", *PHASES)},
+        "parts_alone": {
+            "sampled_env_steps": sampled,
+            "sample_seconds": sample_seconds,
+            "update_seconds": update_seconds,
+            "sample_env_steps_per_s": sampled / sample_alone,
+            "update_rows_per_s": sampled / update_alone,
+        },
+        "bound_env_steps_per_s": bound,
+        "end_to_end_over_bound": end_to_end / bound,
+    }
+
+
+def tables(results: Dict[str, Any]) -> str:
+    """The markdown tables of docs/benchmarks.md, one per environment."""
+    lines = []
+    for env, agents in results["environments"].items():
+        ppo = agents.get("ppo", {}).get("env_steps_per_s")
+        lines += [
+            f"{env}: " + ", ".join(f"{k}={v}" for k, v in next(iter(agents.values()))["settings"].items()),
+            "",
+            "| agent | env steps/s | bound from the parts | end to end / bound | / PPO | "
+            "s per iteration: sample | update (imagination) | sync | other |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for agent, r in agents.items():
+            s = r["seconds_per_iteration"]
+            versus = f"{r['env_steps_per_s'] / ppo:.2f}" if ppo and agent != "ppo" else "-"
+            lines.append(
+                f"| {agent} | {r['env_steps_per_s']:,.0f} | {r['bound_env_steps_per_s']:,.0f} | "
+                f"**{r['end_to_end_over_bound']:.2f}** | {versus} | {s['sample']:.2f} | "
+                f"{s['update']:.2f} ({s['imagination']:.2f}) | {s['sync']:.3f} | {s['other']:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--envs", default=",".join(CASES), help=f"comma-separated, of {list(CASES)}")
+    parser.add_argument("--agents", default=None,
+                        help="comma-separated agents ('ppo' or env-model kinds); default: each environment's")
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--parts", type=int, default=2, help="sampling calls and updates timed alone")
+    parser.add_argument("--batch", type=int, default=None, help="train batch (default: each environment's)")
+    parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
+    args = parser.parse_args()
+    envs = [e for e in args.envs.split(",") if e]
+    if not envs or set(envs) - set(CASES):
+        parser.exit(2, f"training_throughput.py: error: --envs {args.envs!r}: use some of {list(CASES)}\n")
+    wanted = [a for a in args.agents.split(",") if a] if args.agents else None
+    known = {a for e in envs for a in CASES[e]["agents"]}
+    if wanted is not None and (not wanted or set(wanted) - known):
+        parser.exit(2, f"training_throughput.py: error: --agents {args.agents!r}: use some of {sorted(known)}\n")
+    if args.iterations < 1 or args.parts < 1 or (args.batch is not None and args.batch < 64):
+        parser.exit(2, "training_throughput.py: error: --iterations and --parts must be >= 1, --batch >= 64\n")
+
+    import ray
+    import torch
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    results = {
+        "machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, ray {ray.__version__}",
+        "date": time.strftime("%Y-%m-%d"),
+        "iterations": args.iterations,
+        "parts": args.parts,
+        "environments": {},
+    }
+    for env in envs:
+        case = CASES[env]
+        for agent in case["agents"]:
+            if wanted is not None and agent not in wanted:
+                continue
+            print(f"[throughput] {env} {agent} ...", flush=True)
+            r = measure(case, agent, args.iterations, args.parts, args.batch)
+            results["environments"].setdefault(env, {})[agent] = r
+            print(
+                f"[throughput] {env} {agent}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "
+                f"{r['bound_env_steps_per_s']:,.0f} ({r['end_to_end_over_bound']:.2f}); per iteration "
+                + ", ".join(f"{p} {s:.2f}s" for p, s in r["seconds_per_iteration"].items()),
+                flush=True,
+            )
+    ray.shutdown()
+    print(tables(results))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
