@@ -22,7 +22,9 @@ PPO ratio is taken against I2A's action log-probs, which changes values, not the
 
 How to run this script
 ----------------------
-`python benchmarks/learner.py [--batch 4000] [--epochs 4] [--minibatch 256] [--threads N]`
+`python benchmarks/learner.py [--batch 4000] [--epochs 4] [--minibatch 256] [--threads N]
+ [--device cpu|cuda] [--precisions fp32,bf16]` (bf16: autocast of the forward passes,
+`learner_config_dict["precision"]`; the losses and weights stay float32)
 
 Results to expect
 -----------------
@@ -49,7 +51,7 @@ ENV_ID = "ALE/Breakout-v5"
 ENVS_PER_RUNNER = 8
 
 
-def _config(kind: str, batch: int, epochs: int, minibatch: int):
+def _config(kind: str, batch: int, epochs: int, minibatch: int, device: str = "cpu", precision: str = "fp32"):
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     if kind == "baseline":
@@ -58,6 +60,10 @@ def _config(kind: str, batch: int, epochs: int, minibatch: int):
         config = configure_environment(I2AConfig(), ENV_ID).imagination(
             env_model="latent", rollout_depth=5, imagination_image_interval=0
         )
+    config.learners(
+        num_gpus_per_learner=1 if device == "cuda" else 0,
+        learner_config_dict={**config.learner_config_dict, "precision": precision},
+    )
     return config.env_runners(num_env_runners=0, num_envs_per_env_runner=ENVS_PER_RUNNER).training(
         train_batch_size_per_learner=batch, minibatch_size=minibatch, num_epochs=epochs
     )
@@ -91,7 +97,8 @@ def batch_fingerprint(episodes) -> dict:
     }
 
 
-def _learner_child(kind: str, batch_file: str, batch: int, epochs: int, minibatch: int, threads: int) -> dict:
+def _learner_child(kind: str, batch_file: str, batch: int, epochs: int, minibatch: int, threads: int,
+                   device: str = "cpu", precision: str = "fp32") -> dict:  # fmt: skip
     import torch
 
     torch.set_num_threads(threads)
@@ -100,7 +107,7 @@ def _learner_child(kind: str, batch_file: str, batch: int, epochs: int, minibatc
     with open(batch_file, "rb") as f:
         saved = pickle.load(f)
     episodes, fingerprint = saved["episodes"], batch_fingerprint(saved["episodes"])
-    learner = _config(kind, batch, epochs, minibatch).build_learner(spaces=saved["spaces"])
+    learner = _config(kind, batch, epochs, minibatch, device, precision).build_learner(spaces=saved["spaces"])
     timesteps = {NUM_ENV_STEPS_SAMPLED_LIFETIME: fingerprint["rows"]}
     # Warm-up update on a small slice (first-call allocations, connector setup).
     learner.update(episodes=episodes[:2], timesteps=timesteps, num_epochs=1, minibatch_size=minibatch)
@@ -112,6 +119,8 @@ def _learner_child(kind: str, batch_file: str, batch: int, epochs: int, minibatc
         minibatch_size=minibatch,
         shuffle_batch_per_epoch=True,
     )
+    if device == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     share = None
     module_results = results.get("default_policy", {})
@@ -119,19 +128,23 @@ def _learner_child(kind: str, batch_file: str, batch: int, epochs: int, minibatc
         share = float(module_results["imagination_time_share"].peek())
     return {
         "kind": kind,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "precision": precision,
         "batch": fingerprint,
         "torch_threads": torch.get_num_threads(),
         "update_seconds": seconds,
         "samples_per_s": fingerprint["rows"] * epochs / seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
         "imagination_time_share": share,
     }
 
 
-def _run_child(role: str, batch_file: str, args) -> dict:
+def _run_child(role: str, batch_file: str, args, precision: str = "fp32") -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", role, "--batch-file", batch_file, "--batch", str(args.batch),
-         "--epochs", str(args.epochs), "--minibatch", str(args.minibatch), "--threads", str(args.threads)],
+         "--epochs", str(args.epochs), "--minibatch", str(args.minibatch), "--threads", str(args.threads),
+         "--device", args.device, "--precisions", precision],
         capture_output=True, text=True,
     )  # fmt: skip
     if out.returncode:
@@ -146,15 +159,27 @@ def main():
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--minibatch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of both learners")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both learners update")
+    parser.add_argument("--precisions", default="fp32",
+                        help="comma-separated, of fp32,bf16: each learner runs once per precision")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--batch-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    precisions = [p for p in args.precisions.split(",") if p]
+    if not precisions or set(precisions) - {"fp32", "bf16"}:
+        parser.exit(2, f"learner.py: error: --precisions {args.precisions!r}: use fp32 and/or bf16\n")
+    if args.device == "cuda" and not args.child:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.exit(2, "learner.py: error: --device cuda: torch sees no CUDA device here\n")
     if args.child == "sample":
         print(json.dumps(_sample_child(args.batch_file, args.batch, args.epochs, args.minibatch)))
         return
     if args.child:
-        print(json.dumps(_learner_child(args.child, args.batch_file, args.batch, args.epochs, args.minibatch, args.threads)))
+        print(json.dumps(_learner_child(args.child, args.batch_file, args.batch, args.epochs, args.minibatch,
+                                        args.threads, args.device, precisions[0])))  # fmt: skip
         return
     results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs", "settings": vars(args)}
     with tempfile.TemporaryDirectory(prefix="i2a_learner_bench_") as tmp:
@@ -163,23 +188,36 @@ def main():
         print(f"sampled once (I2A EnvRunner, {ENVS_PER_RUNNER} envs): {sampled['rows']} rows in "
               f"{sampled['episodes']} episode chunks, extra columns {sampled['extra_columns']}, "
               f"sha256 {sampled['sha256']}", flush=True)  # fmt: skip
-        for kind in ("baseline", "i2a"):
-            results[kind] = r = _run_child(kind, batch_file, args)
-            print(
-                f"{kind:8s}: batch {r['batch']['rows']} rows, sha256 {r['batch']['sha256']}; "
-                f"x {args.epochs} epochs in {r['update_seconds']:.1f}s with {r['torch_threads']} torch threads = "
-                f"{r['samples_per_s']:,.0f} samples/s, peak RSS {r['peak_rss_mib']:,.0f} MiB"
-                + (f", imagining {100 * r['imagination_time_share']:.1f}% of the update" if r["imagination_time_share"] else ""),
-                flush=True,
-            )
-            if r["batch"] != sampled:
-                raise SystemExit(f"{kind} learner loaded a different batch: {r['batch']} != {sampled}")
+        for precision in precisions:
+            for kind in ("baseline", "i2a"):
+                # fp32 rows keep their old keys ("baseline", "i2a"); others are suffixed.
+                key = kind if precision == "fp32" else f"{kind}_{precision}"
+                results[key] = r = _run_child(kind, batch_file, args, precision)
+                print(
+                    f"{key:13s}: batch {r['batch']['rows']} rows, sha256 {r['batch']['sha256']}; "
+                    f"x {args.epochs} epochs on {r['device']} in {r['update_seconds']:.1f}s with "
+                    f"{r['torch_threads']} torch threads = {r['samples_per_s']:,.0f} samples/s, "
+                    f"peak RSS {r['peak_rss_mib']:,.0f} MiB"
+                    + (f", peak GPU memory {r['peak_gpu_mib']:,.0f} MiB" if r["peak_gpu_mib"] else "")
+                    + (f", imagining {100 * r['imagination_time_share']:.1f}% of the update" if r["imagination_time_share"] else ""),
+                    flush=True,
+                )
+                if r["batch"] != sampled:
+                    raise SystemExit(f"{key} learner loaded a different batch: {r['batch']} != {sampled}")
     results["batch"] = sampled
-    ratio = results["i2a"]["samples_per_s"] / results["baseline"]["samples_per_s"]
-    results["ratio_i2a_to_baseline"] = ratio
-    print(f"ratio I2A / baseline update throughput, same batch ({sampled['sha256']}), "
-          f"{args.threads} torch threads each: {ratio:.2f} (target >= 0.33)")  # fmt: skip
-    print(f"I2A learner peak RSS: {results['i2a']['peak_rss_mib'] / 1024:.2f} GiB (target <= 4 GiB)")
+    for precision in precisions:
+        suffix = "" if precision == "fp32" else f"_{precision}"
+        ratio = results[f"i2a{suffix}"]["samples_per_s"] / results[f"baseline{suffix}"]["samples_per_s"]
+        results[f"ratio_i2a_to_baseline{suffix}"] = ratio
+        print(f"ratio I2A / baseline update throughput ({precision}), same batch ({sampled['sha256']}), "
+              f"{args.threads} torch threads each: {ratio:.2f} (target >= 0.33)")  # fmt: skip
+        if precision != "fp32" and "fp32" in precisions:
+            for kind in ("baseline", "i2a"):
+                gain = results[f"{kind}{suffix}"]["samples_per_s"] / results[kind]["samples_per_s"]
+                results[f"{kind}_{precision}_over_fp32"] = gain
+                print(f"{kind} {precision} / fp32 update throughput: {gain:.2f}")
+    first = "i2a" if "fp32" in precisions else f"i2a_{precisions[0]}"
+    print(f"I2A learner peak RSS: {results[first]['peak_rss_mib'] / 1024:.2f} GiB (target <= 4 GiB)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -267,6 +267,9 @@ class I2AConfig(PPOConfig):
     @override(PPOConfig)
     def validate(self) -> None:
         super().validate()
+        from i2a_rllib.learner import learner_precision
+
+        learner_precision(self.learner_config_dict)
         self.validate_imagination()
 
     def validate_imagination(self) -> None:

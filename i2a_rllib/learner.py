@@ -16,6 +16,7 @@ The I2A learner adds to PPO (or its A2C preset):
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Dict
 
@@ -61,11 +62,14 @@ class PrecomputeImagination(ConnectorV2):
     """Learner connector piece: adds each I2A module's imagination to the train batch.
 
     Runs once per `Learner.update()`, before GAE (whose value pass then reuses it).
+    `autocast`: imagine under this bfloat16 autocast context (the learner's `bf16`
+    precision); the columns are stored in float32 all the same.
     """
 
-    def __init__(self, input_observation_space=None, input_action_space=None, **kwargs):
+    def __init__(self, input_observation_space=None, input_action_space=None, autocast=None, **kwargs):
         super().__init__(input_observation_space, input_action_space, **kwargs)
         self.seconds = 0.0
+        self._autocast = autocast or contextlib.nullcontext
 
     @override(ConnectorV2)
     def __call__(self, *, rl_module, batch, episodes, **kwargs):
@@ -74,7 +78,11 @@ class PrecomputeImagination(ConnectorV2):
             module = rl_module[module_id]
             module = module.unwrapped() if hasattr(module, "unwrapped") else module
             if isinstance(module, I2ARLModule):
-                module_batch.update(module.precompute_imagination(module_batch))
+                with self._autocast():
+                    columns = module.precompute_imagination(module_batch)
+                module_batch.update(
+                    {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in columns.items()}
+                )
         self.seconds += time.perf_counter() - start
         return batch
 
@@ -89,14 +97,35 @@ def _insert_before_gae(learner, piece: ConnectorV2) -> None:
         pipeline.append(piece)
 
 
+# learner_config_dict["precision"]: "fp32", or "bf16" for bfloat16 autocast of the
+# forward passes and losses (the backward pass and the weights stay float32).
+PRECISIONS = ("fp32", "bf16")
+
+
+def learner_precision(learner_config_dict: Dict[str, Any]) -> str:
+    """The learner's precision setting, checked ("fp32" when unset)."""
+    precision = learner_config_dict.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"learner_config_dict['precision']={precision!r}: use one of {list(PRECISIONS)}."
+        )
+    return precision
+
+
 class ClippedRewardPPOTorchLearner(PPOTorchLearner):
-    """PPO that clips rewards to their sign when `learner_config_dict['clip_rewards']`."""
+    """PPO that clips rewards to their sign when `learner_config_dict['clip_rewards']`,
+    and runs its forward passes in bfloat16 autocast when
+    `learner_config_dict['precision'] == 'bf16'` (GPUs; CPUs with AMX)."""
 
     @override(PPOTorchLearner)
     def build(self) -> None:
         super().build()
+        self._bf16 = learner_precision(self.config.learner_config_dict) == "bf16"
         if self.config.learner_config_dict.get("clip_rewards", False):
             _insert_before_gae(self, ClipRewards())
+
+    def _autocast(self, enabled: bool = True):
+        return torch.autocast(self._device.type, dtype=torch.bfloat16, enabled=self._bf16 and enabled)
 
     @override(PPOTorchLearner)
     def _make_batch_if_necessary(self, training_data):
@@ -105,6 +134,28 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
         with torch.no_grad():
             return super()._make_batch_if_necessary(training_data)
 
+    @override(PPOTorchLearner)
+    def _uncompiled_update(self, batch, **kwargs):
+        with self._autocast():
+            return super()._uncompiled_update(batch, **kwargs)
+
+    @override(PPOTorchLearner)
+    def compute_losses(self, *, fwd_out, batch):
+        # Losses in float32: a bfloat16 log-probability ratio would be quantised at
+        # ~0.4%, a fair share of PPO's clip range; the value head reads float32 features.
+        if not self._bf16:
+            return super().compute_losses(fwd_out=fwd_out, batch=batch)
+        as_float = lambda v: v.float() if torch.is_tensor(v) and v.is_floating_point() else v  # noqa: E731
+        fwd_out = {m: {k: as_float(v) for k, v in out.items()} for m, out in fwd_out.items()}
+        with self._autocast(enabled=False):
+            return super().compute_losses(fwd_out=fwd_out, batch=batch)
+
+    @override(PPOTorchLearner)
+    def compute_gradients(self, loss_per_module, **kwargs):
+        # Autocast covers forward passes only, as torch recommends: not the backward.
+        with self._autocast(enabled=False):
+            return super().compute_gradients(loss_per_module, **kwargs)
+
 
 class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
     """PPO/A2C learner for `I2ARLModule`: distillation loss, imagination reuse."""
@@ -112,7 +163,7 @@ class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
     @override(ClippedRewardPPOTorchLearner)
     def build(self) -> None:
         super().build()
-        self._imagination_piece = PrecomputeImagination()
+        self._imagination_piece = PrecomputeImagination(autocast=self._autocast)
         _insert_before_gae(self, self._imagination_piece)
         self._update_started = None
 

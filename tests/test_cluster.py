@@ -882,3 +882,19 @@ def test_two_trial_sweep_reports_the_best_trial(tmp_path):
         returns[str(trial)] = last["env_runners"]["episode_return_mean"]
     assert depths == {1, 3}, "the grid over rollout depth must be swept"
     assert returns[summary["best_trial_dir"]] == max(returns.values())
+
+
+def test_learner_precision_flag_reaches_the_learner_config(scripts, capsys):
+    from i2a_rllib.experiment import apply_scaling_flags
+    from i2a_rllib.pipeline import build_i2a_config
+
+    args = _parse(scripts, "i2a.py", ["--learner-precision", "bf16"])
+    config = apply_scaling_flags(build_i2a_config(args), args)
+    assert config.learner_config_dict["precision"] == "bf16"
+    # Other learner settings (reward clipping) survive; no flag leaves fp32.
+    assert "clip_rewards" in config.learner_config_dict
+    plain = _parse(scripts, "i2a.py", [])
+    assert "precision" not in apply_scaling_flags(build_i2a_config(plain), plain).learner_config_dict
+    with pytest.raises(SystemExit) as exit_:
+        scripts["i2a.py"].parse_args(["--learner-precision", "fp16"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 A2C's single gradient step, DDP learners that stay identical, the learner replaying the
 EnvRunner's imagination, and restoring after the checkpoints it was built from moved."""
 
+import copy
 import os
 import shutil
 
@@ -214,3 +215,63 @@ def test_restoring_works_after_the_checkpoints_it_was_built_from_moved(ray_sessi
         assert restored.train()["training_iteration"] == 2
     finally:
         restored.stop()
+
+
+def test_bf16_learner_autocasts_the_forward_pass_only_and_stays_close_to_fp32(tmp_path):
+    """learner_config_dict['precision'] = 'bf16': the network runs in bfloat16 (the CPU's
+    AMX, GPUs), the losses, gradients, weights and imagined columns stay float32, and one
+    update lands close to the float32 one from the same weights and batch."""
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    config = _sokoban(
+        env_model="pixel", env_model_checkpoint=_save_random_env_model(tmp_path / "env_model")
+    ).debugging(seed=0)
+    runner = SingleAgentEnvRunner(config=config)
+    episodes = runner.sample(num_timesteps=64, explore=True)
+    learners = {}
+    for precision in ("fp32", "bf16"):
+        config.learners(learner_config_dict={**config.learner_config_dict, "precision": precision})
+        learners[precision] = config.build_learner(spaces=runner.get_spaces())
+    start = learners["fp32"].module["default_policy"].get_state()
+    learners["bf16"].module["default_policy"].set_state(start)
+    seen, after, losses = {}, {}, {}
+    for precision, learner in learners.items():
+        net = learner.module["default_policy"].unwrapped().net
+        dtypes = seen[precision] = set()
+        # (training forward?, dtype): the training forward, and GAE's value pass.
+        net.head_fc.register_forward_hook(lambda m, i, out, d=dtypes: d.add((torch.is_grad_enabled(), out.dtype)))
+        model_conv = next(m for m in net.imagination.env_model.modules() if isinstance(m, torch.nn.Conv2d))
+        model_conv.register_forward_hook(lambda m, i, out, d=dtypes: d.add(("env_model", out.dtype)))
+        # What the rollout encoder reads: the stored imagination columns.
+        net.rollout_encoder.register_forward_pre_hook(lambda m, args, d=dtypes: d.add(("views", args[0].dtype)))
+        results = learner.update(
+            # A copy each: PPO's learner connector appends a bootstrap step to the episodes.
+            episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 64}, num_epochs=1,
+            minibatch_size=64,
+            shuffle_batch_per_epoch=False,  # the same minibatches for both
+        )
+        losses[precision] = {
+            k: float(results["default_policy"][k].peek()) for k in ("policy_loss", "vf_loss", "distillation_loss")
+        }
+        after[precision] = learner.module["default_policy"].get_state()
+    # Imagined frames are stored as uint8 whatever the precision.
+    # The value pass behind GAE's targets stays float32 in both.
+    assert seen["fp32"] == {(True, torch.float32), (False, torch.float32), ("env_model", torch.float32),
+                            ("views", torch.uint8)}  # fmt: skip
+    assert seen["bf16"] == {(True, torch.bfloat16), (False, torch.float32), ("env_model", torch.bfloat16),
+                            ("views", torch.uint8)}  # fmt: skip
+    for name in losses["fp32"]:
+        assert losses["bf16"][name] == pytest.approx(losses["fp32"][name], rel=0.05, abs=1e-3), losses
+    assert all(after["bf16"][k].dtype == start[k].dtype for k in start)  # float32 weights
+    steps = {p: torch.cat([torch.as_tensor(after[p][k] - start[k]).flatten() for k in start]) for p in after}
+    assert steps["fp32"].norm() > 0
+    cosine = torch.nn.functional.cosine_similarity(steps["fp32"], steps["bf16"], dim=0)
+    assert cosine > 0.9, float(cosine)
+
+
+def test_an_unknown_learner_precision_is_refused_with_its_choices():
+    config = _sokoban(env_model="copy")
+    config.learners(learner_config_dict={**config.learner_config_dict, "precision": "fp16"})
+    with pytest.raises(ValueError, match=r"learner_config_dict\['precision'\]='fp16': use one of \['fp32', 'bf16'\]"):
+        config.validate()

@@ -54,6 +54,13 @@ def script_arg_parser(
         help="Custom Ray resources each remote learner (--num-learners >= 1) asks for, as "
         'JSON, e.g. \'{"learner_node": 1}\' to keep learners on the GPU group.',
     )
+    parser.add_argument(
+        "--learner-precision",
+        choices=("fp32", "bf16"),
+        default=None,
+        help="bf16: the learners' forward passes in bfloat16 autocast (GPUs, CPUs with AMX; "
+        "losses, gradients and weights stay float32). Default: fp32.",
+    )
     return parser
 
 
@@ -114,6 +121,10 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
     if getattr(args, "learner_resources", None):
         config.learners(custom_resources_per_learner=args.learner_resources)
+    if getattr(args, "learner_precision", None):
+        config.learners(
+            learner_config_dict={**config.learner_config_dict, "precision": args.learner_precision}
+        )
     return config
 
 
