@@ -16,7 +16,7 @@ STAMP := $(VENV)/.installed-stamp
 RUN_STORAGE ?= runs
 PYTEST_ARGS ?=
 
-.PHONY: setup run test benchmarks clean
+.PHONY: setup run test benchmarks gpu-benchmarks clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ test: $(STAMP)
 BENCHMARKS := sampling imagination learner collection env_speed
 benchmarks: $(STAMP)
 	for name in $(BENCHMARKS); do $(BIN)/python benchmarks/$$name.py || exit 1; done
+
+# The GPU figures (benchmarks/gpu.sh, under 8 min on one GPU; refuses without CUDA).
+gpu-benchmarks: $(STAMP)
+	PYTHON=$(BIN)/python bash benchmarks/gpu.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -22,7 +22,8 @@ docs/benchmarks.md holds.
 How to run this script
 ----------------------
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
- [--iterations 3] [--parts 2] [--batch N] [--json FILE]`
+ [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
+ [--json FILE]`
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -77,8 +78,9 @@ ROLLOUT_DEPTH = 5
 PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
-def build_config(case: Dict[str, Any], agent: str, batch: int = None):
-    """The RLlib config of one agent ('ppo' or an env-model kind) of one environment."""
+def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32"):
+    """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
+    `gpus` per learner (the learner runs in this process), its `precision`."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -91,6 +93,9 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None):
     config.training(**case["settings"])
     if batch:
         config.training(train_batch_size_per_learner=batch, minibatch_size=min(batch, case["settings"]["minibatch_size"]))
+    config.learners(
+        num_gpus_per_learner=gpus, learner_config_dict={**config.learner_config_dict, "precision": precision}
+    )
     return config.env_runners(
         num_env_runners=case["num_env_runners"],
         num_envs_per_env_runner=case["envs_per_runner"],
@@ -141,12 +146,13 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
     return float(module.get("imagination_seconds", 0.0))
 
 
-def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None) -> Dict[str, Any]:
+def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
+            precision: str = "fp32") -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    config = build_config(case, agent, batch)
+    config = build_config(case, agent, batch, gpus, precision)
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -241,6 +247,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--parts", type=int, default=2, help="sampling calls and updates timed alone")
     parser.add_argument("--batch", type=int, default=None, help="train batch (default: each environment's)")
+    parser.add_argument("--num-gpus-per-learner", type=int, default=0, choices=(0, 1),
+                        help="1: the learner (in the driver) updates on a GPU")
+    parser.add_argument("--learner-precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -256,12 +265,16 @@ def main() -> None:
     import ray
     import torch
 
+    if args.num_gpus_per_learner and not torch.cuda.is_available():
+        parser.exit(2, "training_throughput.py: error: --num-gpus-per-learner 1: torch sees no CUDA device here\n")
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     results = {
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, ray {ray.__version__}",
         "date": time.strftime("%Y-%m-%d"),
         "iterations": args.iterations,
         "parts": args.parts,
+        "learner_device": torch.cuda.get_device_name() if args.num_gpus_per_learner else "cpu",
+        "learner_precision": args.learner_precision,
         "environments": {},
     }
     for env in envs:
@@ -270,7 +283,8 @@ def main() -> None:
             if wanted is not None and agent not in wanted:
                 continue
             print(f"[throughput] {env} {agent} ...", flush=True)
-            r = measure(case, agent, args.iterations, args.parts, args.batch)
+            r = measure(case, agent, args.iterations, args.parts, args.batch, args.num_gpus_per_learner,
+                        args.learner_precision)  # fmt: skip
             results["environments"].setdefault(env, {})[agent] = r
             print(
                 f"[throughput] {env} {agent}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

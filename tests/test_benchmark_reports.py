@@ -310,3 +310,41 @@ def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert not (tmp_path / "t.json").exists()
+
+
+def test_network_update_times_each_network_and_precision(tmp_path):
+    out = tmp_path / "update.json"
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "network_update.py"), "--networks", "nature,latent",
+         "--batch", "32", "--minibatch", "16", "--epochs", "1", "--updates", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    rows = {(r["network"], r["precision"]): r for r in results["rows"]}
+    assert set(rows) == {(n, p) for n in ("nature", "latent") for p in ("fp32", "bf16")}
+    assert all(r["samples_per_s"] > 0 for r in rows.values())
+    assert rows[("nature", "fp32")]["imagination_share"] == 0 < rows[("latent", "fp32")]["imagination_share"] < 1
+    assert set(results["ratios"]) == {"latent_over_nature_fp32", "latent_over_nature_bf16",
+                                      "nature_bf16_over_fp32", "latent_bf16_over_fp32"}  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "network_update.py"), "--precisions", "fp16"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--precisions 'fp16': use fp32 and/or bf16" in bad.stderr
+
+
+def test_gpu_script_refuses_a_machine_without_cuda(tmp_path):
+    """Here (no CUDA) it stops at once with one line and writes nothing; where CUDA
+    exists, tests/test_gpu.py's paths and benchmarks/gpu.sh itself are what run."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: benchmarks/gpu.sh would measure")
+    done = subprocess.run(
+        ["bash", os.path.join(ROOT, "benchmarks", "gpu.sh"), str(tmp_path / "gpu")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHON": sys.executable},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == "gpu.sh: torch sees no CUDA device on this machine; nothing to measure"
+    assert not (tmp_path / "gpu").exists()

@@ -168,6 +168,24 @@ def test_spatial_views_are_half_precision_maps_not_frames():
     assert not net.env_model.states_are_frames and not net.env_model.views_are_frames
 
 
+@pytest.mark.parametrize("kind", ["spatial", "latent", "pixel"])
+def test_imagination_runs_under_bf16_autocast_close_to_fp32(kind):
+    """The learner's bf16 precision imagines under autocast: float16 maps must still
+    stack (autocast refused them before), and the codes stay close to fp32's."""
+    net = _network(kind, SMALL_FRAMES, 4, 3, "argmax")
+    obs = _obs(2, SMALL_FRAMES)
+    logits, _ = net(obs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        imagination = net.imagine(obs)
+        bf16_logits, _ = net(obs, imagination=imagination)
+    assert bf16_logits.dtype == torch.bfloat16
+    # Frames (uint8) and maps (float16) keep their storage type; latent vectors come
+    # out bf16, which the learner's precompute stores as float32.
+    expected = net.imagine(obs).views.dtype
+    assert imagination.views.dtype == (torch.bfloat16 if kind == "latent" else expected)
+    torch.testing.assert_close(bf16_logits.float(), logits, atol=0.02, rtol=0.05)
+
+
 def test_spatial_model_starts_as_copy_and_learns_moving_dots_open_loop():
     """Untrained, every imagined frame is the last real one; trained over 3-step windows
     of dots that move by the action (one cell left or right a step), its 3-step open-loop

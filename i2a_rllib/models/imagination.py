@@ -108,7 +108,9 @@ class ImaginationCore(nn.Module):
             states.append(current)
 
         def per_rollout(steps):
-            stacked = torch.stack(steps, dim=1)
+            # Outside autocast: under bf16 autocast `stack` refuses float16 maps.
+            with torch.autocast(state.device.type, enabled=False):
+                stacked = torch.stack(steps, dim=1)
             return stacked.view(batch, num_actions, depth, *stacked.shape[2:])
 
         return Imagination(

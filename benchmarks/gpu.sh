@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md in one run: under 8 minutes on one GPU.
+#
+#   bash benchmarks/gpu.sh [OUT_DIR]      (default: $OUT, else docs/results/gpu)
+#
+# Needs python3 with torch (CUDA) and this repository's pure-torch model code (numpy,
+# gymnasium); the RLlib steps also need ray[rllib] and ale-py, and are skipped, with the
+# reason, where `import ray, ale_py` fails (e.g. a bare GPU machine: Ray's wheel is larger
+# than what some sandboxes let travel). Every step has its own time limit, so one slow
+# step cannot eat the others' time; a failed step is reported and the rest still run.
+# Writes, per step, a JSON named after it into OUT_DIR, plus card.txt (nvidia-smi).
+#   1. imagination.py --device cuda: pixel imagination batched vs the seed's per-action
+#      loop on the card (the module issue's 2x target), plus the CPU rows.
+#   2. network_update.py --device cuda: PPO updates of the Nature CNN and of I2A (latent,
+#      spatial, pixel models) in fp32 and bf16, pure torch.
+#   3. learner.py --device cuda: RLlib's Learner.update(), baseline vs I2A, fp32 and bf16.
+#   4. training_throughput.py --num-gpus-per-learner 1: end-to-end iterations on Breakout
+#      (PPO, spatial I2A) with the learner on the GPU, fp32 then bf16.
+set -u
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-${OUT:-docs/results/gpu}}"
+PY="${PYTHON:-python3}"
+export PYTHONUNBUFFERED=1
+status=0
+
+step() {  # step NAME LIMIT_S COMMAND...
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    echo "=== $name (limit ${limit}s)"
+    if timeout "$limit" "$@"; then
+        echo "=== $name: done in $((SECONDS - start))s"
+    else
+        echo "=== $name: FAILED or timed out (exit $?) after $((SECONDS - start))s"
+        status=1
+    fi
+}
+
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "gpu.sh: torch sees no CUDA device on this machine; nothing to measure" >&2
+    exit 2
+fi
+mkdir -p "$OUT_DIR"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/card.txt"
+
+step imagination 120 "$PY" benchmarks/imagination.py --seconds 2 --device cuda \
+    --json "$OUT_DIR/imagination_cuda.json"
+step network_update 150 "$PY" benchmarks/network_update.py --device cuda --batch 4096 \
+    --networks nature,latent,spatial,pixel --precisions fp32,bf16 --json "$OUT_DIR/network_update_cuda.json"
+if "$PY" -c "import ray.rllib, ale_py" 2>/dev/null; then
+    step learner 90 "$PY" benchmarks/learner.py --device cuda --precisions fp32,bf16 \
+        --json "$OUT_DIR/learner_cuda.json"
+    for precision in fp32 bf16; do
+        step "throughput_$precision" 60 "$PY" benchmarks/training_throughput.py --envs breakout \
+            --agents ppo,spatial --iterations 2 --parts 1 --num-gpus-per-learner 1 \
+            --learner-precision "$precision" --json "$OUT_DIR/throughput_cuda_$precision.json"
+    done
+else
+    echo "=== learner, throughput: skipped (python3 cannot import ray.rllib and ale_py here)"
+fi
+echo "gpu.sh: figures in $OUT_DIR (exit $status)"
+exit $status
