@@ -265,16 +265,18 @@ def test_each_board_reads_its_own_sweep(tmp_path):
         tuned_settings("ppo_tuned", 2000, big, str(tmp_path))
 
 
+def _run_benchmark(script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
 def test_training_throughput_breaks_each_iteration_down(tmp_path):
     """A real (small) run: every iteration's phases add up to its wall clock, the
     imagination is part of I2A's update and absent from PPO's, and the bound is the
     parts' own."""
     out = tmp_path / "throughput.json"
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "training_throughput.py"), "--envs", "sokoban",
-         "--agents", "ppo,perfect", "--iterations", "2", "--parts", "1", "--batch", "256", "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _run_benchmark("training_throughput.py", "--envs", "sokoban", "--agents", "ppo,perfect",
+                          "--iterations", "2", "--parts", "1", "--batch", "256", "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     agents = json.loads(out.read_text())["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
@@ -302,11 +304,7 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     ],
 )
 def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "training_throughput.py"), *flags,
-         "--json", str(tmp_path / "t.json")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = _run_benchmark("training_throughput.py", *flags, "--json", str(tmp_path / "t.json"))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert "Started a local Ray instance" not in done.stdout + done.stderr
     assert not (tmp_path / "t.json").exists()
@@ -314,11 +312,8 @@ def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags
 
 def test_network_update_times_each_network_and_precision(tmp_path):
     out = tmp_path / "update.json"
-    done = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "network_update.py"), "--networks", "nature,latent",
-         "--batch", "32", "--minibatch", "16", "--epochs", "1", "--updates", "1", "--json", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _run_benchmark("network_update.py", "--networks", "nature,latent", "--batch", "32", "--minibatch", "16",
+                          "--epochs", "1", "--updates", "1", "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     rows = {(r["network"], r["precision"]): r for r in results["rows"]}
@@ -327,10 +322,7 @@ def test_network_update_times_each_network_and_precision(tmp_path):
     assert rows[("nature", "fp32")]["imagination_share"] == 0 < rows[("latent", "fp32")]["imagination_share"] < 1
     assert set(results["ratios"]) == {"latent_over_nature_fp32", "latent_over_nature_bf16",
                                       "nature_bf16_over_fp32", "latent_bf16_over_fp32"}  # fmt: skip
-    bad = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "network_update.py"), "--precisions", "fp16"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    bad = _run_benchmark("network_update.py", "--precisions", "fp16")
     assert bad.returncode == 2 and "--precisions 'fp16': use fp32 and/or bf16" in bad.stderr
 
 
