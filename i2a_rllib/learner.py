@@ -98,7 +98,7 @@ def _insert_before_gae(learner, piece: ConnectorV2) -> None:
 
 
 # learner_config_dict["precision"]: "fp32", or "bf16" for bfloat16 autocast of the
-# forward passes and losses (the backward pass and the weights stay float32).
+# forward passes and the imagination (losses, backward and weights stay float32).
 PRECISIONS = ("fp32", "bf16")
 
 
