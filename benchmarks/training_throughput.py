@@ -23,7 +23,7 @@ How to run this script
 ----------------------
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
- [--json FILE]`
+ [--overlap-sampling] [--json FILE]`
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -78,12 +78,15 @@ ROLLOUT_DEPTH = 5
 PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
-def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32"):
+def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
+                 overlap: bool = False):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
-    `gpus` per learner (the learner runs in this process), its `precision`."""
+    `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
+    the EnvRunners overlap env stepping with inference (Atari)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
+    env_kwargs.update(num_envs_per_env_runner=case["envs_per_runner"], overlap_sampling=overlap)
     if agent == "ppo":
         config = baseline_ppo_config(case["env_id"], **env_kwargs)
     else:
@@ -147,12 +150,12 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 
 
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
-            precision: str = "fp32") -> Dict[str, Any]:  # fmt: skip
+            precision: str = "fp32", overlap: bool = False) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    config = build_config(case, agent, batch, gpus, precision)
+    config = build_config(case, agent, batch, gpus, precision, overlap)
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -250,6 +253,8 @@ def main() -> None:
     parser.add_argument("--num-gpus-per-learner", type=int, default=0, choices=(0, 1),
                         help="1: the learner (in the driver) updates on a GPU")
     parser.add_argument("--learner-precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--overlap-sampling", action="store_true",
+                        help="also measure each Atari agent with overlapped sampling ('<agent> (overlapped)')")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -279,15 +284,17 @@ def main() -> None:
     }
     for env in envs:
         case = CASES[env]
-        for agent in case["agents"]:
+        overlaps = (False, True) if args.overlap_sampling and case["env_id"].startswith("ALE/") else (False,)
+        for agent, overlap in [(a, o) for a in case["agents"] for o in overlaps]:
             if wanted is not None and agent not in wanted:
                 continue
-            print(f"[throughput] {env} {agent} ...", flush=True)
+            name = f"{agent} (overlapped)" if overlap else agent
+            print(f"[throughput] {env} {name} ...", flush=True)
             r = measure(case, agent, args.iterations, args.parts, args.batch, args.num_gpus_per_learner,
-                        args.learner_precision)  # fmt: skip
-            results["environments"].setdefault(env, {})[agent] = r
+                        args.learner_precision, overlap)  # fmt: skip
+            results["environments"].setdefault(env, {})[name] = r
             print(
-                f"[throughput] {env} {agent}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "
+                f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "
                 f"{r['bound_env_steps_per_s']:,.0f} ({r['end_to_end_over_bound']:.2f}); per iteration "
                 + ", ".join(f"{p} {s:.2f}s" for p, s in r["seconds_per_iteration"].items()),
                 flush=True,

@@ -93,6 +93,7 @@ def configure_environment(
     env_config: Optional[Dict[str, Any]] = None,
     num_envs_per_env_runner: Optional[int] = None,
     clip_rewards: Optional[bool] = None,
+    overlap_sampling: bool = False,
 ) -> PPOConfig:
     """Points `config` at one of the project's vectorized environments.
 
@@ -100,6 +101,7 @@ def configure_environment(
     rewards are clipped for the update only (the reported return is the game score).
     Envs with flat observations (CartPole) get CLASSIC_CONTROL_PPO_SETTINGS in place of
     the Atari recipe; settings given after this call override both.
+    `overlap_sampling` runs `i2a_rllib.env_runner.OverlappingEnvRunner` (Atari only).
     """
     settings = rllib_env_settings(env_id, env_config)
     if settings["flat_observations"]:
@@ -108,6 +110,11 @@ def configure_environment(
     config.env_runners(gym_env_vectorize_mode=settings["gym_env_vectorize_mode"])
     if num_envs_per_env_runner is not None:
         config.env_runners(num_envs_per_env_runner=num_envs_per_env_runner)
+    if overlap_sampling:
+        from i2a_rllib.env_runner import OverlappingEnvRunner, check_overlap_sampling
+
+        check_overlap_sampling(settings["env"], config.num_envs_per_env_runner)
+        config.env_runners(env_runner_cls=OverlappingEnvRunner)
     clip = settings["clip_rewards"] if clip_rewards is None else clip_rewards
     config.learners(learner_config_dict={**config.learner_config_dict, "clip_rewards": clip})
     if not clip:

@@ -155,6 +155,7 @@ def build_i2a_config(args: argparse.Namespace, env_model_checkpoint: Optional[st
         args.env,
         env_config=args.env_config,
         num_envs_per_env_runner=args.num_envs_per_env_runner,
+        overlap_sampling=getattr(args, "overlap_sampling", False),
     )
     if args.algo == "a2c":
         config.a2c(train_batch_size_per_learner=args.train_batch_size or 80)

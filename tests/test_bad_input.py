@@ -451,6 +451,24 @@ def test_ppo_baseline_script_rejects_an_unknown_env_at_parse_time(no_ray, capsys
     _assert_rejected(code, err, seconds, "Unknown environment 'NoSuchEnv-v0'", "Known ids", prog="ppo_baseline.py")
 
 
+@pytest.mark.parametrize(
+    "entry_point, argv, fragment",
+    [
+        ("ppo_baseline.py", ["--env", "I2A/Sokoban-v0"], "needs an env that steps asynchronously"),
+        ("i2a.py", ["--num-envs-per-env-runner", "3"], "num_envs_per_env_runner=3: use an even number"),
+        ("i2a train", ["--env", "CartPole-v1"], "needs an env that steps asynchronously"),
+    ],
+)
+def test_overlap_sampling_is_refused_where_it_cannot_run(no_ray, capsys, monkeypatch, tmp_path, entry_point, argv, fragment):
+    argv = ["--overlap-sampling", *argv, "--storage-path", str(tmp_path / "runs"), "--name", "run"]
+    if entry_point == "i2a train":
+        code, err, seconds = _i2a(["train", *argv], capsys)
+    else:
+        code, err, seconds = _script(entry_point, argv, capsys, monkeypatch)
+    _assert_rejected(code, err, seconds, fragment, prog=entry_point.split()[0])
+    assert not (tmp_path / "runs").exists()
+
+
 # ------------------------------------------- gymnasium ids: spaces the agents cannot take
 
 

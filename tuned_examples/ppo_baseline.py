@@ -42,7 +42,9 @@ parser.set_defaults(env="ALE/Breakout-v5", num_envs_per_env_runner=8)
 args = parse_script_args(parser, as_main=__name__ == "__main__")
 
 config = baseline_ppo_config(
-    args.env, num_envs_per_env_runner=args.num_envs_per_env_runner
+    args.env,
+    num_envs_per_env_runner=args.num_envs_per_env_runner,
+    overlap_sampling=args.overlap_sampling,
 ).env_runners(
     num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
     rollout_fragment_length="auto",

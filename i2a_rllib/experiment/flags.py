@@ -61,6 +61,12 @@ def script_arg_parser(
         help="bf16: the learners' forward passes in bfloat16 autocast (GPUs, CPUs with AMX; "
         "losses, gradients and weights stay float32). Default: fp32.",
     )
+    parser.add_argument(
+        "--overlap-sampling",
+        action="store_true",
+        help="Atari: each EnvRunner steps one half of its envs while its module acts for "
+        "the other half (ale-py send/recv; needs an even --num-envs-per-env-runner).",
+    )
     return parser
 
 
@@ -91,7 +97,7 @@ def _custom_resources_arg(flag: str, example: str):
 def parse_script_args(parser: argparse.ArgumentParser, as_main: bool) -> argparse.Namespace:
     """Parses sys.argv when run as a script; defaults when imported (`rllib train file`).
 
-    Also checks --env and --env-config: the scripts build their config at import, outside
+    Also checks --env, --env-config and --overlap-sampling: the scripts build their config at import, outside
     `run_as_command`, so a bad env setting must end here as a usage error (exit 2).
     """
     args = parser.parse_args() if as_main else parser.parse_args([])
@@ -100,7 +106,11 @@ def parse_script_args(parser: argparse.ArgumentParser, as_main: bool) -> argpars
         from i2a_rllib.envs import rllib_env_settings
 
         try:
-            rllib_env_settings(args.env, getattr(args, "env_config", None))
+            settings = rllib_env_settings(args.env, getattr(args, "env_config", None))
+            if getattr(args, "overlap_sampling", False):
+                from i2a_rllib.env_runner import check_overlap_sampling
+
+                check_overlap_sampling(settings["env"], args.num_envs_per_env_runner or 1)
         except ValueError as e:
             parser.exit(2, f"{parser.prog}: error: {one_line(e)}\n")
     return args
