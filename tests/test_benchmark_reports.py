@@ -340,3 +340,51 @@ def test_gpu_script_refuses_a_machine_without_cuda(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "gpu.sh: torch sees no CUDA device on this machine; nothing to measure"
     assert not (tmp_path / "gpu").exists()
+
+
+def _atari_comparison(*flags, timeout=120):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "atari_comparison.py"), *flags],
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--agents", "ppo,dreamer"], "--agents from ['ppo', 'copy', 'i2a']"),
+        (["--budget", "0"], "--budget, --seeds and --checkpoint-every must be >= 1"),
+        (["--env-model-checkpoint", "/nonexistent"], "holds no environment model"),
+    ],
+)
+def test_atari_comparison_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
+    done = _atari_comparison(*flags, "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results.md").exists()
+
+
+def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_results(tmp_path):
+    """--report-only: per-seed last-10% returns with the sample sd, the shipped model's data
+    steps (its collecting policy's and its collection's) beside I2A, the published anchor,
+    the PNG, and atari.json without losing the Atari 100k entries already there."""
+    work = tmp_path / "work"
+    work.mkdir()
+    returns = {"ppo": (10.0, 14.0), "copy": (3.0, 5.0), "i2a": (12.0, 12.0)}
+    runs = [
+        {"agent": agent, "seed": seed, "budget": 1000,
+         "curve": [{"env_steps": s, "return": r[seed], "seconds": s / 50} for s in range(100, 1001, 100)]}
+        for agent, r in returns.items() for seed in range(2)
+    ]  # fmt: skip
+    (work / "runs.json").write_text(json.dumps(runs))
+    out = tmp_path / "docs"
+    (out / "results").mkdir(parents=True)
+    (out / "results" / "atari.json").write_text(json.dumps({"atari100k": [{"agent": "ppo", "seed": 0}]}))
+    done = _atari_comparison("--report-only", "--budget", "1000", "--work-dir", str(work), "--out-dir", str(out))
+    assert done.returncode == 0, done.stderr
+    results = (out / "results.md").read_text()
+    assert "| PPO | 2 | 12.00 ± 2.83 (10.00, 14.00) |" in results  # sample sd of 10 and 14
+    assert "| copy model | 2 | 4.00 ± 1.41 (3.00, 5.00) |" in results
+    # The shipped model: checkpoint_000293 of the collecting PPO (x 1024) + 100k transitions.
+    assert "| I2A (spatial model) | 2 | 12.00 ± 0.00 (12.00, 12.00) | 300,032 policy + 100,000 collected |" in results
+    assert (out / "figures" / "atari_breakout_learning_curves.png").stat().st_size > 0
+    saved = json.loads((out / "results" / "atari.json").read_text())
+    assert saved["atari100k"] == [{"agent": "ppo", "seed": 0}]
+    assert saved["breakout_comparison"]["figures"]["ppo/1"]["final_return"] == 14.0

@@ -1,0 +1,287 @@
+"""I2A vs the copy-model control vs PPO on Breakout-v5 (sticky actions on), 5e5 env steps.
+
+All agents share the Atari PPO settings (i2a_rllib.config.ATARI_PPO_SETTINGS: batch
+1024, 4 epochs of 256) and the sampling (1 EnvRunner x 8 envs):
+  - i2a:  I2A with the Atari default env model, the shipped `pretrained/breakout_spatial`
+          (or --env-model-checkpoint); the env steps that made its data (the collecting
+          PPO policy's and the collection's, read from its metadata) count toward I2A's
+          budget and are shown separately,
+  - copy: the same architecture imagining with the copy model (no data, no pretraining),
+  - ppo:  the model-free baseline (Nature CNN).
+Writes docs/results/atari.json (key "breakout_comparison": curves and per-run figures),
+docs/figures/atari_breakout_learning_curves.png (against env steps and wall clock, the
+published PPO anchor marked) and the section of docs/results.md: the last-10% return of
+every seed, mean and sample SD, beside the DreamerV3 paper's PPO baseline on Breakout
+with sticky actions (2.0 at 1e5, 12.8 at 5e5, 23.5 at 1e6 env steps).
+
+Runs are resumable at two levels: finished (agent, seed) runs are read back from
+<work-dir>/runs.json, and a run in progress checkpoints every --checkpoint-every
+iterations (algorithm state + its curve so far) and continues from there.
+
+How to run this script
+----------------------
+`python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a]
+ [--work-dir ~/i2a-runs/atari_comparison]`; `--report-only` rewrites the report from the
+finished runs; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
+
+Results to expect
+-----------------
+docs/results.md ("Breakout: I2A vs copy model vs PPO") holds what was measured. On 2 CPU
+cores PPO runs at ~250-400 env steps/s (5e5 steps: 20-35 min per seed), the spatial I2A
+and the copy control at ~40-60 (2.5-3.5 h per seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any, Dict, List
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.paper_comparison import (  # noqa: E402
+    SMOOTHING,
+    final_score,
+    mean_and_sample_sd,
+    moving_mean,
+    train_missing_runs,
+    update_results_section,
+)
+
+ENV_ID = "ALE/Breakout-v5"
+AGENTS = ("ppo", "copy", "i2a")
+LABELS = {"ppo": "PPO", "copy": "copy model", "i2a": "I2A (spatial model)"}
+NUM_ENV_RUNNERS, ENVS_PER_RUNNER = 1, 8
+ROLLOUT_DEPTH = 5
+DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
+# DreamerV3 (Hafner et al. 2023), its PPO baseline on Atari with sticky actions: Breakout
+# return at these env steps (the anchor the issue names).
+PUBLISHED_PPO = {100_000: 2.0, 500_000: 12.8, 1_000_000: 23.5}
+SECTION_TITLE = "## Breakout: I2A vs copy model vs PPO"
+RESULTS_KEY = "breakout_comparison"
+
+
+def build_config(agent: str, seed: int, env_model_checkpoint: str):
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+
+    if agent == "ppo":
+        config = baseline_ppo_config(ENV_ID)
+    else:
+        config = configure_environment(I2AConfig(), ENV_ID).imagination(
+            env_model="spatial" if agent == "i2a" else "copy",
+            env_model_checkpoint=env_model_checkpoint if agent == "i2a" else None,
+            rollout_depth=ROLLOUT_DEPTH,
+            imagination_image_interval=0,
+        )
+    config.env_runners(
+        num_env_runners=NUM_ENV_RUNNERS, num_envs_per_env_runner=ENVS_PER_RUNNER, rollout_fragment_length="auto"
+    )
+    return config.debugging(seed=seed)
+
+
+def env_model_data_steps(checkpoint: str) -> Dict[str, int]:
+    """The env steps behind a pretrained model: its collecting policy's training (read
+    from that checkpoint's path name, `checkpoint_<iteration>` x the baseline's batch)
+    and its collected transitions."""
+    meta = json.load(open(os.path.join(checkpoint, "metadata.json")))
+    dataset = meta.get("dataset", {})
+    collected = int(dataset.get("num_transitions", 0))
+    policy = dataset.get("policy") or ""
+    tail = os.path.basename(policy.rstrip("/"))
+    policy_steps = int(tail.split("_")[-1]) * 1024 if tail.startswith("checkpoint_") else 0
+    return {"collected_transitions": collected, "collecting_policy_steps": policy_steps}
+
+
+def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, work_dir: str,
+              checkpoint_every: int) -> Dict[str, Any]:  # fmt: skip
+    """Trains (agent, seed) to `budget` env steps, resuming from its last checkpoint."""
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    state = os.path.join(work_dir, f"{agent}_seed{seed}_{budget}")
+    checkpoint, curve_path = os.path.join(state, "checkpoint"), os.path.join(state, "curve.json")
+    if os.path.isdir(checkpoint) and os.path.exists(curve_path):
+        algo = Algorithm.from_checkpoint(checkpoint)
+        curve: List[Dict[str, float]] = json.load(open(curve_path))
+        print(f"[atari] {agent} seed {seed}: resumed at {curve[-1]['env_steps']:,} steps", flush=True)
+    else:
+        algo = build_config(agent, seed, env_model_checkpoint).build_algo()
+        curve = []
+    offset = curve[-1]["seconds"] if curve else 0.0
+    start = time.time()
+    try:
+        steps = curve[-1]["env_steps"] if curve else 0
+        while steps < budget:
+            result = algo.train()
+            runners = result["env_runners"]
+            steps = int(runners["num_env_steps_sampled_lifetime"])
+            curve.append({"env_steps": steps, "return": float(runners.get("episode_return_mean", np.nan)),
+                          "seconds": offset + time.time() - start})  # fmt: skip
+            print(f"[atari] {agent} seed {seed}: {steps:>8,d} steps  return {curve[-1]['return']:6.2f}  "
+                  f"{curve[-1]['seconds']:6.0f}s", flush=True)  # fmt: skip
+            if len(curve) % checkpoint_every == 0 or steps >= budget:
+                tmp = checkpoint + ".tmp"
+                shutil.rmtree(tmp, ignore_errors=True)
+                algo.save_to_path(tmp)
+                shutil.rmtree(checkpoint, ignore_errors=True)
+                os.replace(tmp, checkpoint)
+                with open(curve_path + ".tmp", "w") as f:
+                    json.dump(curve, f)
+                os.replace(curve_path + ".tmp", curve_path)
+    finally:
+        algo.stop()
+    return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d")}
+
+
+def run_figures(run: Dict[str, Any], budget: int) -> Dict[str, float]:
+    return {
+        "final_return": final_score(run["curve"], "return", budget),
+        "hours": run["curve"][-1]["seconds"] / 3600,
+        "env_steps_per_s": run["curve"][-1]["env_steps"] / max(run["curve"][-1]["seconds"], 1e-9),
+    }
+
+
+def _cells(values: List[float], digits: int = 2) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    mean, sd = mean_and_sample_sd(values)
+    spread = "" if sd != sd else f" ± {sd:.{digits}f}"
+    return f"{mean:.{digits}f}{spread} ({', '.join(f'{v:.{digits}f}' for v in values)})"
+
+
+def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_dir: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
+    rows = []
+    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue")):
+        agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
+        if not agent_runs:
+            continue
+        for r in agent_runs:
+            returns = moving_mean([p["return"] if p["return"] == p["return"] else 0.0 for p in r["curve"]])
+            steps = moving_mean([p["env_steps"] for p in r["curve"]])
+            hours = moving_mean([p["seconds"] / 3600 for p in r["curve"]])
+            label = LABELS[agent] if r is agent_runs[0] else None
+            axes[0].plot(steps, returns, color=colour, alpha=0.8, label=label)
+            axes[1].plot(hours, returns, color=colour, alpha=0.8, label=label)
+        figures = [run_figures(r, budget) for r in agent_runs]
+        pretrain = (
+            f"{data_steps['collecting_policy_steps']:,} policy + {data_steps['collected_transitions']:,} collected"
+            if agent == "i2a" and data_steps else "-"
+        )  # fmt: skip
+        rows.append(
+            f"| {LABELS[agent]} | {len(agent_runs)} | {_cells([f['final_return'] for f in figures])} | "
+            f"{pretrain} | {np.mean([f['env_steps_per_s'] for f in figures]):,.0f} | "
+            f"{np.mean([f['hours'] for f in figures]):.2f} |"
+        )
+    published = [(s, v) for s, v in PUBLISHED_PPO.items() if s <= budget * 2]
+    axes[0].plot([s for s, _ in published], [v for _, v in published], "k*", ms=9,
+                 label="published PPO (DreamerV3 paper)")  # fmt: skip
+    axes[0].set_xlabel("env steps")
+    axes[1].set_xlabel("hours of training (2-core machine)")
+    for ax in axes:
+        ax.set_ylabel(f"episode return (mean of {SMOOTHING} iterations)")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{ENV_ID} (sticky actions), one line per seed")
+    fig.tight_layout()
+    os.makedirs(os.path.join(out_dir, "figures"), exist_ok=True)
+    fig.savefig(os.path.join(out_dir, "figures", "atari_breakout_learning_curves.png"))
+    plt.close(fig)
+    anchor = PUBLISHED_PPO.get(budget)
+    section = "\n".join(
+        [
+            f"{SECTION_TITLE} (benchmarks/atari_comparison.py)",
+            "",
+            f"Budget: {budget:,} env steps per run (frameskip 4), {seeds} seed(s) per agent, "
+            "sticky actions 0.25, the same PPO settings and sampling for all agents "
+            f"(ATARI_PPO_SETTINGS, 1 EnvRunner x {ENVS_PER_RUNNER} envs). Return: RLlib's "
+            "`episode_return_mean` (game score, unclipped) over the last 10% of the budget, "
+            "mean ± sample sd (per seed). The env steps behind I2A's pretrained model count "
+            "toward its budget and are shown separately."
+            + (f" Published anchor at this budget: PPO {anchor} (DreamerV3 paper, Breakout, sticky actions)." if anchor else ""),
+            "",
+            "| agent | seeds | return, last 10% | env steps behind the env model | env steps/s | hours per run |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "![Breakout learning curves](figures/atari_breakout_learning_curves.png)",
+            "",
+        ]
+    )
+    update_results_section(out_dir, section, SECTION_TITLE)
+    return section
+
+
+def report(runs, args, data_steps) -> None:
+    runs = [r for r in runs if r["budget"] == args.budget and r["seed"] < args.seeds]
+    path = os.path.join(args.out_dir, "results", "atari.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    results = json.load(open(path)) if os.path.exists(path) else {}
+    results[RESULTS_KEY] = {
+        "env_id": ENV_ID,
+        "budget": args.budget,
+        "seeds": args.seeds,
+        "env_model_data_steps": data_steps,
+        "published_ppo": PUBLISHED_PPO,
+        "figures": {f"{r['agent']}/{r['seed']}": run_figures(r, args.budget) for r in runs},
+        "runs": runs,
+    }
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f)
+    os.replace(path + ".tmp", path)
+    print(write_report(runs, args.budget, args.seeds, data_steps, args.out_dir))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget", type=int, default=500_000)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--agents", default=",".join(AGENTS))
+    parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL)
+    parser.add_argument("--checkpoint-every", type=int, default=20, help="iterations between a run's checkpoints")
+    parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_comparison"))
+    parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--report-only", action="store_true",
+                        help="Write the report from the finished runs of seeds < --seeds; train nothing.")  # fmt: skip
+    args = parser.parse_args()
+    agents = [a for a in args.agents.split(",") if a]
+    if not agents or set(agents) - set(AGENTS) or args.budget < 1 or args.seeds < 1 or args.checkpoint_every < 1:
+        parser.exit(2, f"atari_comparison.py: error: --agents from {list(AGENTS)}; --budget, --seeds and "
+                       "--checkpoint-every must be >= 1\n")  # fmt: skip
+    if "i2a" in agents and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
+        parser.exit(2, f"atari_comparison.py: error: --env-model-checkpoint {args.env_model_checkpoint!r} holds "
+                       "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip
+    runs_path = os.path.join(args.work_dir, "runs.json")
+    data_steps = env_model_data_steps(args.env_model_checkpoint) if "i2a" in agents else {}
+    if args.report_only:
+        if not os.path.exists(runs_path):
+            parser.exit(2, f"atari_comparison.py: error: --report-only: no finished runs in {runs_path}\n")
+        report(json.load(open(runs_path)), args, data_steps)
+        return
+
+    import ray
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    os.makedirs(args.work_dir, exist_ok=True)
+    runs = train_missing_runs(
+        runs_path, agents, args.seeds, args.budget,
+        lambda agent, seed: train_run(agent, seed, args.budget, args.env_model_checkpoint, args.work_dir,
+                                      args.checkpoint_every),
+    )  # fmt: skip
+    ray.shutdown()
+    report(runs, args, data_steps)
+
+
+if __name__ == "__main__":
+    main()
