@@ -208,7 +208,8 @@ def _last_result(train_dir: str) -> dict:
     with open(results[-1]) as f:
         lines = f.read().splitlines()
     last = json.loads(lines[-1]) if lines else {}
-    return {"num_env_steps_sampled_lifetime": last.get("env_runners", {}).get("num_env_steps_sampled_lifetime")}
+    steps = last.get("env_runners", {}).get("num_env_steps_sampled_lifetime")
+    return {"num_env_steps_sampled_lifetime": None if steps is None else int(steps)}
 
 
 def _add_to_results(path: str, entry: dict) -> None:
