@@ -3,7 +3,8 @@
 For each environment (Breakout, Sokoban 5x5) and agent (the model-free PPO baseline,
 the copy-model control over frames, I2A with each env-model kind that fits the
 environment), with the same PPO settings and sampling for every agent of an environment,
-in one process on one local Ray instance, one agent after the other:
+one agent after the other, each in a fresh process with its own local Ray instance (in
+one process, every algorithm after the first updated 20-30% slower):
   1. end to end: `algo.train()` for N iterations after one warm-up iteration; env steps/s
      = env steps sampled / wall clock, with a breakdown per iteration of where the time
      went: sampling (RLlib's `synchronous_parallel_sample`), the learner update (of which

@@ -300,28 +300,41 @@ def run_pipeline(args: argparse.Namespace) -> Dict[str, Any]:
     return paths
 
 
-def _train_collecting_policy(args: argparse.Namespace, root: str) -> str:
-    """Stage 0: the PPO baseline trained for --collect-policy-steps (resumed if there).
+def train_baseline(
+    args: argparse.Namespace, root: str, name: str, stop: Dict[str, Any], training: Optional[Dict[str, Any]] = None
+) -> Dict[str, Any]:
+    """The model-free PPO baseline on the flags' env and sampling, trained into
+    <root>/<name> (resumed if there) until `stop`; `training` overrides PPO settings.
 
-    Returns its last checkpoint, the policy stage 1 collects with.
+    Returns run_experiment's summary (its last checkpoint under "checkpoint").
     """
     from i2a_rllib.config import baseline_ppo_config
     from i2a_rllib.experiment import run_experiment
 
     config = baseline_ppo_config(
-        args.env, env_config=args.env_config, num_envs_per_env_runner=args.num_envs_per_env_runner
+        args.env,
+        env_config=args.env_config,
+        num_envs_per_env_runner=args.num_envs_per_env_runner,
+        overlap_sampling=getattr(args, "overlap_sampling", False),
     ).env_runners(
         num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
         rollout_fragment_length="auto",
     )
+    config.training(**{k: v for k, v in (training or {}).items() if v is not None})
     config.debugging(seed=args.seed)
-    policy_args = argparse.Namespace(**vars(args))
-    policy_args.storage_path, policy_args.name = root, "collect_policy"
-    policy_args.resume = os.path.isdir(os.path.join(root, "collect_policy"))
-    summary = run_experiment(
-        config, policy_args, {"num_env_steps_sampled_lifetime": args.collect_policy_steps}
-    )
-    return summary["checkpoint"]
+    run_args = argparse.Namespace(**vars(args))
+    run_args.storage_path, run_args.name = root, name
+    run_args.resume = os.path.isdir(os.path.join(root, name))
+    return run_experiment(config, run_args, stop)
+
+
+def _train_collecting_policy(args: argparse.Namespace, root: str) -> str:
+    """Stage 0: the PPO baseline trained for --collect-policy-steps (resumed if there).
+
+    Returns its last checkpoint, the policy stage 1 collects with.
+    """
+    stop = {"num_env_steps_sampled_lifetime": args.collect_policy_steps}
+    return train_baseline(args, root, "collect_policy", stop)["checkpoint"]
 
 
 def _check_pretrain_settings(config, kind: str, args: argparse.Namespace) -> None:
@@ -360,4 +373,4 @@ def _default_kind(config) -> str:
     return default_kind(obs_space.shape)
 
 
-__all__ = ["LAPTOP_PRESET", "apply_presets", "build_i2a_config", "i2a_arg_parser", "run_pipeline", "RunDirectoryError"]
+__all__ = ["LAPTOP_PRESET", "apply_presets", "build_i2a_config", "i2a_arg_parser", "run_pipeline", "train_baseline", "RunDirectoryError"]

@@ -167,32 +167,18 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _train_and_evaluate_ppo(args: argparse.Namespace, root: str) -> None:
-    from i2a_rllib.config import baseline_ppo_config
     from i2a_rllib.evaluation import evaluate_checkpoint
-    from i2a_rllib.experiment import default_stop, run_experiment
+    from i2a_rllib.experiment import default_stop
+    from i2a_rllib.pipeline import train_baseline
 
-    config = baseline_ppo_config(
-        args.env,
-        env_config=args.env_config,
-        num_envs_per_env_runner=args.num_envs_per_env_runner,
-        overlap_sampling=args.overlap_sampling,
-    ).env_runners(
-        num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
-        rollout_fragment_length="auto",
-    )
     # The PPO settings I2A trains with (the same flags reach build_i2a_config).
-    settings = dict(
+    training = dict(
         train_batch_size_per_learner=args.train_batch_size,
         minibatch_size=args.minibatch_size,
         num_epochs=args.num_epochs,
         lr=args.lr,
     )
-    config.training(**{k: v for k, v in settings.items() if v is not None})
-    config.debugging(seed=args.seed)
-    train_args = argparse.Namespace(**vars(args))
-    train_args.storage_path, train_args.name = root, "train"
-    train_args.resume = args.resume and os.path.isdir(os.path.join(root, "train"))
-    summary = run_experiment(config, train_args, default_stop(args))
+    summary = train_baseline(args, root, "train", default_stop(args), training)
     evaluate_checkpoint(
         summary["checkpoint"], episodes=args.evaluation_episodes, output=os.path.join(root, "evaluation")
     )
