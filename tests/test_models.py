@@ -266,6 +266,61 @@ def test_unknown_env_model_kind_is_a_clear_error():
         build_env_model("dreamer", SMALL_FRAMES, 4)
 
 
+def test_change_weight_counts_the_changed_pixels_more():
+    """Without a weight the frame loss is the plain Bernoulli loss; with weight w, the
+    same error costs 1 + w times more on a pixel that changed since the previous real
+    frame than on one that did not, and the weighted mean is exact."""
+    shape = (1, 8, 8)
+    plain = build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1})
+    weighted = build_env_model(
+        "spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "change_weight": 3.0}
+    )
+    previous = torch.zeros(2, 1, 8, 8)
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, 0, 4, 4] = 1.0  # one pixel changed
+    off_changed, off_still = target.clone(), target.clone()
+    off_changed[:, 0, 4, 4] = 0.7  # the same error on the changed pixel ...
+    off_still[:, 0, 0, 0] = 0.3  # ... and on a pixel that did not change
+    bce = torch.nn.functional.binary_cross_entropy
+    assert torch.isclose(
+        plain.frame_loss(off_changed, target, previous), bce(off_changed.clamp(1e-6, 1 - 1e-6), target)
+    )
+    base = weighted.frame_loss(target, target, previous)
+    extra_changed = weighted.frame_loss(off_changed, target, previous) - base
+    extra_still = weighted.frame_loss(off_still, target, previous) - base
+    assert float(extra_changed / extra_still) == pytest.approx(4.0, rel=1e-3)
+    per_pixel = bce(off_changed.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    weight = torch.ones_like(target) + 3.0 * (target != previous).float()
+    assert torch.isclose(
+        weighted.frame_loss(off_changed, target, previous), (per_pixel * weight).sum() / weight.sum()
+    )
+    assert weighted.metadata()["hparams"]["change_weight"] == 3.0
+    with pytest.raises(ValueError, match="change_weight=-1.0 must be >= 0"):
+        build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "change_weight": -1.0})
+
+
+def test_change_weighted_sequence_loss_compares_each_step_with_the_real_frame_before_it():
+    """Open loop over 2 steps: a dot that appears at step 1 and stays is a change at
+    step 1 only; the weighted loss of a model that misses it at both steps is the
+    weighted mean over both steps with weight 1 + w at step 1's dot alone."""
+    torch.manual_seed(0)
+    shape = (1, 8, 8)
+    model = build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "change_weight": 5.0})
+    frames = torch.zeros(3, *shape)
+    following = torch.zeros(3, 2, 1, 8, 8)
+    following[:, :, 0, 2, 2] = 1.0
+    actions = torch.zeros(3, 2, dtype=torch.long)
+    loss = model.sequence_loss(frames, actions, torch.zeros(3, 2), following)
+    with torch.no_grad():
+        predicted, _ = model.predict_frames(frames, actions)
+    bce = torch.nn.functional.binary_cross_entropy(
+        predicted.clamp(1e-6, 1 - 1e-6), following, reduction="none"
+    )
+    weight = torch.ones_like(following)
+    weight[:, 0, 0, 2, 2] = 6.0
+    assert torch.isclose(loss.frame, (bce * weight).sum() / weight.sum(), rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kind,hparams,message",
     [

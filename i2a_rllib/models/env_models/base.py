@@ -10,6 +10,11 @@ Breakout's ball sharp where a mean-squared error would blur them away. Errors ar
 *reported* as per-pixel mean-squared error so they compare with the copy-last-frame
 baseline.
 
+Change weighting. On Atari the pixels that change from one frame to the next (the
+ball, the paddle) are ~1% of the frame, and an unweighted loss lets a model sit at
+"copy the last frame" for a long time. A family with `change_weight` w > 0 weighs the
+loss of every pixel that differs from the previous real frame by 1 + w.
+
 Rewards are classes over a fixed set of values (`reward_values`), e.g. {-1, 0, +1} for
 clipped Atari rewards; the model's reward is the expected value under its softmax.
 
@@ -30,6 +35,9 @@ from torch import nn
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
 
 ATARI_REWARD_VALUES = (-1.0, 0.0, 1.0)
+# A pixel "changed" when it moved by more than this (intensities in [0, 1]; Atari's
+# gray frames are quantised to 1/255, so this skips no real change).
+CHANGED_PIXEL = 0.02
 
 
 def default_frame_channels(obs_shape: Sequence[int]) -> int:
@@ -72,6 +80,9 @@ class EnvironmentModel(nn.Module):
     # Hparams the family measures on the training data (`hparams_from_data`), which the
     # checkpoint's metadata then records.
     data_statistics: Tuple[str, ...] = ()
+    # Extra loss weight of the pixels that change between the previous real frame and
+    # the target (0: every pixel counts the same); families expose it as an hparam.
+    change_weight: float = 0.0
 
     def __init__(
         self,
@@ -187,9 +198,19 @@ class EnvironmentModel(nn.Module):
         """Per row: is the predicted reward right (the same reward class)?"""
         return self.reward_class(predicted) == self.reward_class(rewards)
 
-    def frame_loss(self, frame: torch.Tensor, next_frame: torch.Tensor) -> torch.Tensor:
-        """Bernoulli (binary cross-entropy) loss of predicted frames in [0, 1]."""
-        return F.binary_cross_entropy(frame.clamp(1e-6, 1.0 - 1e-6), next_frame)
+    def frame_loss(
+        self, frame: torch.Tensor, next_frame: torch.Tensor, previous: torch.Tensor = None
+    ) -> torch.Tensor:
+        """Bernoulli (binary cross-entropy) loss of predicted frames in [0, 1]; with a
+        `change_weight` and the `previous` real frames, a weighted mean in which the
+        pixels that changed count 1 + change_weight times."""
+        frame = frame.clamp(1e-6, 1.0 - 1e-6)
+        if not self.change_weight or previous is None:
+            return F.binary_cross_entropy(frame, next_frame)
+        changed = (next_frame - previous).abs() > CHANGED_PIXEL
+        weight = 1.0 + self.change_weight * changed.float()
+        loss = F.binary_cross_entropy(frame, next_frame, reduction="none")
+        return (loss * weight).sum() / weight.sum()
 
     def reward_loss(
         self, reward_logits: torch.Tensor, rewards: torch.Tensor
@@ -238,6 +259,8 @@ class EnvironmentModel(nn.Module):
             reward_logits.append(logits)
             real = self.push_frame(real, next_frames[:, k])
             consistency = consistency + self.consistency(state, real)
+        # The real frame before each target: the start's newest, then the targets.
+        previous = torch.cat([canvas.unsqueeze(1), next_frames[:, :-1]], 1)
         return loss_terms(
             self,
             torch.stack(predicted, 1).flatten(0, 1),
@@ -245,6 +268,7 @@ class EnvironmentModel(nn.Module):
             rewards.flatten(),
             next_frames.flatten(0, 1),
             consistency / steps,
+            previous=previous.flatten(0, 1),
         )
 
     def predict_frames(
@@ -291,10 +315,11 @@ class EnvironmentModel(nn.Module):
         return torch.cat([frames[:, self.frame_channels :], frame], dim=1)
 
 
-def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None):
+def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None, previous=None):
     """The model's frame loss + reward loss (+ consistency); Bernoulli frames and reward
-    classes unless the family says otherwise."""
-    frame_loss = model.frame_loss(frame, next_frame)
+    classes unless the family says otherwise; `previous`: the real frame before each
+    target (for change weighting)."""
+    frame_loss = model.frame_loss(frame, next_frame, previous)
     reward_loss, accuracy = model.reward_loss(reward_logits, rewards)
     consistency = consistency if consistency is not None else frame_loss.new_zeros(())
     with torch.no_grad():

@@ -167,6 +167,7 @@ class ResidualMLPEnvModel(ObservationStateModel):
             accuracy = self.reward_hits(predicted, rewards).float().mean()
         return F.mse_loss(predicted / self.reward_std, rewards / self.reward_std), accuracy
 
-    def frame_loss(self, frame, next_frame):
-        """Squared error in units of one step's change, per feature."""
+    def frame_loss(self, frame, next_frame, previous=None):
+        """Squared error in units of one step's change, per feature (already scaled to
+        the change: no change weighting)."""
         return (((frame - next_frame) / self.delta_std) ** 2).mean()

@@ -42,6 +42,8 @@ class SpatialLatentEnvModel(EnvironmentModel):
         view_pool: The rollout encoder reads the map average-pooled by this factor.
         consistency_coeff: Weight of ||z_k - sg(encode(o_k))||^2 in the training loss.
         frame_head: 'logit' (correction of the last real frame in logit space).
+        change_weight: The pixels that change count 1 + change_weight times in the frame
+            loss (base.py); 0 weighs every pixel the same.
     """
 
     kind = "spatial"
@@ -58,6 +60,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
         view_pool: int = 2,
         consistency_coeff: float = 1.0,
         frame_head: str = "logit",
+        change_weight: float = 0.0,
     ):
         super().__init__(obs_shape, num_actions, frame_channels, reward_values)
         in_channels, height, width = self.obs_shape
@@ -77,6 +80,9 @@ class SpatialLatentEnvModel(EnvironmentModel):
         self.view_pool = int(view_pool)
         self.consistency_coeff = float(consistency_coeff)
         self.frame_head = str(frame_head)
+        if not change_weight >= 0:
+            raise ValueError(f"spatial model: change_weight={change_weight} must be >= 0.")
+        self.change_weight = float(change_weight)
         self.map_size = folded
         c = self.channels
         self.encoder = nn.Sequential(
@@ -125,6 +131,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
             "view_pool": self.view_pool,
             "consistency_coeff": self.consistency_coeff,
             "frame_head": self.frame_head,
+            "change_weight": self.change_weight,
         }
 
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
