@@ -321,6 +321,70 @@ def test_change_weighted_sequence_loss_compares_each_step_with_the_real_frame_be
     assert torch.isclose(loss.frame, (bce * weight).sum() / weight.sum(), rtol=1e-4)
 
 
+def _coin_flip_windows(n, shape=(2, 16, 16)):
+    """A dot that moves one cell left or right at random, whatever the action: the
+    frames cannot tell which, so a deterministic model can only predict both halves."""
+    rows, cols = torch.randint(2, 14, (n,)), torch.randint(2, 14, (n,))
+    index = torch.arange(n)
+    frames = torch.zeros(n, *shape)
+    frames[index, :, rows, cols] = 1.0
+    side = 2 * torch.randint(0, 2, (n,)) - 1
+    following = torch.zeros(n, 1, 1, *shape[1:])
+    following[index, 0, 0, rows, cols + side] = 1.0
+    return frames, torch.zeros(n, 1, dtype=torch.long), torch.zeros(n, 1), following, rows, cols
+
+
+@pytest.mark.parametrize("codes", [0, 4])
+def test_stochastic_spatial_model_samples_sharp_outcomes_where_the_deterministic_one_blurs(codes):
+    """On a coin flip the deterministic model predicts a dim dot on both sides; the model
+    with per-step codes draws one bright dot per sample, on either side about half the
+    time, and its prior stays uncertain (cross-entropy near log 2)."""
+    torch.manual_seed(0)
+    shape = (2, 16, 16)
+    model = build_env_model(
+        "spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "codes": codes}
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(400):
+        frames, actions, rewards, following, _, _ = _coin_flip_windows(32)
+        loss = model.sequence_loss(frames, actions, rewards, following)
+        optimizer.zero_grad()
+        loss.total.backward()
+        optimizer.step()
+    frames, actions, _, _, rows, cols = _coin_flip_windows(256)
+    with torch.no_grad():
+        predicted, _ = model.predict_frames(frames, actions)
+    index = torch.arange(256)
+    left, right = predicted[index, 0, 0, rows, cols - 1], predicted[index, 0, 0, rows, cols + 1]
+    peak = float(predicted.flatten(1).amax(1).mean())
+    if not codes:
+        assert loss.code_prior is None
+        assert peak < 0.75  # both sides half lit
+        return
+    assert peak > 0.85
+    assert 0.25 < float((right > left).float().mean()) < 0.75
+    assert float(loss.code_prior) > 0.5  # the prior cannot call the coin
+
+
+def test_stochastic_spatial_model_interface():
+    """Hypotheses per step are recorded, one code (1 hypothesis) is refused; stepping
+    every action of a state keeps rows b * A + a; two draws differ once the codes act."""
+    with pytest.raises(ValueError, match="codes=1: 0 .deterministic. or >= 2"):
+        build_env_model("spatial", ATARI_FRAMES, 4, hparams={"codes": 1})
+    model = build_env_model("spatial", ATARI_FRAMES, 4, hparams={"codes": 4})
+    assert model.metadata()["hparams"]["codes"] == 4
+    state = model.initial_state(torch.rand(3, *ATARI_FRAMES))
+    next_states, rewards = model.step_every_action(state)
+    assert next_states.shape == (12, *model.state_shape) and rewards.shape == (12,)
+    with torch.no_grad():
+        model.code_shift.weight.normal_(std=3.0)
+        model.code_prior.bias.zero_()
+    torch.manual_seed(0)
+    first, _ = model.step(state, torch.zeros(3, dtype=torch.long))
+    second, _ = model.step(state, torch.zeros(3, dtype=torch.long))
+    assert not torch.allclose(first, second)
+
+
 @pytest.mark.parametrize(
     "kind,hparams,message",
     [

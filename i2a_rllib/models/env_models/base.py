@@ -26,7 +26,7 @@ family that models vectors (mlp.py) replaces the frame and reward losses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,8 @@ class EnvModelLoss:
     consistency: torch.Tensor
     reward_accuracy: torch.Tensor
     frame_mse: torch.Tensor
+    # Stochastic models: the loss of the prior over the per-step codes (in `total`).
+    code_prior: Optional[torch.Tensor] = None
 
 
 class EnvironmentModel(nn.Module):
@@ -221,6 +223,21 @@ class EnvironmentModel(nn.Module):
             accuracy = (reward_logits.argmax(-1) == targets).float().mean()
         return F.cross_entropy(reward_logits, targets), accuracy
 
+    def training_transition(
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        real_obs: torch.Tensor,
+        canvas: torch.Tensor,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """One step of open-loop training, where the real observation it leads to is
+        known (`canvas`: the last real frame, as for `frame_of`): next state, reward
+        logits, and the loss of a stochastic family's prior over its codes (None for
+        deterministic families; stochastic ones pick the code that matches `real_obs`
+        and train the prior to predict it)."""
+        next_state, reward_logits = self.transition(state, action)
+        return next_state, reward_logits, None
+
     def consistency(self, state: torch.Tensor, real_obs: torch.Tensor) -> torch.Tensor:
         """Training term keeping an imagined state near the state of the real observation
         it stands for (0 for models whose state is the frames)."""
@@ -252,13 +269,15 @@ class EnvironmentModel(nn.Module):
         """
         steps = actions.shape[1]
         state, canvas, real = self.initial_state(frames), self.newest_frame(frames), frames
-        predicted, reward_logits, consistency = [], [], frames.new_zeros(())
+        predicted, reward_logits, consistency, code_prior = [], [], frames.new_zeros(()), None
         for k in range(steps):
-            state, logits = self.transition(state, actions[:, k])
+            real = self.push_frame(real, next_frames[:, k])
+            state, logits, step_prior = self.training_transition(state, actions[:, k], real, canvas)
             predicted.append(self.frame_of(state, canvas))
             reward_logits.append(logits)
-            real = self.push_frame(real, next_frames[:, k])
             consistency = consistency + self.consistency(state, real)
+            if step_prior is not None:
+                code_prior = step_prior if code_prior is None else code_prior + step_prior
         # The real frame before each target: the start's newest, then the targets.
         previous = torch.cat([canvas.unsqueeze(1), next_frames[:, :-1]], 1)
         return loss_terms(
@@ -269,6 +288,7 @@ class EnvironmentModel(nn.Module):
             next_frames.flatten(0, 1),
             consistency / steps,
             previous=previous.flatten(0, 1),
+            code_prior=None if code_prior is None else code_prior / steps,
         )
 
     def predict_frames(
@@ -315,22 +335,26 @@ class EnvironmentModel(nn.Module):
         return torch.cat([frames[:, self.frame_channels :], frame], dim=1)
 
 
-def loss_terms(model, frame, reward_logits, rewards, next_frame, consistency=None, previous=None):
-    """The model's frame loss + reward loss (+ consistency); Bernoulli frames and reward
-    classes unless the family says otherwise; `previous`: the real frame before each
-    target (for change weighting)."""
+def loss_terms(
+    model, frame, reward_logits, rewards, next_frame, consistency=None, previous=None, code_prior=None
+):
+    """The model's frame loss + reward loss (+ consistency, + a stochastic family's code prior loss); Bernoulli frames and
+    reward classes unless the family says otherwise; `previous`: the real frame before
+    each target (for change weighting)."""
     frame_loss = model.frame_loss(frame, next_frame, previous)
     reward_loss, accuracy = model.reward_loss(reward_logits, rewards)
     consistency = consistency if consistency is not None else frame_loss.new_zeros(())
     with torch.no_grad():
         frame_mse = F.mse_loss(frame, next_frame)
+    total = frame_loss + reward_loss + consistency
     return EnvModelLoss(
-        total=frame_loss + reward_loss + consistency,
+        total=total if code_prior is None else total + code_prior,
         frame=frame_loss,
         reward=reward_loss,
         consistency=consistency,
         reward_accuracy=accuracy,
         frame_mse=frame_mse,
+        code_prior=code_prior,
     )
 
 

@@ -31,6 +31,12 @@ from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentMod
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 
 
+
+
+# Share of the loss the losing hypotheses of a stochastic model get (relaxed WTA).
+LOSER_WEIGHT = 0.05
+
+
 class SpatialLatentEnvModel(EnvironmentModel):
     """Encode once into a feature map, step it with an action-conditioned conv net.
 
@@ -44,6 +50,15 @@ class SpatialLatentEnvModel(EnvironmentModel):
         frame_head: 'logit' (correction of the last real frame in logit space).
         change_weight: The pixels that change count 1 + change_weight times in the frame
             loss (base.py); 0 weighs every pixel the same.
+        codes: Classes of a discrete code drawn per imagined step (0: the deterministic
+            model). The code scales and shifts the transition's features like the action
+            does, so each code is one hypothesis of what happens next; imagination
+            samples it from a prior that sees the map and the action. Training steps
+            every hypothesis, scores the one closest to what really happened (frame and
+            latent losses: "winner takes all", multiple-choice learning) and teaches the
+            prior to predict that winner (cross-entropy, reported as `code_prior`). What the
+            frames and the action leave open, such as where Breakout's paddle ends up
+            under its momentum, is then sampled instead of averaged into a blur.
     """
 
     kind = "spatial"
@@ -61,6 +76,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
         consistency_coeff: float = 1.0,
         frame_head: str = "logit",
         change_weight: float = 0.0,
+        codes: int = 0,
     ):
         super().__init__(obs_shape, num_actions, frame_channels, reward_values)
         in_channels, height, width = self.obs_shape
@@ -83,6 +99,11 @@ class SpatialLatentEnvModel(EnvironmentModel):
         if not change_weight >= 0:
             raise ValueError(f"spatial model: change_weight={change_weight} must be >= 0.")
         self.change_weight = float(change_weight)
+        if codes < 0 or codes == 1:
+            raise ValueError(
+                f"spatial model: codes={codes}: 0 (deterministic) or >= 2 hypotheses per step."
+            )
+        self.codes = int(codes)
         self.map_size = folded
         c = self.channels
         self.encoder = nn.Sequential(
@@ -100,6 +121,15 @@ class SpatialLatentEnvModel(EnvironmentModel):
             nn.Conv2d(c, c, 3, padding=d, dilation=d) for d in self.dilations
         )
         self.transition_out = nn.Conv2d(c, c, 3, padding=1)
+        if self.codes:
+            # The prior reads the action-conditioned features pooled over the map (mean
+            # and max). The codes' FiLM starts with small random shifts: hypotheses that
+            # start equal would never be told apart by which one wins.
+            self.code_prior = nn.Linear(2 * c, self.codes)
+            self.code_scale = nn.Embedding(self.codes, c)
+            self.code_shift = nn.Embedding(self.codes, c)
+            nn.init.zeros_(self.code_scale.weight)
+            nn.init.normal_(self.code_shift.weight, std=0.1)
         # Rewards, read off the transition's features (which see the old map and the
         # action): a brick hit is one place on the map, so max over space, not mean.
         self.reward_out = nn.Linear(c, len(self.reward_values))
@@ -132,6 +162,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
             "consistency_coeff": self.consistency_coeff,
             "frame_head": self.frame_head,
             "change_weight": self.change_weight,
+            "codes": self.codes,
         }
 
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
@@ -144,17 +175,70 @@ class SpatialLatentEnvModel(EnvironmentModel):
         # and for the learner to keep per imagined step).
         return state if self.view_pool == 1 else F.avg_pool2d(state, self.view_pool)
 
-    def _transition(self, state, first_layer, action):
+    def _features(self, first_layer, action):
+        """The transition's first layer, scaled and shifted by the action (pre-ReLU)."""
         scale = 1.0 + self.action_scale(action)[:, :, None, None]
-        x = F.relu(torch.addcmul(self.action_shift(action)[:, :, None, None], first_layer, scale))
+        return torch.addcmul(self.action_shift(action)[:, :, None, None], first_layer, scale)
+
+    def _transition(self, state, first_layer, action, code=None):
+        """`code` (B,): the hypothesis of a stochastic model; None samples it from the
+        prior (deterministic models have none)."""
+        x = self._features(first_layer, action)
+        if self.codes:
+            if code is None:
+                code = self.sample_code(x)
+            x = torch.addcmul(
+                self.code_shift(code)[:, :, None, None], x, 1.0 + self.code_scale(code)[:, :, None, None]
+            )
+        x = F.relu(x)
         for conv in self.transition_body:
             x = x + F.relu(conv(x))
         next_state = state + self.transition_out(x)
         reward_logits = self.reward_out(F.adaptive_max_pool2d(x, 1).flatten(1))
         return next_state, reward_logits
 
+    def prior_logits(self, features):
+        return self.code_prior(torch.cat([features.mean((2, 3)), features.amax((2, 3))], 1))
+
+    def sample_code(self, features):
+        return torch.distributions.Categorical(logits=self.prior_logits(features).float()).sample()
+
     def transition(self, state, action):
         return self._transition(state, self.transition_in(state), action)
+
+    def training_transition(self, state, action, real_obs, canvas):
+        if not self.codes:
+            return super().training_transition(state, action, real_obs, canvas)
+        batch, codes = len(state), self.codes
+        first = self.transition_in(state)
+        # Every hypothesis of every row: rows b * codes + k.
+        hypotheses = torch.arange(codes, device=state.device).repeat(batch)
+        next_states, reward_logits = self._transition(
+            state.repeat_interleave(codes, 0),
+            first.repeat_interleave(codes, 0),
+            action.repeat_interleave(codes, 0),
+            hypotheses,
+        )
+        # How far each hypothesis is from what happened (the frame and latent losses).
+        frames = self.frame_of(next_states, canvas.repeat_interleave(codes, 0))
+        target = self.newest_frame(real_obs).repeat_interleave(codes, 0)
+        error = F.binary_cross_entropy(
+            frames.clamp(1e-6, 1.0 - 1e-6), target, reduction="none"
+        ).flatten(1).mean(1)
+        with torch.no_grad():
+            encoded = self.initial_state(real_obs).repeat_interleave(codes, 0)
+        error = error + self.consistency_coeff * (next_states - encoded).pow(2).flatten(1).mean(1)
+        error = error.view(batch, codes)
+        winner = error.detach().argmin(1)
+        rows = torch.arange(batch, device=state.device) * codes + winner
+        # Relaxed winner-takes-all (Rupprecht et al. 2017): the losing hypotheses get a
+        # small share of the loss, so one that wins nothing early is not left untrained
+        # (otherwise the first blur-like hypothesis wins every row for good).
+        losers = torch.ones_like(error).scatter_(1, winner[:, None], 0.0)
+        relaxed = LOSER_WEIGHT * (error * losers).sum() / losers.sum()
+        prior_loss = F.cross_entropy(self.prior_logits(self._features(first, action)), winner)
+        prior_loss = prior_loss + relaxed
+        return next_states[rows], reward_logits[rows], prior_loss
 
     def step_every_action(self, state):
         # The first convolution does not depend on the action: once per state.
