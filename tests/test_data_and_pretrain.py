@@ -364,3 +364,24 @@ def test_breakout_error_floor_names_a_missing_dataset(monkeypatch, tmp_path):
     monkeypatch.setattr("sys.argv", ["breakout_error_floor.py", missing])
     with pytest.raises(SystemExit, match="does not exist.*i2a collect"):
         breakout_error_floor.main()
+
+
+def test_stochastic_models_are_scored_on_one_draw_and_on_the_mean_of_draws(dataset):
+    """Deterministic models have one error per horizon; stochastic ones (codes > 0) also
+    the error of the mean of several draws, which differs from one draw's."""
+    from i2a_rllib.data.format import read_rows
+    from i2a_rllib.pretrain.evaluate import k_step_errors
+
+    manifest = read_manifest(dataset)
+    table = read_rows(dataset, sorted(manifest.shards)[:1])
+    torch.manual_seed(0)
+    deterministic = build_env_model("spatial", (4, 84, 84), 4)
+    assert k_step_errors(deterministic, table, [4, 84, 84], 1, horizon=3, max_windows=8)["mean_error"] is None
+    stochastic = build_env_model("spatial", (4, 84, 84), 4, hparams={"codes": 4})
+    with torch.no_grad():
+        stochastic.code_shift.weight.normal_(std=3.0)
+        stochastic.transition_out.weight.normal_(std=0.3)
+        stochastic.frame_out.conv.weight.normal_(std=0.3)
+    errors = k_step_errors(stochastic, table, [4, 84, 84], 1, horizon=3, max_windows=8)
+    assert len(errors["mean_error"]) == 3
+    assert errors["mean_error"] != pytest.approx(errors["model_error"], rel=1e-3)

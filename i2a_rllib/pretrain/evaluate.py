@@ -6,6 +6,9 @@
   one, beside the "copy the last frame" baseline (predict frame t+k = frame t). For
   flat-vector observations: the per-feature mean-squared error of the k-th predicted
   state, beside "copy the last state".
+  Stochastic models (`codes` > 0) are scored on one draw per window (what imagination
+  sees) and on the mean of `MEAN_DRAWS` draws (their mean prediction, which compares
+  with a deterministic model's).
 - Reward prediction accuracy (overall, and on the transitions with a non-zero reward).
 - Action effect: how much the one-step imagined frame depends on the action (the largest
   per-pixel difference between actions, averaged over held-out states), beside how much
@@ -32,6 +35,8 @@ from i2a_rllib.models.model_free import to_float_frames
 from i2a_rllib.pictures import real_vs_imagined_strip, save_png
 
 HORIZONS = (1, 5, 10, 15)
+# Draws averaged into a stochastic model's mean prediction.
+MEAN_DRAWS = 8
 
 
 def _predicted_thing(obs_shape: Sequence[int]) -> Tuple[str, str]:
@@ -64,23 +69,31 @@ def k_step_errors(
     next_frames = table.column("next_frame").to_numpy(zero_copy_only=False)
     actions = table.column("action").to_numpy().astype(np.int64)
     frame_shape = (frame_channels, *obs_shape[1:])
-    model_sq, copy_sq = np.zeros(horizon), np.zeros(horizon)
+    model_sq, copy_sq, mean_sq = np.zeros(horizon), np.zeros(horizon), np.zeros(horizon)
+    stochastic = getattr(model, "codes", 0) > 0
     example = None
     for begin in range(0, len(windows), chunk):
         rows = np.stack(windows[begin : begin + chunk])
         start = to_float_frames(torch.from_numpy(decode_frames(obs[rows[:, 0]], tuple(obs_shape))))
         real = decode_frames(next_frames[rows.reshape(-1)], frame_shape)
         real = to_float_frames(torch.from_numpy(real.reshape(*rows.shape, *frame_shape)))
-        predicted, _ = model.predict_frames(start, torch.from_numpy(actions[rows]))
+        taken = torch.from_numpy(actions[rows])
+        predicted, _ = model.predict_frames(start, taken)
         copy = model.newest_frame(start).unsqueeze(1)
         # Mean over pixels (or features) of each step: (B, K).
         model_sq += ((predicted - real) ** 2).flatten(2).mean(-1).sum(0).numpy()
+        if stochastic:
+            mean = predicted.clone()
+            for _ in range(MEAN_DRAWS - 1):
+                mean += model.predict_frames(start, taken)[0]
+            mean_sq += ((mean / MEAN_DRAWS - real) ** 2).flatten(2).mean(-1).sum(0).numpy()
         copy_sq += ((copy - real) ** 2).flatten(2).mean(-1).sum(0).numpy()
         if example is None:
             example = (real[0].numpy(), predicted[0].numpy())
     count = len(windows)
     return {
         "model_error": (model_sq / count).tolist(),
+        "mean_error": (mean_sq / count).tolist() if stochastic else None,
         "copy_error": (copy_sq / count).tolist(),
         "num_windows": count,
         "example": example,
@@ -180,6 +193,10 @@ def evaluate_env_model(
         metrics[f"error_ratio_{k}_step"] = errors["model_error"][k - 1] / max(
             errors["copy_error"][k - 1], 1e-12
         )
+        if errors["mean_error"] is not None:
+            metrics[f"mean_error_ratio_{k}_step"] = errors["mean_error"][k - 1] / max(
+                errors["copy_error"][k - 1], 1e-12
+            )
     metrics.update(reward_accuracy(model, table, manifest.obs_shape))
     metrics.update(action_effect(model, table, manifest.obs_shape, manifest.frame_channels))
     metrics["num_windows"] = errors["num_windows"]
@@ -212,6 +229,11 @@ def evaluate_env_model(
             f"[evaluate]   {k:2d} step(s): model {metrics[f'frame_error_{k}_step']:.6f}   "
             f"copy-last-{thing} {metrics[f'copy_error_{k}_step']:.6f}   "
             f"ratio {metrics[f'error_ratio_{k}_step']:.3f}"
+            + (
+                f"   (mean of {MEAN_DRAWS} draws: ratio {metrics[f'mean_error_ratio_{k}_step']:.3f})"
+                if errors["mean_error"] is not None
+                else ""
+            )
         )
     print(f"[evaluate] {metrics['macs_per_imagined_step'] / 1e6:.1f} MMAC per imagined step")
     print(
