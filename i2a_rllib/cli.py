@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="JSON model settings, e.g. '{\"latent_size\": 64}' (latent) or "
         "'{\"architecture\": \"dilated\"}' (pixel, full-resolution Atari model; "
-        "'frame_head' picks 'logit' or 'gate')",
+        "'frame_head' picks 'logit' or 'gate'); spatial: '{\"codes\": 4}' samples "
+        "one of 4 hypotheses per imagined step, '{\"change_weight\": 3}' weighs the "
+        "pixels that change",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

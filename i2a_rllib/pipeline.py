@@ -111,7 +111,8 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         type=json_object_arg("--env-model-hparams", '{"channels": 16}'),
         default={},
         help="JSON settings of the environment model stage 2 trains, e.g. "
-        '\'{"channels": 16}\' (pixel) or \'{"latent_size": 64}\' (latent).',
+        '\'{"channels": 16}\' (pixel), \'{"latent_size": 64}\' (latent) or '
+        '\'{"codes": 4}\' (spatial, stochastic: 4 hypotheses per imagined step).',
     )
     pipeline.add_argument("--evaluation-episodes", type=int, default=10)
     pipeline.add_argument(
