@@ -385,3 +385,29 @@ def test_stochastic_models_are_scored_on_one_draw_and_on_the_mean_of_draws(datas
     errors = k_step_errors(stochastic, table, [4, 84, 84], 1, horizon=3, max_windows=8)
     assert len(errors["mean_error"]) == 3
     assert errors["mean_error"] != pytest.approx(errors["model_error"], rel=1e-3)
+
+
+def test_validation_scores_a_stochastic_model_without_its_code_prior(dataset):
+    """The held-out loss that picks the exported epoch is the frame + reward + latent
+    loss; a stochastic model's code-prior term (which grows as its hypotheses learn to
+    differ) is left out."""
+    from i2a_rllib.data.windows import shard_windows
+    from i2a_rllib.pretrain.train import EnvModelLossModule, _to_tensors, _validate
+
+    windows = shard_windows(pq.read_table(os.path.join(dataset, sorted(read_manifest(dataset).shards)[0])), 2)
+    batch = {key: value[:16] for key, value in windows.items()}
+
+    class Batches:  # what Ray Data's iterator yields here: numpy batches
+        def iter_batches(self, **_):
+            yield batch
+
+    torch.manual_seed(0)
+    model = build_env_model("spatial", (4, 84, 84), 4, hparams={"codes": 3})
+    config = {"batch_size": 16, "obs_shape": [4, 84, 84], "frame_channels": 1}
+    torch.manual_seed(1)
+    scored = _validate(EnvModelLossModule(model), Batches(), config, "cpu")["validation_loss"]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        loss = model.sequence_loss(*_to_tensors(batch, [4, 84, 84], 1, "cpu"))
+    assert float(loss.code_prior) > 0.5  # log 3 at the start: a large share of the total
+    assert scored == pytest.approx(float(loss.frame + loss.reward + loss.consistency), rel=1e-5)

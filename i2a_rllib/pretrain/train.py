@@ -318,14 +318,17 @@ def _validate(module, shard, config, device) -> Dict[str, float]:
     module.eval()
     # loss, frame MSE, reward accuracy (each summed over rows), rows
     sums = torch.zeros(4, dtype=torch.float64)
-    # Always over the full horizon, so the losses of all epochs compare.
+    # Always over the full horizon, so the losses of all epochs compare. Without a
+    # stochastic model's code-prior term: it grows as the hypotheses learn to differ
+    # (the winner gets harder to predict), so it would pick the least stochastic epoch.
     for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy"):
         loss = _unwrap(module).sequence_loss(
             *_to_tensors(batch, config["obs_shape"], config["frame_channels"], device)
         )
         rows = len(batch["actions"])
+        scored = loss.total if loss.code_prior is None else loss.total - loss.code_prior
         sums += torch.tensor(
-            [float(loss.total) * rows, float(loss.frame_mse) * rows, float(loss.reward_accuracy) * rows, rows],
+            [float(scored) * rows, float(loss.frame_mse) * rows, float(loss.reward_accuracy) * rows, rows],
             dtype=torch.float64,
         )
     if torch.distributed.is_available() and torch.distributed.is_initialized():
