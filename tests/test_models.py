@@ -383,6 +383,10 @@ def test_stochastic_spatial_model_interface():
     first, _ = model.step(state, torch.zeros(3, dtype=torch.long))
     second, _ = model.step(state, torch.zeros(3, dtype=torch.long))
     assert not torch.allclose(first, second)
+    # An I2A network imagines with it (codes drawn at every imagined step).
+    net = I2ANetwork(model, rollout_depth=2)
+    imagination = net.imagine(_obs(2, ATARI_FRAMES))
+    assert imagination.views.shape[:3] == (2, 4, 2)
 
 
 @pytest.mark.parametrize(
