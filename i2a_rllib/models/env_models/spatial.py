@@ -15,8 +15,11 @@ actions actually taken and, at every step, the decoded frame, the reward and the
 map itself (against the encoding of the real observation, "latent consistency") are
 scored, so errors that compound over the rollout depth are trained away.
 
-Cost per imagined step with the defaults (16 channels, 3 dilated blocks): ~21 MMAC,
-a twelfth of the seed's pixel model (~250 MMAC).
+Optionally stochastic (`codes`): each imagined step draws one of K hypotheses from a
+learned prior instead of averaging them (see the class).
+
+Cost per imagined step with the defaults (8 channels, dilations 1-2): ~4.1 MMAC, 1/63
+of the seed's pixel model (~257 MMAC).
 """
 
 from __future__ import annotations
