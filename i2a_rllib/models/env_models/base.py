@@ -59,7 +59,8 @@ class EnvModelLoss:
     consistency: torch.Tensor
     reward_accuracy: torch.Tensor
     frame_mse: torch.Tensor
-    # Stochastic models: the loss of the prior over the per-step codes (in `total`).
+    # Stochastic models' extra terms (in `total`): their code prior's loss and the
+    # losing hypotheses' share; left out where epochs are compared (pretrain._validate).
     code_prior: Optional[torch.Tensor] = None
 
 
@@ -201,7 +202,7 @@ class EnvironmentModel(nn.Module):
         return self.reward_class(predicted) == self.reward_class(rewards)
 
     def frame_loss(
-        self, frame: torch.Tensor, next_frame: torch.Tensor, previous: torch.Tensor = None
+        self, frame: torch.Tensor, next_frame: torch.Tensor, previous: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         """Bernoulli (binary cross-entropy) loss of predicted frames in [0, 1]; with a
         `change_weight` and the `previous` real frames, a weighted mean in which the
@@ -338,9 +339,9 @@ class EnvironmentModel(nn.Module):
 def loss_terms(
     model, frame, reward_logits, rewards, next_frame, consistency=None, previous=None, code_prior=None
 ):
-    """The model's frame loss + reward loss (+ consistency, + a stochastic family's code prior loss); Bernoulli frames and
-    reward classes unless the family says otherwise; `previous`: the real frame before
-    each target (for change weighting)."""
+    """The model's frame loss + reward loss (+ consistency, + a stochastic family's
+    `code_prior` terms); Bernoulli frames and reward classes unless the family says
+    otherwise; `previous`: the real frame before each target (for change weighting)."""
     frame_loss = model.frame_loss(frame, next_frame, previous)
     reward_loss, accuracy = model.reward_loss(reward_logits, rewards)
     consistency = consistency if consistency is not None else frame_loss.new_zeros(())

@@ -33,9 +33,6 @@ from torch import nn
 from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 
-
-
-
 # Share of the loss the losing hypotheses of a stochastic model get (relaxed WTA).
 LOSER_WEIGHT = 0.05
 
@@ -222,7 +219,8 @@ class SpatialLatentEnvModel(EnvironmentModel):
             action.repeat_interleave(codes, 0),
             hypotheses,
         )
-        # How far each hypothesis is from what happened (the frame and latent losses).
+        # How far each hypothesis is from what happened: the unweighted frame loss and
+        # the latent loss (change_weight, if set, weighs only the winner's frame loss).
         frames = self.frame_of(next_states, canvas.repeat_interleave(codes, 0))
         target = self.newest_frame(real_obs).repeat_interleave(codes, 0)
         error = F.binary_cross_entropy(
