@@ -107,7 +107,13 @@ def configure_environment(
     if settings["flat_observations"]:
         config.training(**CLASSIC_CONTROL_PPO_SETTINGS)
     config.environment(settings["env"], env_config=settings["env_config"])
-    config.env_runners(gym_env_vectorize_mode=settings["gym_env_vectorize_mode"])
+    # No sample timeout: RLlib discards a remote EnvRunner's batch that takes longer
+    # than `sample_timeout_s` (60 s by default), though its env steps were taken. I2A
+    # on a loaded 2-core machine crossed it: an Atari 100k run lost 6 of its 77
+    # iterations' samples, uncounted and untrained on. A dead runner still fails fast.
+    config.env_runners(
+        gym_env_vectorize_mode=settings["gym_env_vectorize_mode"], sample_timeout_s=None
+    )
     if num_envs_per_env_runner is not None:
         config.env_runners(num_envs_per_env_runner=num_envs_per_env_runner)
     if overlap_sampling:

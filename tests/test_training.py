@@ -39,6 +39,17 @@ def _learner_results(result):
     return result["learners"]["default_policy"]
 
 
+def test_no_sampled_batch_is_discarded_for_taking_long():
+    """RLlib drops a remote EnvRunner's batch that takes longer than `sample_timeout_s`
+    (60 s by default) although its env steps were taken; slow I2A sampling on a loaded
+    machine crossed it. Every agent runs without that timeout, and a user can still set one."""
+    assert I2AConfig().sample_timeout_s == 60.0  # RLlib's default, which the project replaces
+    for config in (configure_environment(I2AConfig(), ENV), baseline_ppo_config(ENV),
+                   configure_environment(I2AConfig(), "CartPole-v1")):  # fmt: skip
+        assert config.sample_timeout_s is None
+    assert baseline_ppo_config(ENV).env_runners(sample_timeout_s=600.0).sample_timeout_s == 600.0
+
+
 def test_ppo_baseline_trains_checkpoints_and_restores(ray_session, tmp_path):
     algo = _tiny(baseline_ppo_config(ENV), num_env_runners=1).build_algo()
     try:
