@@ -48,3 +48,31 @@ def test_a_tiny_ppo_run_trains_evaluates_and_records_itself(tmp_path):
     assert entry["human_normalised"] == pytest.approx((entry["score_mean"] - 1.7) / (30.5 - 1.7))
     assert "[atari100k] breakout ppo seed 0: score" in run.stdout
     assert json.loads(results.read_text())["atari100k"] == [entry]
+
+
+def test_i2a_and_its_copy_model_control_are_separate_runs_and_rows(tmp_path):
+    """The copy-model control is `--agent i2a --env-model copy`: its run directory and its
+    results row must not replace the I2A run of the same seed (they did before)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_atari100k_script", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    parse = lambda argv: script.apply_presets(script.parser.parse_args(argv), script.parser)  # noqa: E731
+    assert script._agent_label(parse([])) == "i2a"
+    assert script._agent_label(parse(["--env-model", "copy"])) == "i2a_copy"
+    assert script._agent_label(parse(["--agent", "ppo"])) == "ppo"
+
+    results = str(tmp_path / "atari.json")
+    rows = [
+        {"agent": "i2a", "env_model": "spatial", "game": "breakout", "seed": 0, "score_mean": 2.5},
+        {"agent": "i2a", "env_model": "copy", "game": "breakout", "seed": 0, "score_mean": 1.0},
+        {"agent": "ppo", "env_model": None, "game": "breakout", "seed": 0, "score_mean": 6.1},
+        {"agent": "i2a", "env_model": "copy", "game": "breakout", "seed": 0, "score_mean": 2.0},  # a rerun
+    ]
+    for row in rows:
+        script._add_to_results(results, row)
+    kept = json.load(open(results))["atari100k"]
+    assert sorted((r["agent"], r["env_model"], r["score_mean"]) for r in kept) == [
+        ("i2a", "copy", 2.0), ("i2a", "spatial", 2.5), ("ppo", None, 6.1)
+    ]

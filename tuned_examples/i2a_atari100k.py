@@ -107,6 +107,13 @@ def budget_split(args: argparse.Namespace) -> dict:
     return {"budget": args.budget, "data_steps": data, "train_steps": train, "iterations": iterations}
 
 
+def _agent_label(args: argparse.Namespace) -> str:
+    """"i2a", "ppo", or "i2a_copy" / "i2a_perfect" for I2A's controls (their own runs)."""
+    if args.agent == "i2a" and args.env_model in ("copy", "perfect"):
+        return f"i2a_{args.env_model}"
+    return args.agent
+
+
 def normalised(game: str, score: float):
     random_score, human = RANDOM_HUMAN.get(game, (None, None))
     return None if human is None else (score - random_score) / (human - random_score)
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> dict:
     game = resolve_rom_id(args.env)
     args.env_config = {"repeat_action_probability": 0.0, **args.env_config}
     args.stop_timesteps, args.stop_iters = split["train_steps"], split["iterations"]
-    args.name = args.name or f"{PROTOCOL}_{game}_{args.agent}_seed{args.seed}"
+    args.name = args.name or f"{PROTOCOL}_{game}_{_agent_label(args)}_seed{args.seed}"
     start = time.time()
     if args.agent == "i2a":
         from i2a_rllib.pipeline import run_pipeline
@@ -200,9 +207,10 @@ def _last_result(train_dir: str) -> dict:
 
 def _add_to_results(path: str, entry: dict) -> None:
     """Adds `entry` to the results file's "atari100k" list, replacing the same (agent,
-    game, seed); other keys of the file (benchmarks/atari_comparison.py's) are kept."""
+    env model, game, seed); other keys of the file (benchmarks/atari_comparison.py's)
+    are kept."""
     results = json.load(open(path)) if os.path.exists(path) else {}
-    key = lambda r: (r["agent"], r["game"], r["seed"])  # noqa: E731
+    key = lambda r: (r["agent"], r.get("env_model") or "", r["game"], r["seed"])  # noqa: E731
     runs = [r for r in results.get(PROTOCOL, []) if key(r) != key(entry)] + [entry]
     results[PROTOCOL] = sorted(runs, key=key)
     tmp = path + ".tmp"
