@@ -99,12 +99,25 @@ def _fs(path):
     return filesystem_and_path(path)
 
 
+# One Ray Train run serves every test below that reads a pretrained model: each run costs
+# ~40 s of fixed start-up on 2 cores. It trains the spatial model open loop over
+# 1 -> 2 -> 3 steps, and one worker dies in epoch 2 (the group restarts from epoch 1).
+PRETRAIN_SETTINGS = dict(kind="spatial", epochs=3, batch_size=16, lr=2e-3, horizon=3, lr_schedule="cosine")
+
+
 @pytest.fixture(scope="module")
 def pretrained(ray_session, dataset, tmp_path_factory):
-    from i2a_rllib.pretrain.train import pretrain
+    from i2a_rllib.pretrain.train import FAIL_ONCE_AT_EPOCH, pretrain
 
     output = str(tmp_path_factory.mktemp("pretrain") / "run")
-    summary = pretrain(dataset, output, kind="latent", epochs=2, batch_size=32, num_workers=2, log_every=1000)
+    summary = pretrain(
+        dataset,
+        output,
+        num_workers=2,
+        log_every=1000,
+        extra_train_config={FAIL_ONCE_AT_EPOCH: 2},
+        **PRETRAIN_SETTINGS,  # the cosine schedule's state is restored with the optimizer's
+    )
     return output, summary
 
 
@@ -113,9 +126,9 @@ def test_pretrain_writes_a_checkpoint_with_metadata(pretrained):
     path = summary["checkpoint"]
     assert path == os.path.join(output, "env_model")
     model, metadata = load_env_model(path)
-    assert metadata["kind"] == "latent" and metadata["env_id"] == ENV
+    assert metadata["kind"] == "spatial" and metadata["env_id"] == ENV
     assert metadata["obs_shape"] == [4, 84, 84] and metadata["num_actions"] == 4
-    assert metadata["epochs_trained"] == 2 and metadata["dataset"]["num_transitions"] == 400
+    assert metadata["epochs_trained"] == 3 and metadata["dataset"]["num_transitions"] == 400
     assert metadata["reward_values"] == [-1.0, 0.0, 1.0]
     evaluation = metadata["evaluation"]
     for k in (1, 5, 15):
@@ -142,7 +155,7 @@ def test_the_module_loads_the_pretrained_weights(pretrained):
         model_config={"env_model_checkpoint": summary["checkpoint"]},
     )
     loaded = module.net.env_model.state_dict()
-    assert module.net.env_model.kind == "latent"
+    assert module.net.env_model.kind == "spatial"
     for key, value in saved.state_dict().items():
         assert torch.equal(loaded[key], value), key
 
@@ -188,19 +201,24 @@ def test_pretrain_best_epoch_has_the_lowest_reported_held_out_loss(pretrained):
     assert 1 <= metadata["best_epoch"] <= metadata["epochs_trained"]
 
 
-def test_multi_step_pretraining_survives_a_killed_worker_and_lowers_the_held_out_loss(ray_session, dataset, tmp_path):
+def test_multi_step_pretraining_survives_a_killed_worker_and_lowers_the_held_out_loss(pretrained, dataset):
     """The spatial model trained open loop over 1 -> 2 -> 3 steps (Ray Train, windows
     streamed by Ray Data) predicts held-out 3-step windows better than untrained, although
-    one worker died in epoch 2 and the group restarted from epoch 1's checkpoint. (One
-    Ray Train run checks both: each run costs ~40 s of fixed start-up on 2 cores.)"""
-    import pyarrow.parquet as pq
-
+    one worker died in epoch 2 and the group restarted from epoch 1's checkpoint."""
     from i2a_rllib.data.windows import shard_windows
-    from i2a_rllib.pretrain.train import FAIL_ONCE_AT_EPOCH, _to_tensors, _untrained_model, plan_pretraining, pretrain
+    from i2a_rllib.pretrain.train import _to_tensors, _untrained_model, plan_pretraining
 
-    output = str(tmp_path / "run")
-    settings = dict(kind="spatial", epochs=3, batch_size=16, lr=2e-3, horizon=3)
-    plan = plan_pretraining(dataset, output, **settings)
+    output, summary = pretrained
+    assert os.path.exists(os.path.join(output, ".failed_once_epoch_2"))  # it did fail
+    trained, metadata = load_env_model(summary["checkpoint"])
+    assert metadata["epochs_trained"] == 3
+    # Epoch 1's checkpoint was kept: the restarted workers began after it, not from scratch.
+    assert summary["metrics"]["started_at_epoch"] == 1
+    assert metadata["training"]["horizon"] == 3 and metadata["kind"] == "spatial"
+    assert 0 < metadata["macs_per_imagined_step"] < 257_000_000 / 8
+
+    # The held-out windows, re-planned in a fresh directory: the same split, same seed.
+    plan = plan_pretraining(dataset, output + "_replanned", **PRETRAIN_SETTINGS)
     windows = [shard_windows(pq.read_table(os.path.join(dataset, n)), 3) for n in plan.validation_shards]
     batch = {k: np.concatenate([w[k] for w in windows]) for k in windows[0]}
     held_out = _to_tensors(batch, [4, 84, 84], 1, "cpu")
@@ -209,24 +227,7 @@ def test_multi_step_pretraining_survives_a_killed_worker_and_lowers_the_held_out
         with torch.no_grad():
             return float(model.sequence_loss(*held_out).total)
 
-    untrained = held_out_loss(_untrained_model(plan.train_config))
-    summary = pretrain(
-        dataset,
-        output,
-        num_workers=2,
-        evaluate=False,
-        lr_schedule="cosine",  # its state is restored with the optimizer's
-        extra_train_config={FAIL_ONCE_AT_EPOCH: 2},
-        **settings,
-    )
-    assert os.path.exists(os.path.join(output, ".failed_once_epoch_2"))  # it did fail
-    trained, metadata = load_env_model(summary["checkpoint"])
-    assert metadata["epochs_trained"] == 3
-    # Epoch 1's checkpoint was kept: the restarted workers began after it, not from scratch.
-    assert summary["metrics"]["started_at_epoch"] == 1
-    assert held_out_loss(trained) < untrained
-    assert metadata["training"]["horizon"] == 3 and metadata["kind"] == "spatial"
-    assert 0 < metadata["macs_per_imagined_step"] < 257_000_000 / 8
+    assert held_out_loss(trained) < held_out_loss(_untrained_model(plan.train_config))
 
 
 def test_pretrain_refuses_to_overwrite_and_resumes_a_finished_run(ray_session, pretrained, dataset):
@@ -235,12 +236,13 @@ def test_pretrain_refuses_to_overwrite_and_resumes_a_finished_run(ray_session, p
     output, summary = pretrained
     before = os.path.getmtime(os.path.join(summary["checkpoint"], "env_model.pt"))
     with pytest.raises(FileExistsError, match="--resume"):
-        pretrain(dataset, output, kind="latent", epochs=2, num_workers=1)
+        pretrain(dataset, output, **PRETRAIN_SETTINGS, num_workers=1)
     assert os.path.getmtime(os.path.join(summary["checkpoint"], "env_model.pt")) == before
     # Resuming a finished run with more epochs trains only the missing epoch.
-    resumed = pretrain(dataset, output, kind="latent", epochs=3, batch_size=32, num_workers=1, resume=True, evaluate=False)
+    resumed = pretrain(dataset, output, **{**PRETRAIN_SETTINGS, "epochs": 4},
+                       num_workers=1, resume=True, evaluate=False)
     _, metadata = load_env_model(resumed["checkpoint"])
-    assert metadata["epochs_trained"] == 3
+    assert metadata["epochs_trained"] == 4 and resumed["metrics"]["started_at_epoch"] == 3
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
@@ -272,12 +274,12 @@ def test_mismatched_checkpoints_are_rejected(pretrained):
     _, summary = pretrained
     _, metadata = load_env_model(summary["checkpoint"])
     with pytest.raises(CheckpointError, match="trained on 'ALE/Breakout-v5'.*'ALE/Pong-v5'"):
-        check_env_model_metadata(metadata, (4, 84, 84), 4, "latent", env_id="ALE/Pong-v5")
+        check_env_model_metadata(metadata, (4, 84, 84), 4, "spatial", env_id="ALE/Pong-v5")
     with pytest.raises(CheckpointError, match="expects observations of shape"):
-        check_env_model_metadata(metadata, (4, 64, 64), 4, "latent")
+        check_env_model_metadata(metadata, (4, 64, 64), 4, "spatial")
     with pytest.raises(CheckpointError, match="has 4 actions, the environment 6"):
-        check_env_model_metadata(metadata, (4, 84, 84), 6, "latent")
-    with pytest.raises(CheckpointError, match="is a 'latent' model but env_model='pixel'"):
+        check_env_model_metadata(metadata, (4, 84, 84), 6, "spatial")
+    with pytest.raises(CheckpointError, match="is a 'spatial' model but env_model='pixel'"):
         check_env_model_metadata(metadata, (4, 84, 84), 4, "pixel")
 
 

@@ -345,7 +345,9 @@ def test_stochastic_spatial_model_samples_sharp_outcomes_where_the_deterministic
         "spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "codes": codes}
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(400):
+    # The coded model separates the two outcomes between steps 200 and 250 (seed 0:
+    # peak 0.52 at 200, 0.94 at 250 and 300); 300 leaves a margin.
+    for _ in range(300):
         frames, actions, rewards, following, _, _ = _coin_flip_windows(32)
         loss = model.sequence_loss(frames, actions, rewards, following)
         optimizer.zero_grad()

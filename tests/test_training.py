@@ -256,32 +256,3 @@ def test_rllib_train_file_trains_the_tuned_example_and_a_user_file(ray_session, 
     assert code == 0, capsys.readouterr().err
     rows = (_trial_dir(storage, "mine") / "progress.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 2  # header + the file's stop: 2 iterations
-
-
-def test_no_rlmodule_deprecation_warning_in_driver_or_workers():
-    """RLlib 2.60's own RLModule.__init__ logs "RLModule(config=...) has been
-    deprecated" for every module (ray-project/ray#51630); ours use the current
-    constructor, and the project drops that one false warning everywhere."""
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent(
-        """
-        import ray
-        from i2a_rllib.config import baseline_ppo_config
-        ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False)
-        config = baseline_ppo_config("ALE/Breakout-v5").env_runners(
-            num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=32
-        ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
-        algo = config.build_algo()
-        print("trained", algo.train()["training_iteration"])
-        algo.stop()
-        """
-    )
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0 and "trained 1" in output, output[-3000:]
-    assert "(EnvRunner" in output or "SingleAgentEnvRunner" in output  # worker logs reach us
-    assert "RLModule(config=" not in output, output[-3000:]
