@@ -349,8 +349,11 @@ def _counters(result):
 
 
 @pytest.mark.slow
-def test_training_resumes_weights_optimizer_and_counters_exactly(ray_session, tmp_path):
+def test_training_resumes_weights_optimizer_and_counters_exactly_and_the_checkpoint_evaluates(ray_session, tmp_path):
     from ray.rllib.algorithms.algorithm import Algorithm
+
+    from i2a_rllib.config import I2AConfig
+    from i2a_rllib.evaluation import evaluate_checkpoint
 
     algo = _tiny_i2a().build_algo()
     try:
@@ -368,6 +371,7 @@ def test_training_resumes_weights_optimizer_and_counters_exactly(ray_session, tm
     for _ in range(2):
         restored = Algorithm.from_checkpoint(path)
         try:
+            assert type(restored.config) is I2AConfig
             learner_module = _learner(restored).module["default_policy"]
             assert _equal(_weights(learner_module), saved_weights)
             # The EnvRunner acts with the same weights as the learner.
@@ -385,6 +389,15 @@ def test_training_resumes_weights_optimizer_and_counters_exactly(ray_session, tm
     # Not asserted: that they equal the uninterrupted 3rd iteration. Env state and
     # unfinished episodes are not in the checkpoint, so sampling restarts from reset
     # (docs/reliability.md).
+
+    # The checkpoint evaluates; --seed fixes the env, the policy's samples and the
+    # imagined actions: the same run twice.
+    summary = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "eval"), num_envs=2, seed=3)
+    assert summary["episodes"] == 2 and summary["score_mean"] == sum(summary["scores"]) / 2
+    again = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "again"), num_envs=2, seed=3)
+    assert (again["scores"], again["lengths"]) == (summary["scores"], summary["lengths"])
+    assert os.path.getsize(summary["files"]["gif"]) > 1000
+    assert os.path.getsize(summary["files"]["imagination"]) > 1000
 
 
 # ------------------------------------------------------------------ run directories

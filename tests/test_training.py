@@ -147,35 +147,6 @@ def test_imagination_runs_once_per_train_batch(ray_session):
     assert _learner_results(result)["num_module_steps_trained"] >= 3 * rows - 3 * 16
 
 
-def test_i2a_resumes_from_a_checkpoint_and_evaluates(ray_session, tmp_path):
-    from i2a_rllib.evaluation import evaluate_checkpoint
-
-    algo = _i2a(env_model="latent").build_algo()
-    try:
-        algo.train()
-        path = algo.save_to_path(str(tmp_path / "i2a"))
-        expected = algo.train()
-    finally:
-        algo.stop()
-    restored = Algorithm.from_checkpoint(path)
-    try:
-        assert type(restored.config) is I2AConfig
-        resumed = restored.train()
-    finally:
-        restored.stop()
-    assert resumed["training_iteration"] == expected["training_iteration"] == 2
-    # Counters continue exactly where the uninterrupted run would have been.
-    for key in ("num_env_steps_sampled_lifetime", "num_episodes_lifetime"):
-        assert resumed["env_runners"][key] == expected["env_runners"][key], key
-    summary = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "eval"), num_envs=2, seed=3)
-    assert summary["episodes"] == 2 and summary["score_mean"] == sum(summary["scores"]) / 2
-    # --seed fixes the env, the policy's samples and the imagined actions: the same run.
-    again = evaluate_checkpoint(path, episodes=2, output=str(tmp_path / "again"), num_envs=2, seed=3)
-    assert (again["scores"], again["lengths"]) == (summary["scores"], summary["lengths"])
-    assert os.path.getsize(summary["files"]["gif"]) > 1000
-    assert os.path.getsize(summary["files"]["imagination"]) > 1000
-
-
 def _tensorboard_image_tags(directory):
     """Tags of the images in tensorboardX event files (TFRecord framing, Event protos)."""
     import struct
