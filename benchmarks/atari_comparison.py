@@ -104,6 +104,11 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
     """Trains (agent, seed) to `budget` env steps, resuming from its last checkpoint."""
     from ray.rllib.algorithms.algorithm import Algorithm
 
+    from i2a_rllib.envs import register_envs
+
+    # A restored algorithm builds its env by the registered name, and a new process
+    # (a resumed run) has not registered it yet.
+    register_envs()
     state = os.path.join(work_dir, f"{agent}_seed{seed}_{budget}")
     checkpoint, curve_path = os.path.join(state, "checkpoint"), os.path.join(state, "curve.json")
     if os.path.isdir(checkpoint) and os.path.exists(curve_path):

@@ -1,9 +1,11 @@
-"""The report writers and batch checks of the benchmark scripts (pure functions, no Ray)."""
+"""The benchmark scripts: report writers and batch checks (pure functions, no Ray), and
+the end-to-end runs marked slow."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -388,3 +390,31 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     saved = json.loads((out / "results" / "atari.json").read_text())
     assert saved["atari100k"] == [{"agent": "ppo", "seed": 0}]
     assert saved["breakout_comparison"]["figures"]["ppo/1"]["final_return"] == 14.0
+
+
+@pytest.mark.slow
+def test_atari_comparison_resumes_a_stopped_run_in_a_new_process(tmp_path):
+    """A run stopped after its first checkpoint goes on from it in a new process (the
+    env is registered there before the restore) and finishes with one unbroken curve."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    flags = ["--agents", "ppo", "--seeds", "1", "--budget", "3000", "--checkpoint-every", "1",
+             "--work-dir", str(work), "--out-dir", str(out)]  # fmt: skip
+    curve = work / "ppo_seed0_3000" / "curve.json"
+    first = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "atari_comparison.py"), *flags],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.time() + 240
+        while not curve.exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        assert curve.exists(), "no checkpoint was written"
+    finally:
+        first.terminate()
+        first.wait()
+    stopped_at = json.loads(curve.read_text())[-1]["env_steps"]
+    assert stopped_at < 3000
+    done = _atari_comparison(*flags, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed at {stopped_at:,} steps" in done.stdout
+    run = json.loads((work / "runs.json").read_text())[0]
+    steps = [point["env_steps"] for point in run["curve"]]
+    assert steps[0] <= stopped_at < steps[-1] and steps == sorted(steps) and steps[-1] >= 3000
