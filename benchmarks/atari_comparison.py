@@ -111,6 +111,9 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
     register_envs()
     state = os.path.join(work_dir, f"{agent}_seed{seed}_{budget}")
     checkpoint, curve_path = os.path.join(state, "checkpoint"), os.path.join(state, "curve.json")
+    previous = checkpoint + ".old"
+    if not os.path.isdir(checkpoint) and os.path.isdir(previous):
+        os.replace(previous, checkpoint)  # stopped mid-swap: the previous one matches curve.json
     if os.path.isdir(checkpoint) and os.path.exists(curve_path):
         algo = Algorithm.from_checkpoint(checkpoint)
         curve: List[Dict[str, float]] = json.load(open(curve_path))
@@ -134,11 +137,16 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
                 tmp = checkpoint + ".tmp"
                 shutil.rmtree(tmp, ignore_errors=True)
                 algo.save_to_path(tmp)
-                shutil.rmtree(checkpoint, ignore_errors=True)
+                # Never a moment without a checkpoint (as save_env_model): a run stopped
+                # between two renames resumes from the previous one.
+                shutil.rmtree(previous, ignore_errors=True)
+                if os.path.isdir(checkpoint):
+                    os.replace(checkpoint, previous)
                 os.replace(tmp, checkpoint)
                 with open(curve_path + ".tmp", "w") as f:
                     json.dump(curve, f)
                 os.replace(curve_path + ".tmp", curve_path)
+                shutil.rmtree(previous, ignore_errors=True)
     finally:
         algo.stop()
     return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d")}
