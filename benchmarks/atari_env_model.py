@@ -7,6 +7,11 @@ For each environment-model checkpoint given (default: the shipped
     k steps from a real observation under the actions actually taken,
   - accuracy on the transitions with a non-zero reward,
   - the action effect: how much the imagined next frame depends on the action,
+  - whether the imagined next frame draws Breakout's ball where it really goes: on the
+    held-out rows where the ball is in open play and moves to another 2x2 cell, the
+    share whose one-step frame has the ball in the right cell, within one cell, or not
+    at all (copying the last frame scores 0 "right cell" there by construction; the
+    error ratio alone rewards a model that erases the ball and draws nothing),
   - multiply-accumulates per imagined step, against the seed's pixel model,
   - I2A EnvRunner sampling (1 in-process EnvRunner x 8 envs, 1 ale-py + 1 torch
     thread) with the model, against the Nature-CNN baseline module's.
@@ -39,6 +44,12 @@ sys.path.insert(0, ROOT)
 
 ENV_ID = "ALE/Breakout-v5"
 HORIZONS = (1, 5, 15)
+# Breakout at 84x84: the open play area between the bricks (rows <= 37) and the paddle
+# (rows >= 75), inside the side walls; the ball there is the only lit pixels (1x2 to
+# 2x4 of them at 84x84, by where it sits against the resampling grid).
+BALL_ROWS, BALL_COLS = slice(39, 75), slice(5, 79)
+BALL_MAX_PIXELS, LIT = 12, 40
+CELL = 2  # pixels: the spatial model's fold (one latent cell)
 DEFAULT_CHECKPOINT = os.path.join(ROOT, "pretrained", "breakout_spatial")
 
 
@@ -70,7 +81,59 @@ def k_step_ratios(model, data: str, max_rows: int, max_windows: int) -> dict:
         "windows": errors["num_windows"],
         "reward_accuracy_nonzero": rewards["reward_accuracy_nonzero"],
         "nonzero_reward_rows": rewards["nonzero_reward_rows"],
+        **ball_drawn(model, table, manifest.obs_shape, max_rows),
     }
+
+
+def ball_cell(frame) -> tuple:
+    """(row, column) of the 2x2 cell holding the centre of Breakout's ball in an 84x84
+    uint8 frame, or None where the play area holds no ball (or more than a ball's
+    worth of lit pixels, e.g. a smear)."""
+    import numpy as np
+
+    rows, cols = np.nonzero(frame[BALL_ROWS, BALL_COLS] > LIT)
+    if not 0 < len(rows) <= BALL_MAX_PIXELS:
+        return None
+    return (int(rows.mean() + BALL_ROWS.start) // CELL, int(cols.mean() + BALL_COLS.start) // CELL)
+
+
+def ball_scores(predicted, real, last) -> dict:
+    """How often `predicted` next frames (N, 84, 84) uint8 draw the ball where the `real`
+    ones have it, over the rows where the ball moved to another cell since `last`."""
+    right = near = missing = rows = 0
+    for guess_frame, real_frame, last_frame in zip(predicted, real, last):
+        target, before = ball_cell(real_frame), ball_cell(last_frame)
+        if target is None or before is None or target == before:
+            continue
+        rows += 1
+        guess = ball_cell(guess_frame)
+        missing += guess is None
+        right += guess == target
+        near += guess is not None and max(abs(guess[0] - target[0]), abs(guess[1] - target[1])) <= 1
+    share = (lambda count: count / rows if rows else float("nan"))
+    return {"ball_rows": rows, "ball_right_cell": share(right), "ball_within_one_cell": share(near),
+            "ball_not_drawn": share(missing)}  # fmt: skip
+
+
+def ball_drawn(model, table, obs_shape, max_rows: int) -> dict:
+    """`ball_scores` of the model's one-step imagined frames on held-out rows."""
+    import numpy as np
+    import torch
+
+    from i2a_rllib.data.format import decode_frames
+    from i2a_rllib.models.model_free import to_float_frames
+
+    n = min(table.num_rows, max_rows)
+    obs = decode_frames(table.column("obs").to_numpy(zero_copy_only=False)[:n], tuple(obs_shape))
+    real = decode_frames(table.column("next_frame").to_numpy(zero_copy_only=False)[:n], (1, *obs_shape[1:]))
+    actions = torch.from_numpy(table.column("action").to_numpy()[:n].astype(np.int64))
+    predicted = []
+    with torch.no_grad():
+        for begin in range(0, n, 256):
+            frames = to_float_frames(torch.from_numpy(obs[begin : begin + 256]))
+            imagined, _ = model.predict_frames(frames, actions[begin : begin + 256, None])
+            predicted.append((imagined[:, 0, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+    return ball_scores(np.concatenate(predicted), real[:, 0], obs[:, -1])
 
 
 def sampling_steps_per_second(checkpoint, seconds: float) -> float:
@@ -146,7 +209,10 @@ def main():
                 f"k={k} {row[name][f'ratio_{k}']:.3f}" for k in HORIZONS
             ) + f"  (x copy error; {row[name]['windows']} windows), non-zero reward accuracy "
                 f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']}, action "
-                f"effect {row[name]['action_effect']:.4f} (real one-step change {row[name]['real_step_change']:.3f})")  # fmt: skip
+                f"effect {row[name]['action_effect']:.4f} (real one-step change {row[name]['real_step_change']:.3f}); "
+                f"ball drawn in the right cell {row[name]['ball_right_cell']:.3f}, within one cell "
+                f"{row[name]['ball_within_one_cell']:.3f}, not drawn {row[name]['ball_not_drawn']:.3f} "
+                f"of {row[name]['ball_rows']} rows where it moved")  # fmt: skip
         rate = sampling_steps_per_second(path, args.seconds)
         row["sampling_steps_per_s"] = rate
         row["sampling_ratio_to_baseline"] = rate / baseline_sampling

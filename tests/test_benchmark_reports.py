@@ -418,3 +418,84 @@ def test_atari_comparison_resumes_a_stopped_run_in_a_new_process(tmp_path):
     run = json.loads((work / "runs.json").read_text())[0]
     steps = [point["env_steps"] for point in run["curve"]]
     assert steps[0] <= stopped_at < steps[-1] and steps == sorted(steps) and steps[-1] >= 3000
+
+
+def _breakout_play(steps=400):
+    """Real Breakout (gymnasium's ALE env at 84x84, sticky actions off), firing often:
+    stacked observations, actions, next frames and the ball's RAM position."""
+    from collections import deque
+
+    import ale_py
+    import gymnasium as gym
+    import numpy as np
+
+    gym.register_envs(ale_py)
+    env = gym.wrappers.AtariPreprocessing(
+        gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0),
+        frame_skip=4, screen_size=84, noop_max=0,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    try:
+        frame, _ = env.reset(seed=0)
+        stack = deque([frame] * 4, maxlen=4)
+        obs, actions, next_frames, ram_ball = [], [], [], []
+        for t in range(steps):
+            action = 1 if t % 20 == 0 else int(rng.integers(0, 4))
+            obs.append(np.stack(stack))
+            frame, _, terminated, truncated, _ = env.step(action)
+            ram = env.unwrapped.ale.getRAM()
+            actions.append(action)
+            next_frames.append(frame)
+            ram_ball.append((int(ram[101]), int(ram[99])))  # ball y, x (AtariARI's labels)
+            stack.append(frame)
+            if terminated or truncated:
+                frame, _ = env.reset()
+                stack = deque([frame] * 4, maxlen=4)
+        return np.stack(obs), np.array(actions), np.stack(next_frames), np.array(ram_ball, float)
+    finally:
+        env.close()
+
+
+def test_ball_detector_follows_the_balls_ram_position():
+    import numpy as np
+
+    from benchmarks.atari_env_model import ball_cell
+
+    _, _, next_frames, ram_ball = _breakout_play()
+    found = [(cell, ram) for cell, ram in zip(map(ball_cell, next_frames), ram_ball) if cell is not None]
+    assert len(found) > 150
+    cells = np.array([cell for cell, _ in found], float)
+    ram = np.array([ram for _, ram in found])
+    assert np.corrcoef(cells[:, 0], ram[:, 0])[0, 1] > 0.99
+    assert np.corrcoef(cells[:, 1], ram[:, 1])[0, 1] > 0.99
+    assert ball_cell(np.zeros((84, 84), np.uint8)) is None
+
+
+def test_ball_scores_tell_drawing_from_copying_and_erasing():
+    import numpy as np
+    import pyarrow as pa
+
+    from benchmarks.atari_env_model import ball_drawn, ball_scores
+    from i2a_rllib.data.format import transition_schema
+    from i2a_rllib.models.env_models.copy_model import CopyEnvModel
+
+    obs, actions, next_frames, _ = _breakout_play()
+    last = obs[:, -1]
+    real = ball_scores(next_frames, next_frames, last)
+    assert real["ball_rows"] > 100
+    assert real["ball_right_cell"] == real["ball_within_one_cell"] == 1.0 and real["ball_not_drawn"] == 0.0
+    copied = ball_scores(last, next_frames, last)
+    assert copied["ball_right_cell"] == 0.0 and copied["ball_not_drawn"] == 0.0
+    erased = ball_scores(np.zeros_like(last), next_frames, last)
+    assert erased["ball_not_drawn"] == 1.0 and erased["ball_within_one_cell"] == 0.0
+    # Through a model and the dataset format: the copy model draws the old ball.
+    n = len(actions)
+    table = pa.table({
+        "obs": pa.array([o.tobytes() for o in obs], pa.binary(4 * 84 * 84)),
+        "action": pa.array(actions, pa.int32()), "reward": pa.array(np.zeros(n), pa.float32()),
+        "terminated": pa.array(np.zeros(n, bool)), "truncated": pa.array(np.zeros(n, bool)),
+        "next_frame": pa.array([f.tobytes() for f in next_frames], pa.binary(84 * 84)),
+        "actor": pa.array(np.zeros(n), pa.int32()), "env_index": pa.array(np.zeros(n), pa.int32()),
+        "episode": pa.array(np.zeros(n), pa.int64()), "step": pa.array(np.arange(n), pa.int32()),
+    }, schema=transition_schema((4, 84, 84), 1))  # fmt: skip
+    assert ball_drawn(CopyEnvModel((4, 84, 84), 4), table, (4, 84, 84), max_rows=n) == copied
