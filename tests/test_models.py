@@ -132,6 +132,34 @@ def test_reverse_order_encoder_differs_from_forward_order():
     torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
 
 
+def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result():
+    torch.manual_seed(0)
+    encoder = RolloutEncoder((3, 6, 6), feature_size=16, hidden_size=8)
+    distinct = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8)
+    # 6 rollouts of 5 steps over 4 distinct frames (imagined frames repeat a lot).
+    views = distinct[torch.randint(0, 4, (6, 5))]
+    rewards = torch.randn(6, 5)
+    seen = []
+    encoder.features.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    codes = encoder(views, rewards)
+    assert seen == [4]
+    codes.sum().backward()
+    grads = [p.grad.clone() for p in encoder.parameters()]
+    # The same encoder without the sharing: every step embedded on its own.
+    encoder.zero_grad()
+    features = encoder.features(views.flatten(0, 1)).view(6, 5, -1)
+    steps = torch.cat([features, rewards.unsqueeze(-1)], -1).flip(1)
+    plain = encoder.lstm(steps)[1][0][-1]
+    plain.sum().backward()
+    assert seen == [4, 30]
+    torch.testing.assert_close(codes, plain)
+    for shared, alone in zip(grads, (p.grad for p in encoder.parameters())):
+        torch.testing.assert_close(shared, alone)
+    # Float views (latent maps) are embedded as they are.
+    encoder(views.float() / 255, rewards)
+    assert seen[-1] == 30
+
+
 @pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 def test_gradients_skip_env_model_and_reach_the_rest(kind):
     net = _network(kind, SMALL_FRAMES, 4, 3, "sample")

@@ -4,6 +4,12 @@ Pure torch, no Ray. Per imagined step it embeds what the model imagined (the new
 frame, or the latent vector or map, never re-decoded into frames) and appends the predicted reward; an LSTM then reads the steps
 in *reverse* order, last to first, as the paper does ("mimicking Bellman backups"), and
 its final hidden state is the rollout code.
+
+Imagined frames repeat a lot (a move into a wall, a solved board, the copy model's
+every step, the same board in several rollouts): the per-step embedding runs once per
+distinct frame of a batch and is gathered back, which is exact (a row's embedding
+depends on that row alone; gradients of repeats add up as before). On Sokoban 5x5 with
+the perfect model, ~5% of a learner minibatch's imagined frames are distinct.
 """
 
 from __future__ import annotations
@@ -14,6 +20,18 @@ import torch
 from torch import nn
 
 from i2a_rllib.models.rollout_policy import state_feature_net
+
+
+def once_per_distinct(net: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    """`net(frames)`, computed once per distinct row of a uint8 batch (imagined frames
+    are quantised to uint8). Other dtypes (latent maps, vectors, which rarely repeat
+    exactly) run as they are."""
+    if frames.dtype != torch.uint8 or len(frames) < 2:
+        return net(frames)
+    distinct, where = torch.unique(frames.flatten(1), dim=0, return_inverse=True)
+    if len(distinct) == len(frames):
+        return net(frames)
+    return net(distinct.view(-1, *frames.shape[1:]))[where]
 
 
 class RolloutEncoder(nn.Module):
@@ -37,7 +55,7 @@ class RolloutEncoder(nn.Module):
 
     def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
         num_rollouts, depth = views.shape[:2]
-        features = self.features(views.flatten(0, 1)).view(num_rollouts, depth, -1)
+        features = once_per_distinct(self.features, views.flatten(0, 1)).view(num_rollouts, depth, -1)
         steps = torch.cat([features, rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
         if self.reverse:
             steps = steps.flip(1)
