@@ -132,10 +132,12 @@ def test_reverse_order_encoder_differs_from_forward_order():
     torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
 
 
-def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result():
+# Small boards are told apart in numpy, larger frames by torch.unique.
+@pytest.mark.parametrize("frame_shape", [(3, 6, 6), (3, 20, 20)])
+def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(frame_shape):
     torch.manual_seed(0)
-    encoder = RolloutEncoder((3, 6, 6), feature_size=16, hidden_size=8)
-    distinct = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8)
+    encoder = RolloutEncoder(frame_shape, feature_size=16, hidden_size=8)
+    distinct = torch.randint(0, 256, (4, *frame_shape), dtype=torch.uint8)
     # 6 rollouts of 5 steps over 4 distinct frames (imagined frames repeat a lot).
     views = distinct[torch.randint(0, 4, (6, 5))]
     rewards = torch.randn(6, 5)
