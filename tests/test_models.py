@@ -527,3 +527,24 @@ def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     assert out.shape == (2, 512)
     # uint8 frames are scaled inside: the same frames as floats in [0, 1] agree.
     torch.testing.assert_close(out, trunk(_obs(2, ATARI_FRAMES).float() / 255))
+
+
+def test_spatial_decoder_width_is_saved_and_costs_imagination_nothing(tmp_path):
+    from i2a_rllib.checkpoints import load_env_model, save_env_model
+    from i2a_rllib.models.env_models.cost import macs_per_imagined_step
+
+    shape = (4, 84, 84)
+    narrow = build_env_model("spatial", shape, 4)
+    wide = build_env_model("spatial", shape, 4, hparams={"decoder_channels": 16})
+    assert narrow.hparams()["decoder_channels"] == 4 and wide.decoder[0].out_channels == 16
+    assert macs_per_imagined_step(wide) == macs_per_imagined_step(narrow)
+    save_env_model(wide, str(tmp_path / "wide"))
+    loaded, metadata = load_env_model(str(tmp_path / "wide"))
+    assert metadata["hparams"]["decoder_channels"] == 16 and loaded.decoder[0].out_channels == 16
+    frames = torch.rand(2, *shape)
+    torch.testing.assert_close(
+        loaded.predict_frames(frames, torch.zeros(2, 2, dtype=torch.long))[0],
+        wide.predict_frames(frames, torch.zeros(2, 2, dtype=torch.long))[0],
+    )
+    with pytest.raises(ValueError, match="decoder_channels=0 must be >= 1"):
+        build_env_model("spatial", shape, 4, hparams={"decoder_channels": 0})

@@ -50,6 +50,10 @@ class SpatialLatentEnvModel(EnvironmentModel):
         frame_head: 'logit' (correction of the last real frame in logit space).
         change_weight: The pixels that change count 1 + change_weight times in the frame
             loss (base.py); 0 weighs every pixel the same.
+        decoder_channels: Width of the decoder (training losses and pictures only; no
+            cost in imagination). 4 halves the training time of 16 but cannot draw
+            Breakout's ball where it moves to (it learns to erase it); see
+            docs/results.md.
         codes: Classes of a discrete code drawn per imagined step (0: the deterministic
             model). The code scales and shifts the transition's features like the action
             does, so each code is one hypothesis of what happens next; imagination
@@ -77,6 +81,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
         frame_head: str = "logit",
         change_weight: float = 0.0,
         codes: int = 0,
+        decoder_channels: int = 4,
     ):
         super().__init__(obs_shape, num_actions, frame_channels, reward_values)
         in_channels, height, width = self.obs_shape
@@ -104,6 +109,9 @@ class SpatialLatentEnvModel(EnvironmentModel):
                 f"spatial model: codes={codes}: 0 (deterministic) or >= 2 hypotheses per step."
             )
         self.codes = int(codes)
+        if decoder_channels < 1:
+            raise ValueError(f"spatial model: decoder_channels={decoder_channels} must be >= 1.")
+        self.decoder_channels = int(decoder_channels)
         self.map_size = folded
         c = self.channels
         self.encoder = nn.Sequential(
@@ -133,10 +141,9 @@ class SpatialLatentEnvModel(EnvironmentModel):
         # Rewards, read off the transition's features (which see the old map and the
         # action): a brick hit is one place on the map, so max over space, not mean.
         self.reward_out = nn.Linear(c, len(self.reward_values))
-        # Decoder (losses and pictures only): map -> frame logits correction. Few
-        # channels at full resolution: the decoder runs at every step of every training
-        # window, and 4 (not 16) halves the training time at the same error.
-        head_channels = 4
+        # Decoder (losses and pictures only): map -> frame logits correction at full
+        # resolution; it runs at every step of every training window.
+        head_channels = self.decoder_channels
         self.decoder = nn.Sequential(
             nn.Conv2d(c, head_channels, 3, padding=1),
             nn.ReLU(),
@@ -163,6 +170,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
             "frame_head": self.frame_head,
             "change_weight": self.change_weight,
             "codes": self.codes,
+            "decoder_channels": self.decoder_channels,
         }
 
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
