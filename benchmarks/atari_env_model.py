@@ -38,6 +38,7 @@ import os
 import platform
 import sys
 import time
+from typing import Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -85,7 +86,7 @@ def k_step_ratios(model, data: str, max_rows: int, max_windows: int) -> dict:
     }
 
 
-def ball_cell(frame) -> tuple:
+def ball_cell(frame) -> Optional[Tuple[int, int]]:
     """(row, column) of the 2x2 cell holding the centre of Breakout's ball in an 84x84
     uint8 frame, or None where the play area holds no ball (or more than a ball's
     worth of lit pixels, e.g. a smear)."""
@@ -229,10 +230,22 @@ def main():
         "baseline_sampling_steps_per_s": baseline_sampling,
         "models": results,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(report, f, indent=2)
+    write_report(args.json, report)
     print(f"wrote {args.json}")
+
+
+def write_report(path: str, report: dict) -> None:
+    """Writes `report` to `path`, keeping the keys of an existing file that this
+    benchmark does not write (the one-off trials recorded beside its figures)."""
+    kept = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = {key: value for key, value in json.load(f).items() if key not in report}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump({**report, **kept}, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

@@ -499,3 +499,14 @@ def test_ball_scores_tell_drawing_from_copying_and_erasing():
         "episode": pa.array(np.zeros(n), pa.int64()), "step": pa.array(np.arange(n), pa.int32()),
     }, schema=transition_schema((4, 84, 84), 1))  # fmt: skip
     assert ball_drawn(CopyEnvModel((4, 84, 84), 4), table, (4, 84, 84), max_rows=n) == copied
+
+
+def test_atari_env_model_report_keeps_the_trials_recorded_beside_it(tmp_path):
+    from benchmarks.atari_env_model import write_report
+
+    path = tmp_path / "atari_env_model.json"
+    path.write_text(json.dumps({"models": ["old row"], "decoder_check": {"kept": 1}}))
+    write_report(str(path), {"date": "today", "models": ["new row"]})
+    assert json.loads(path.read_text()) == {"date": "today", "models": ["new row"], "decoder_check": {"kept": 1}}
+    write_report(str(tmp_path / "fresh" / "report.json"), {"models": []})
+    assert json.loads((tmp_path / "fresh" / "report.json").read_text()) == {"models": []}

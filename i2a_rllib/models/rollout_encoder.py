@@ -9,7 +9,8 @@ Imagined frames repeat a lot (a move into a wall, a solved board, the copy model
 every step, the same board in several rollouts): the per-step embedding runs once per
 distinct frame of a batch and is gathered back, which is exact (a row's embedding
 depends on that row alone; gradients of repeats add up as before). On Sokoban 5x5 with
-the perfect model, ~5% of a learner minibatch's imagined frames are distinct.
+the perfect model, 289 of the 6,400 imagined frames of 256 states (played on 16 boards)
+were distinct.
 """
 
 from __future__ import annotations
