@@ -548,3 +548,45 @@ def test_spatial_decoder_width_is_saved_and_costs_imagination_nothing(tmp_path):
     )
     with pytest.raises(ValueError, match="decoder_channels=0 must be >= 1"):
         build_env_model("spatial", shape, 4, hparams={"decoder_channels": 0})
+
+
+def test_inverse_step_weighting_counts_step_k_by_one_over_k(tmp_path):
+    """'inverse': a change to what step k of a window must predict moves the loss by
+    w_k = (1/k) / sum(1/j) times that step's own change; 'mean' moves it by 1/K. A
+    one-step window scores the same either way."""
+    from i2a_rllib.checkpoints import load_env_model, save_env_model
+
+    shape, steps = (4, 20, 20), 3
+    torch.manual_seed(0)
+    # No latent-consistency term: it reads the real frames stacked so far, so a target
+    # of step k would reach the later steps' terms too.
+    hparams = {"dilations": [1], "consistency_coeff": 0.0}
+    mean = build_env_model("spatial", shape, 3, hparams=hparams)
+    inverse = build_env_model("spatial", shape, 3, hparams={**hparams, "step_weighting": "inverse"})
+    inverse.load_state_dict(mean.state_dict())
+    for model in (mean, inverse):  # leave "copy" so every step's loss differs
+        torch.nn.init.normal_(model.frame_out.conv.weight, std=0.3)
+    inverse.frame_out.load_state_dict(mean.frame_out.state_dict())
+    frames = torch.rand(4, *shape)
+    actions, rewards = torch.randint(0, 3, (4, steps)), torch.zeros(4, steps)
+    targets = torch.rand(4, steps, 1, *shape[1:])
+    weights = torch.tensor([1.0, 1 / 2, 1 / 3]) / (1 + 1 / 2 + 1 / 3)
+
+    def total(model, targets):
+        return float(model.sequence_loss(frames, actions, rewards, targets).total)
+
+    for k in range(steps):
+        moved = targets.clone()
+        moved[:, k] = torch.rand(4, 1, *shape[1:])
+        change_mean = total(mean, moved) - total(mean, targets)
+        change_inverse = total(inverse, moved) - total(inverse, targets)
+        assert abs(change_mean) > 1e-4
+        assert change_inverse / change_mean == pytest.approx(float(weights[k]) * steps, rel=1e-3)
+    one_step = (frames, actions[:, :1], rewards[:, :1], targets[:, :1])
+    assert float(inverse.sequence_loss(*one_step).total) == float(mean.sequence_loss(*one_step).total)
+    save_env_model(inverse, str(tmp_path / "inverse"))
+    loaded, metadata = load_env_model(str(tmp_path / "inverse"))
+    assert metadata["hparams"]["step_weighting"] == "inverse" == loaded.step_weighting
+    assert mean.step_weighting == "mean"  # the default, and what older checkpoints load as
+    with pytest.raises(ValueError, match="step_weighting='last'"):
+        build_env_model("spatial", shape, 3, hparams={"step_weighting": "last"})

@@ -86,6 +86,9 @@ class EnvironmentModel(nn.Module):
     # Extra loss weight of the pixels that change between the previous real frame and
     # the target (0: every pixel counts the same); families expose it as an hparam.
     change_weight: float = 0.0
+    # How the steps of an open-loop window share the loss: 'mean' (each step the same)
+    # or 'inverse' (step k weighs 1/k, normalised; see sequence_loss).
+    step_weighting: str = "mean"
 
     def __init__(
         self,
@@ -270,26 +273,61 @@ class EnvironmentModel(nn.Module):
         """
         steps = actions.shape[1]
         state, canvas, real = self.initial_state(frames), self.newest_frame(frames), frames
-        predicted, reward_logits, consistency, code_prior = [], [], frames.new_zeros(()), None
+        predicted, reward_logits, consistency, code_prior = [], [], [], []
         for k in range(steps):
             real = self.push_frame(real, next_frames[:, k])
             state, logits, step_prior = self.training_transition(state, actions[:, k], real, canvas)
             predicted.append(self.frame_of(state, canvas))
             reward_logits.append(logits)
-            consistency = consistency + self.consistency(state, real)
-            if step_prior is not None:
-                code_prior = step_prior if code_prior is None else code_prior + step_prior
+            consistency.append(self.consistency(state, real))
+            code_prior.append(step_prior)
         # The real frame before each target: the start's newest, then the targets.
         previous = torch.cat([canvas.unsqueeze(1), next_frames[:, :-1]], 1)
+        stochastic = code_prior[0] is not None
+        if self.step_weighting == "inverse" and steps > 1:
+            return self._inverse_weighted_loss(
+                predicted, reward_logits, rewards, next_frames, consistency, previous,
+                code_prior if stochastic else None,
+            )  # fmt: skip
         return loss_terms(
             self,
             torch.stack(predicted, 1).flatten(0, 1),
             torch.stack(reward_logits, 1).flatten(0, 1),
             rewards.flatten(),
             next_frames.flatten(0, 1),
-            consistency / steps,
+            sum(consistency) / steps,
             previous=previous.flatten(0, 1),
-            code_prior=None if code_prior is None else code_prior / steps,
+            code_prior=sum(code_prior) / steps if stochastic else None,
+        )
+
+    def _inverse_weighted_loss(
+        self, predicted, reward_logits, rewards, next_frames, consistency, previous, code_prior
+    ) -> EnvModelLoss:
+        """Step k of the window weighs 1/k (weights normalised to sum to 1). Where every
+        step counts the same, the later steps' larger errors drive training towards what
+        lowers them, a blur, and a wide Breakout model that had learnt to draw the ball
+        one step ahead erased it again (docs/results.md); the 1/k weights keep the near
+        steps, where the ball is predictable, in charge. Reported errors (frame_mse,
+        reward accuracy) stay plain means over the steps."""
+        steps = len(predicted)
+        weights = 1.0 / torch.arange(1, steps + 1, dtype=torch.float32, device=previous.device)
+        weights = weights / weights.sum()
+        per_step = [
+            loss_terms(
+                self, predicted[k], reward_logits[k], rewards[:, k], next_frames[:, k], consistency[k],
+                previous=previous[:, k], code_prior=None if code_prior is None else code_prior[k],
+            )  # fmt: skip
+            for k in range(steps)
+        ]
+        weighted = lambda name: sum(w * getattr(t, name) for w, t in zip(weights, per_step))
+        return EnvModelLoss(
+            total=weighted("total"),
+            frame=weighted("frame"),
+            reward=weighted("reward"),
+            consistency=weighted("consistency"),
+            reward_accuracy=sum(t.reward_accuracy for t in per_step) / steps,
+            frame_mse=sum(t.frame_mse for t in per_step) / steps,
+            code_prior=None if code_prior is None else weighted("code_prior"),
         )
 
     def predict_frames(
