@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "'frame_head' picks 'logit' or 'gate'); spatial: '{\"codes\": 4}' samples "
         "one of 4 hypotheses per imagined step, '{\"change_weight\": 3}' weighs the "
         "pixels that change, '{\"channels\": 16, \"dilations\": [1, 2, 4], "
-        "\"decoder_channels\": 16}' (with change_weight 3) draws Breakout's ball one step ahead",
+        "\"decoder_channels\": 16}' (with change_weight 3) draws Breakout's ball one step ahead, "
+        "'{\"step_weighting\": \"inverse\"}' weighs step k of a window 1/k (keeps more of it)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

@@ -53,7 +53,8 @@ class SpatialLatentEnvModel(EnvironmentModel):
         step_weighting: How the steps of a training window share the loss: 'mean' (each
             the same) or 'inverse' (step k weighs 1/k; base.py). With 'mean' the wide
             Breakout model that drew the ball one step ahead erased it once trained
-            over 3- and 5-step windows; 'inverse' kept it (docs/results.md).
+            over 3- and 5-step windows; 'inverse' kept part of it (one-off: right
+            cell 15% vs 0.5% one step ahead; docs/results.md).
         decoder_channels: Width of the decoder (training losses and pictures only; no
             cost in imagination). 4 trains in about half the time of 16, but in
             our Breakout runs it only learnt to erase the ball, never to draw it
