@@ -162,6 +162,37 @@ def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(f
     assert seen[-1] == 30
 
 
+@pytest.mark.parametrize("frame_shape", [(3, 6, 6), (3, 20, 20)])
+def test_encoder_reads_each_distinct_rollout_once_with_the_same_result(frame_shape):
+    torch.manual_seed(0)
+    encoder = RolloutEncoder(frame_shape, feature_size=16, hidden_size=8)
+    distinct = torch.randint(0, 256, (3, *frame_shape), dtype=torch.uint8)
+    # 3 distinct rollouts of 4 steps, repeated into 8; rollout 7 has rollout 0's frames
+    # but another reward, so it is a fourth distinct rollout.
+    ids = torch.tensor([[0, 1, 2, 2], [1, 1, 0, 2], [2, 2, 2, 2]])
+    pick = torch.tensor([0, 1, 0, 2, 1, 0, 2, 0])
+    views, rewards = distinct[ids[pick]], torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(8, 1)
+    rewards[7, 3] = 1.0
+    rows = []
+    encoder.lstm.register_forward_hook(lambda module, inputs, output: rows.append(len(inputs[0])))
+    codes = encoder(views, rewards)
+    assert rows == [4]
+    codes.pow(2).sum().backward()
+    grads = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    steps = torch.cat([encoder.features(views.flatten(0, 1)).view(8, 4, -1), rewards.unsqueeze(-1)], -1)
+    plain = encoder.lstm(steps.flip(1))[1][0][-1]
+    plain.pow(2).sum().backward()
+    assert rows == [4, 8]
+    torch.testing.assert_close(codes, plain)
+    assert not torch.allclose(codes[7], codes[0])
+    for shared, alone in zip(grads, (p.grad for p in encoder.parameters())):
+        torch.testing.assert_close(shared, alone)
+    # Rewards that carry a gradient (a model trained with the agent) are read one by one.
+    encoder(views, rewards.clone().requires_grad_())
+    assert rows[-1] == 8
+
+
 @pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
 def test_gradients_skip_env_model_and_reach_the_rest(kind):
     net = _network(kind, SMALL_FRAMES, 4, 3, "sample")

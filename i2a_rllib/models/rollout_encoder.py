@@ -10,7 +10,8 @@ every step, the same board in several rollouts): the per-step embedding runs onc
 distinct frame of a batch and is gathered back, which is exact (a row's embedding
 depends on that row alone; gradients of repeats add up as before). On Sokoban 5x5 with
 the perfect model, 289 of the 6,400 imagined frames of 256 states (played on 16 boards)
-were distinct.
+were distinct. Whole rollouts repeat too (the same board in several states, moves into
+walls): the LSTM reads each distinct rollout (same frames, same rewards) once.
 """
 
 from __future__ import annotations
@@ -28,24 +29,38 @@ from i2a_rllib.models.rollout_policy import state_feature_net
 SMALL_ROW_BYTES = 1024
 
 
-def once_per_distinct(net: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+def distinct_rows(rows: torch.Tensor):
+    """(first, where) for the distinct rows of a 2-D uint8 or integer tensor: `rows[first]`
+    are the distinct rows and `rows[first][where]` is `rows`; None when all differ."""
+    if rows.is_cuda or rows.shape[1] * rows.element_size() > SMALL_ROW_BYTES:
+        _, where = torch.unique(rows, dim=0, return_inverse=True)
+        if int(where.max()) + 1 == len(rows):
+            return None
+        # The first row of each group, so `rows[first]` is the distinct set.
+        first = torch.full((int(where.max()) + 1,), len(rows), dtype=torch.long, device=rows.device)
+        first = first.scatter_reduce(0, where, torch.arange(len(rows), device=rows.device), "amin")
+        return first, where
+    # Small rows: numpy compares whole rows as raw bytes, ~5x faster than
+    # torch.unique(dim=0) (which compares them row by row).
+    array = np.ascontiguousarray(rows.numpy())
+    as_bytes = array.view(np.dtype((np.void, array.shape[1] * array.itemsize)))[:, 0]
+    _, first, where = np.unique(as_bytes, return_index=True, return_inverse=True)
+    if len(first) == len(rows):
+        return None
+    return torch.from_numpy(first), torch.from_numpy(where.reshape(-1))
+
+
+def once_per_distinct(net: nn.Module, frames: torch.Tensor):
     """`net(frames)`, computed once per distinct row of a uint8 batch (imagined frames
-    are quantised to uint8). Other dtypes (latent maps, vectors, which rarely repeat
-    exactly) run as they are."""
+    are quantised to uint8), and each row's group id (None when every row differs or
+    the batch is not uint8: latent maps and vectors rarely repeat exactly)."""
     if frames.dtype != torch.uint8 or len(frames) < 2:
-        return net(frames)
-    rows = frames.flatten(1)
-    if rows.is_cuda or rows.shape[1] > SMALL_ROW_BYTES:
-        distinct, where = torch.unique(rows, dim=0, return_inverse=True)
-    else:
-        # Small boards: numpy compares whole rows as raw bytes, ~5x faster than
-        # torch.unique(dim=0) (which compares them row by row).
-        as_bytes = rows.contiguous().numpy().view(np.dtype((np.void, rows.shape[1])))[:, 0]
-        _, first, where = np.unique(as_bytes, return_index=True, return_inverse=True)
-        distinct, where = rows[torch.from_numpy(first)], torch.from_numpy(where.reshape(-1))
-    if len(distinct) == len(frames):
-        return net(frames)
-    return net(distinct.view(-1, *frames.shape[1:]))[where]
+        return net(frames), None
+    found = distinct_rows(frames.flatten(1))
+    if found is None:
+        return net(frames), None
+    first, where = found
+    return net(frames[first])[where], where
 
 
 class RolloutEncoder(nn.Module):
@@ -69,9 +84,18 @@ class RolloutEncoder(nn.Module):
 
     def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
         num_rollouts, depth = views.shape[:2]
-        features = once_per_distinct(self.features, views.flatten(0, 1)).view(num_rollouts, depth, -1)
-        steps = torch.cat([features, rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
+        features, frame_ids = once_per_distinct(self.features, views.flatten(0, 1))
+        steps = torch.cat([features.view(num_rollouts, depth, -1), rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
         if self.reverse:
             steps = steps.flip(1)
-        _, (hidden, _) = self.lstm(steps)
-        return hidden[-1]
+        same = None
+        if frame_ids is not None and not rewards.requires_grad:
+            # Two rollouts with the same frames and rewards get the same code: the LSTM
+            # reads each distinct rollout once (exact; rewards from a trained model
+            # carry no gradient here, so every copy's gradient reaches the shared row).
+            reward_bits = rewards.detach().float().contiguous().view(torch.int32).to(torch.int64)
+            same = distinct_rows(torch.cat([frame_ids.view(num_rollouts, depth), reward_bits], dim=1))
+        if same is None:
+            return self.lstm(steps)[1][0][-1]
+        first, where = same
+        return self.lstm(steps[first])[1][0][-1][where]
