@@ -64,6 +64,7 @@ def _pretrain(args) -> None:
         seed=args.seed,
         hparams=args.hparams,
         num_cpus=args.num_cpus,  # Ray starts after pretrain's checks
+        init_from=args.init_from,
     )
 
 
@@ -176,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="ENV_MODEL",
+        help="fine-tune: start from a trained env_model directory (its architecture and "
+        "weights; no --hparams), every epoch at --horizon (no curriculum), e.g. on longer "
+        "windows than it was trained on",
+    )
     p.set_defaults(func=_pretrain)
 
     p = sub.add_parser(

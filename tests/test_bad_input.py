@@ -611,16 +611,29 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
             "i2a",
         ),
         (["--lr-schedule", "step"], ["--lr-schedule", "invalid choice: 'step'"], "i2a pretrain"),
+        (["--init-from", "{tmp}/nowhere"], ["nowhere' is not a directory", "`i2a pretrain` printed"], "i2a"),
+        (
+            ["--init-from", "{repo}/pretrained/breakout_spatial", "--hparams", '{"channels": 16}'],
+            ['--hparams {"channels": 16} with --init-from', "drop --hparams"],
+            "i2a",
+        ),
+        (
+            ["--init-from", "{repo}/pretrained/breakout_spatial", "--kind", "latent"],
+            ["--kind latent with --init-from", "a 'spatial' model", "drop --kind"],
+            "i2a",
+        ),
     ],
     ids=[
         "kind-copy", "zero-epochs", "zero-horizon", "spatial-factor", "zero-lr", "hparams-json", "resume-nothing", "output-under-a-file",
-        "unknown-hparam", "unknown-architecture", "lr-schedule",
+        "unknown-hparam", "unknown-architecture", "lr-schedule", "init-from-nowhere", "init-from-with-hparams",
+        "init-from-other-kind",
     ],
 )
 def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments, prog):
     data = write_tiny_dataset(tmp_path / "data")
     (tmp_path / "a_file").write_text("not a directory")
-    flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    flags = [f.replace("{tmp}", str(tmp_path)).replace("{repo}", repo) for f in flags]
     argv = ["pretrain", "--data", data, "--output", str(tmp_path / "out"), *flags]
     code, err, seconds = _i2a(argv, capsys)
     _assert_rejected(code, err, seconds, *fragments, prog=prog)

@@ -238,6 +238,32 @@ def test_multi_step_pretraining_survives_a_killed_worker_and_lowers_the_held_out
     assert held_out_loss(trained) < held_out_loss(_untrained_model(plan.train_config))
 
 
+def test_init_from_fine_tunes_a_trained_model_at_the_full_horizon(ray_session, pretrained, dataset, tmp_path):
+    """`--init-from` starts from the checkpoint's architecture and weights and trains every
+    epoch at --horizon (a fresh model's one epoch of a 1 -> 2 -> 3 curriculum is at 1)."""
+    from i2a_rllib.pretrain.train import pretrain
+
+    _, source = pretrained
+    start, start_metadata = load_env_model(source["checkpoint"])
+    # A learning rate this small leaves the weights where they started: what is
+    # exported shows where training began.
+    summary = pretrain(
+        dataset, str(tmp_path / "fine_tuned"), epochs=1, batch_size=16, lr=1e-12, horizon=3,
+        num_workers=1, evaluate=False, log_every=1000, init_from=source["checkpoint"],
+    )  # fmt: skip
+    tuned, metadata = load_env_model(summary["checkpoint"])
+    assert summary["metrics"]["horizon"] == 3
+    assert metadata["hparams"] == start_metadata["hparams"] and metadata["kind"] == "spatial"
+    assert metadata["training"]["init_from"] == os.path.abspath(source["checkpoint"])
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
+    untrained = build_env_model("spatial", [4, 84, 84], 4, hparams=start_metadata["hparams"])
+    assert any(
+        not torch.allclose(untrained.state_dict()[k], v) for k, v in start.state_dict().items()
+        if v.is_floating_point()
+    )
+
+
 def test_pretrain_refuses_to_overwrite_a_finished_run(ray_session, pretrained, dataset):
     """(Resuming with --resume is checked on a killed run: tests/test_faults.py.)"""
     from i2a_rllib.pretrain.train import pretrain

@@ -28,13 +28,19 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from i2a_rllib.checkpoints import save_env_model
+from i2a_rllib.checkpoints import (
+    WEIGHTS_FILE,
+    CheckpointError,
+    check_env_model_metadata,
+    read_env_model_metadata,
+    save_env_model,
+)
 from i2a_rllib.data.format import (
     DatasetError,
     check_shard,
@@ -114,8 +120,11 @@ def horizon_stages(horizon: int) -> List[int]:
     return sorted({1, (horizon + 1) // 2, horizon})
 
 
-def horizon_of_epoch(epoch: int, epochs: int, horizon: int) -> int:
-    """The horizon of `epoch` (0-based): the stages share the epochs evenly."""
+def horizon_of_epoch(epoch: int, epochs: int, horizon: int, curriculum: bool = True) -> int:
+    """The horizon of `epoch` (0-based): the stages share the epochs evenly. Without the
+    curriculum (a model that starts from trained weights) every epoch is at `horizon`."""
+    if not curriculum:
+        return horizon
     stages = horizon_stages(horizon)
     return stages[min(len(stages) - 1, epoch * len(stages) // max(epochs, 1))]
 
@@ -191,7 +200,13 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(config["seed"] + rank)
-    module = ray.train.torch.prepare_model(EnvModelLossModule(_untrained_model(config)))
+    model = _untrained_model(config)
+    if config.get("init_from"):
+        # Fine-tuning: start from the weights of a trained checkpoint (a resumed run's
+        # own checkpoint, loaded below, replaces them).
+        weights = os.path.join(config["init_from"], WEIGHTS_FILE)
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    module = ray.train.torch.prepare_model(EnvModelLossModule(model))
     device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(module.parameters(), lr=config["lr"])
     scheduler = _lr_scheduler(optimizer, config, world)
@@ -219,7 +234,9 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
         module.train()
         start, seen, sums = time.time(), 0, {"loss": 0.0, "frame_mse": 0.0, "reward_accuracy": 0.0}
         batches = 0
-        horizon = horizon_of_epoch(epoch, config["epochs"], config["horizon"])
+        horizon = horizon_of_epoch(
+            epoch, config["epochs"], config["horizon"], curriculum=not config.get("init_from")
+        )
         for batch in train_shard.iter_batches(
             batch_size=batch_size,
             batch_format="numpy",
@@ -416,6 +433,34 @@ class PretrainPlan:
         return self.train_config["kind"]
 
 
+def _fine_tuning_settings(init_from: str, manifest, kind: str, hparams) -> Tuple[str, Dict[str, Any]]:
+    """The kind and hparams of the checkpoint `--init-from` names, checked against the
+    dataset and the command line."""
+    metadata = read_env_model_metadata(init_from)
+    if not os.path.isfile(os.path.join(init_from, WEIGHTS_FILE)):
+        raise CheckpointError(f"--init-from {init_from!r} has no {WEIGHTS_FILE}.")
+    check_env_model_metadata(metadata, manifest.obs_shape, manifest.num_actions, path=init_from, env_id=manifest.env_id)
+    if kind not in ("auto", metadata["kind"]):
+        raise ValueError(
+            f"--kind {kind} with --init-from {init_from!r}, a {metadata['kind']!r} model: drop "
+            f"--kind or pass --kind {metadata['kind']}."
+        )
+    if hparams:
+        raise ValueError(
+            f"--hparams {json.dumps(hparams)} with --init-from: the model's settings come "
+            f"from {init_from!r} ({json.dumps(metadata.get('hparams') or {})}); drop --hparams."
+        )
+    if list(metadata["reward_values"]) != list(reward_values_for(manifest)):
+        raise CheckpointError(
+            f"--init-from {init_from!r} predicts the rewards {list(metadata['reward_values'])}, "
+            f"the dataset's are {list(reward_values_for(manifest))}; fine-tune on data of the same game."
+        )
+    hparams = dict(metadata.get("hparams") or {})
+    if metadata["kind"] in ("pixel", "latent") and "frame_head" not in hparams:
+        hparams["frame_head"] = "gate"  # checkpoints written before the head was a choice
+    return metadata["kind"], hparams
+
+
 def plan_pretraining(
     data: str,
     output: str,
@@ -432,6 +477,7 @@ def plan_pretraining(
     seed: int = 0,
     log_every: int = 50,
     extra_train_config: Optional[Dict[str, Any]] = None,
+    init_from: Optional[str] = None,
 ) -> PretrainPlan:
     """Checks the settings, the dataset and the output location; starts nothing.
 
@@ -453,6 +499,8 @@ def plan_pretraining(
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
     manifest = read_manifest(data)
+    if init_from is not None:
+        kind, hparams = _fine_tuning_settings(init_from, manifest, kind, hparams)
     kind = resolve_kind(kind, manifest.obs_shape)
     shards = sorted(manifest.shards)
     for name in shards:
@@ -473,7 +521,11 @@ def plan_pretraining(
         "num_actions": manifest.num_actions,
         "frame_channels": manifest.frame_channels,
         "reward_values": reward_values_for(manifest),
-        "hparams": measure_data_hparams(kind, dict(hparams or {}), data, train_shards, manifest),
+        "hparams": (
+            dict(hparams)
+            if init_from is not None
+            else measure_data_hparams(kind, dict(hparams or {}), data, train_shards, manifest)
+        ),
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -487,6 +539,8 @@ def plan_pretraining(
         "validation_rows": validation_windows,
         "log_every": log_every,
         "output": os.path.abspath(output),
+        # A trained checkpoint to start from (no curriculum then: every epoch at `horizon`).
+        "init_from": os.path.abspath(init_from) if init_from is not None else None,
         **(extra_train_config or {}),
     }
     # Bad hparams (unknown name, a factor that does not divide the frame) fail here,
@@ -535,6 +589,8 @@ def run_pretraining(
     train_ds = window_dataset(data, plan.train_shards, config["horizon"], seed=config["seed"])
     validation_ds = window_dataset(data, plan.validation_shards, config["horizon"])
     stages = " -> ".join(str(k) for k in horizon_stages(config["horizon"]))
+    if config.get("init_from"):
+        stages = f"{config['horizon']}, from the weights of {config['init_from']}"
     print(
         f"[pretrain] {plan.kind} model on {data}: {config['train_rows']:,} train / "
         f"{config['validation_rows']:,} held-out windows of {config['horizon']} step(s) "
@@ -634,6 +690,7 @@ def pretrain(
     log_every: int = 50,
     extra_train_config: Optional[Dict[str, Any]] = None,
     num_cpus: Optional[int] = None,
+    init_from: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Trains an environment model on the dataset at `data`; writes `<output>/env_model`.
 
@@ -662,6 +719,7 @@ def pretrain(
         seed=seed,
         log_every=log_every,
         extra_train_config=extra_train_config,
+        init_from=init_from,
     )
     result = run_pretraining(
         plan, num_workers=num_workers, use_gpu=use_gpu, max_failures=max_failures, num_cpus=num_cpus
