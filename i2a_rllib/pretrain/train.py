@@ -57,6 +57,7 @@ from i2a_rllib.models.env_models import (
     RULE_KINDS,
     EnvironmentModel,
     env_model_class,
+    hparams_of,
     resolve_env_model,
     resolve_kind,
 )
@@ -455,10 +456,7 @@ def _fine_tuning_settings(init_from: str, manifest, kind: str, hparams) -> Tuple
             f"--init-from {init_from!r} predicts the rewards {list(metadata['reward_values'])}, "
             f"the dataset's are {list(reward_values_for(manifest))}; fine-tune on data of the same game."
         )
-    hparams = dict(metadata.get("hparams") or {})
-    if metadata["kind"] in ("pixel", "latent") and "frame_head" not in hparams:
-        hparams["frame_head"] = "gate"  # checkpoints written before the head was a choice
-    return metadata["kind"], hparams
+    return metadata["kind"], hparams_of(metadata)
 
 
 def plan_pretraining(

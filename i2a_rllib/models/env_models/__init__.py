@@ -155,11 +155,17 @@ def env_model_class(kind: str, architecture: Optional[str] = None) -> type:
     return architectures[architecture]
 
 
-def build_env_model_from_metadata(metadata: Mapping[str, Any]) -> EnvironmentModel:
-    """The (untrained) model a checkpoint's metadata describes."""
+def hparams_of(metadata: Mapping[str, Any]) -> Dict[str, Any]:
+    """The architecture settings a checkpoint's metadata describes."""
     hparams = dict(metadata.get("hparams") or {})
     if metadata["kind"] in ("pixel", "latent") and "frame_head" not in hparams:
         hparams["frame_head"] = "gate"  # checkpoints written before the head was a choice
+    return hparams
+
+
+def build_env_model_from_metadata(metadata: Mapping[str, Any]) -> EnvironmentModel:
+    """The (untrained) model a checkpoint's metadata describes."""
+    hparams = hparams_of(metadata)
     return build_env_model(
         metadata["kind"],
         metadata["obs_shape"],
@@ -262,6 +268,7 @@ __all__ = [
     "default_frame_channels",
     "default_kind",
     "env_model_class",
+    "hparams_of",
     "loss_terms",
     "resolve_env_model",
     "resolve_kind",
