@@ -641,6 +641,20 @@ def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flag
     assert (tmp_path / "a_file").read_text() == "not a directory"
 
 
+def test_pretrain_init_from_a_truncated_checkpoint_fails_before_ray(no_ray, capsys, tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = tmp_path / "env_model"
+    shutil.copytree(os.path.join(repo, "pretrained", "breakout_spatial"), source)
+    weights = source / "env_model.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    data = write_tiny_dataset(tmp_path / "data")
+    argv = ["pretrain", "--data", data, "--output", str(tmp_path / "out"), "--init-from", str(source)]
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, "env_model.pt", "truncated or corrupt")
+    assert not (tmp_path / "out").exists()
+    assert weights.stat().st_size == 1000
+
+
 def test_pretrain_api_names_why_copy_cannot_be_pretrained(no_ray, tmp_path):
     from i2a_rllib.pretrain.train import pretrain
 

@@ -34,13 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2a_rllib.checkpoints import (
-    WEIGHTS_FILE,
-    CheckpointError,
-    check_env_model_metadata,
-    read_env_model_metadata,
-    save_env_model,
-)
+from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model, save_env_model
 from i2a_rllib.data.format import (
     DatasetError,
     check_shard,
@@ -201,12 +195,9 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.manual_seed(config["seed"] + rank)
-    model = _untrained_model(config)
-    if config.get("init_from"):
-        # Fine-tuning: start from the weights of a trained checkpoint (a resumed run's
-        # own checkpoint, loaded below, replaces them).
-        weights = os.path.join(config["init_from"], WEIGHTS_FILE)
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    # Fine-tuning starts from a trained checkpoint's weights (a resumed run's own
+    # checkpoint, loaded below, replaces them).
+    model = load_env_model(config["init_from"])[0] if config.get("init_from") else _untrained_model(config)
     module = ray.train.torch.prepare_model(EnvModelLossModule(model))
     device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(module.parameters(), lr=config["lr"])
@@ -437,9 +428,7 @@ class PretrainPlan:
 def _fine_tuning_settings(init_from: str, manifest, kind: str, hparams) -> Tuple[str, Dict[str, Any]]:
     """The kind and hparams of the checkpoint `--init-from` names, checked against the
     dataset and the command line."""
-    metadata = read_env_model_metadata(init_from)
-    if not os.path.isfile(os.path.join(init_from, WEIGHTS_FILE)):
-        raise CheckpointError(f"--init-from {init_from!r} has no {WEIGHTS_FILE}.")
+    _, metadata = load_env_model(init_from)  # a missing or corrupt file fails here, before Ray
     check_env_model_metadata(metadata, manifest.obs_shape, manifest.num_actions, path=init_from, env_id=manifest.env_id)
     if kind not in ("auto", metadata["kind"]):
         raise ValueError(
