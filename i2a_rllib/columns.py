@@ -10,9 +10,12 @@ learner (`i2a_rllib.learner`):
   `I2ARLModule._forward_exploration`). Also read by `forward_inference` when given
   (reproducible evaluation).
 - `IMAGINED_VIEWS` (B, A, depth, *view_shape) and `IMAGINED_REWARDS` (B, A, depth):
-  written once per train batch by the learner connector piece `PrecomputeImagination`
-  (no gradients), read by every epoch and minibatch of the update and by GAE's value
-  pass instead of imagining again.
+  written by the module when it explores and its views are maps or vectors, not
+  frames (`I2ARLModule.ships_imagination`): they travel with the episodes, and the
+  learner imagines only the bootstrap rows RLlib appends; otherwise written once per
+  train batch by the learner connector piece `PrecomputeImagination`. Either way
+  without gradients, and read by every epoch and minibatch of the update and by GAE's
+  value pass instead of imagining again.
 - `MODEL_STATE` (B, *state_shape): the environment model's state of the real
   observation, written beside the imagination for models whose state is not the frame
   stack itself (it saves the encoder pass in every minibatch); read by the rollout

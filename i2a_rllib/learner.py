@@ -4,7 +4,9 @@ The I2A learner adds to PPO (or its A2C preset):
 - the distillation loss: cross-entropy from the I2A policy pi (held fixed) to the
   rollout policy pi_hat, -sum_a pi(a|o) log pi_hat(a|o), times `distillation_coeff`;
 - imagination computed once per train batch, without gradients, by a learner
-  connector piece, and reused by every epoch and minibatch. Staleness: within one
+  connector piece, and reused by every epoch and minibatch; for models whose views
+  are maps or vectors the EnvRunners ship what they imagined with the episodes and the
+  piece imagines only RLlib's appended bootstrap rows. Staleness: within one
   update the rollout policy keeps the weights it had when the batch arrived, exactly
   like PPO's behaviour policy; the next batch imagines with the updated weights. With
   a sampling rollout policy, the imagined actions are the ones the EnvRunner sampled
@@ -59,7 +61,8 @@ class ClipRewards(ConnectorV2):
 
 
 class PrecomputeImagination(ConnectorV2):
-    """Learner connector piece: adds each I2A module's imagination to the train batch.
+    """Learner connector piece: adds each I2A module's imagination to the train batch
+    (or completes what the EnvRunners shipped: `I2ARLModule.precompute_imagination`).
 
     Runs once per `Learner.update()`, before GAE (whose value pass then reuses it).
     `autocast`: imagine under this bfloat16 autocast context (the learner's `bf16`

@@ -228,27 +228,62 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
         self.net.rollout_policy.replace_network(source.trunk, source.heads.policy)
 
     # --- Imagination reuse ----------------------------------------------------------
+    @property
+    def ships_imagination(self) -> bool:
+        """Whether exploring returns the imagination (`IMAGINED_VIEWS`/`_REWARDS`) for
+        the episodes to carry to the learner: yes for maps or vectors (the shipped
+        spatial model's: 20 float16 maps of 8 x 21 x 21, 141 KB per step, against
+        12 s of imagination per 1024-step Breakout batch on a CPU learner), no for
+        frames (A x depth frame stacks per step; the learner imagines those again from
+        the shipped noise)."""
+        return not self.net.env_model.views_are_frames
+
     @torch.no_grad()
     def precompute_imagination(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
         """Imagination for a whole train batch, once, in chunks, without gradients.
 
         The learner stores the result as batch columns, so every epoch and minibatch
-        reuses it instead of calling the environment model again.
+        reuses it instead of calling the environment model again. Imagination the
+        EnvRunners shipped is kept (the same weights and noise give the same result);
+        only the rows they did not act on are imagined: the bootstrap step RLlib appends
+        to each episode chunk (`LOSS_MASK` False), which carries a copy of the previous
+        step's outputs.
         """
         obs, noise = batch[Columns.OBS], batch.get(ROLLOUT_NOISE)
-        views, rewards, states = [], [], []
-        for start in range(0, obs.shape[0], NO_GRAD_CHUNK_SIZE):
-            chunk = slice(start, start + NO_GRAD_CHUNK_SIZE)
-            state = self.net.model_state(obs[chunk])
-            imagination = self.net.imagination(state, None if noise is None else noise[chunk])
-            views.append(imagination.views)
-            rewards.append(imagination.rewards)
-            states.append(state)
-        columns = {IMAGINED_VIEWS: torch.cat(views), IMAGINED_REWARDS: torch.cat(rewards)}
+        count = obs.shape[0]
+        states = None
         if not self.net.env_model.states_are_frames:
             # Latent states save the encoder pass in every minibatch; frame states are
             # the observations themselves.
-            columns[MODEL_STATE] = torch.cat(states)
+            states = torch.cat(
+                [
+                    self.net.model_state(obs[start : start + NO_GRAD_CHUNK_SIZE])
+                    for start in range(0, count, NO_GRAD_CHUNK_SIZE)
+                ]
+            )
+        if IMAGINED_VIEWS in batch:
+            views, rewards = batch[IMAGINED_VIEWS].clone(), batch[IMAGINED_REWARDS].clone()
+            not_acted_on = (
+                ~batch[Columns.LOSS_MASK].bool()
+                if Columns.LOSS_MASK in batch
+                else torch.zeros(count, dtype=torch.bool, device=obs.device)
+            )
+            to_imagine = not_acted_on.nonzero().flatten()
+        else:
+            views = rewards = None
+            to_imagine = torch.arange(count, device=obs.device)
+        for start in range(0, to_imagine.shape[0], NO_GRAD_CHUNK_SIZE):
+            rows = to_imagine[start : start + NO_GRAD_CHUNK_SIZE]
+            state = states[rows] if states is not None else self.net.model_state(obs[rows])
+            imagination = self.net.imagination(state, None if noise is None else noise[rows])
+            if views is None:
+                views = imagination.views.new_empty((count, *imagination.views.shape[1:]))
+                rewards = imagination.rewards.new_empty((count, *imagination.rewards.shape[1:]))
+            views[rows] = imagination.views.to(views.dtype)
+            rewards[rows] = imagination.rewards.to(rewards.dtype)
+        columns = {IMAGINED_VIEWS: views, IMAGINED_REWARDS: rewards}
+        if states is not None:
+            columns[MODEL_STATE] = states
         return columns
 
     def _imagination(self, batch: Dict[str, Any]) -> Imagination:
@@ -270,10 +305,14 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
         obs = batch[Columns.OBS]
         noise = self.net.imagination.sample_noise(obs.shape[0], device=obs.device)
         with torch.no_grad():
-            logits, _ = self.net(obs, noise=noise)
+            imagination = self.net.imagine(obs, noise)
+            logits, _ = self.net(obs, imagination=imagination)
         out = {Columns.ACTION_DIST_INPUTS: logits}
         if noise is not None:
             out[ROLLOUT_NOISE] = noise
+        if self.ships_imagination:
+            out[IMAGINED_VIEWS] = imagination.views
+            out[IMAGINED_REWARDS] = imagination.rewards
         return out
 
     @override(TorchRLModule)

@@ -100,6 +100,41 @@ def test_precomputed_imagination_gives_the_same_outputs(kind):
         )
 
 
+@pytest.mark.parametrize("obs_space,num_actions,kind", [(ATARI_OBS, 4, "spatial"), (BOARD_OBS, 5, "copy")])
+def test_exploring_ships_map_imagination_and_the_learner_imagines_only_the_bootstrap_rows(
+    obs_space, num_actions, kind
+):
+    """Maps travel with the episodes (frames would be A x depth frame stacks per step);
+    the learner keeps them and imagines again only the rows RLlib appended, whose
+    outputs are copies of the previous step's."""
+    module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
+    batch = _batch(obs_space, n=6)
+    explore = module.forward_exploration(batch)
+    if kind == "copy":
+        assert not module.ships_imagination and IMAGINED_VIEWS not in explore
+        return
+    assert module.ships_imagination
+    assert explore[IMAGINED_VIEWS].shape == (6, num_actions, 3, *module.net.env_model.view_shape)
+    assert explore[IMAGINED_REWARDS].shape == (6, num_actions, 3)
+    # Row 5 plays RLlib's appended bootstrap step: its outputs are row 4's.
+    shipped = {k: explore[k].clone() for k in (ROLLOUT_NOISE, IMAGINED_VIEWS, IMAGINED_REWARDS)}
+    for column in shipped.values():
+        column[5] = column[4]
+    loss_mask = torch.tensor([True] * 5 + [False])
+    columns = module.precompute_imagination({**batch, **shipped, Columns.LOSS_MASK: loss_mask})
+    replayed = module.precompute_imagination({**batch, ROLLOUT_NOISE: shipped[ROLLOUT_NOISE]})
+    for key in (IMAGINED_VIEWS, IMAGINED_REWARDS):
+        assert torch.equal(columns[key][:5], explore[key][:5])  # kept as shipped
+        # Row 5 imagined alone, not in a batch of 6: float rounding differs.
+        torch.testing.assert_close(columns[key], replayed[key], atol=1e-3, rtol=1e-3)
+    assert not torch.allclose(columns[IMAGINED_VIEWS][5], shipped[IMAGINED_VIEWS][5])
+    # Shipped imagination reproduces the behaviour logits.
+    train = module.forward_train({**batch, **columns})
+    torch.testing.assert_close(
+        train[Columns.ACTION_DIST_INPUTS][:5], explore[Columns.ACTION_DIST_INPUTS][:5], atol=1e-5, rtol=1e-5
+    )
+
+
 def test_env_model_is_frozen_in_the_module():
     module = _i2a(env_model="latent")
     assert all(not p.requires_grad for p in module.net.env_model.parameters())

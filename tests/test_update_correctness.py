@@ -14,6 +14,7 @@ from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core.columns import Columns
 
 from i2a_rllib.checkpoints import save_env_model
+from i2a_rllib.columns import IMAGINED_VIEWS, ROLLOUT_NOISE
 from i2a_rllib.config import I2AConfig, configure_environment
 from i2a_rllib.envs import SOKOBAN_ID
 from i2a_rllib.learner import I2APPOTorchLearner
@@ -49,14 +50,15 @@ def _save_baseline(path, hidden_size=32):
     return baseline
 
 
-def _save_random_env_model(path, scale=None):
-    """A pixel env model checkpoint for the 5x5 board; with `scale`, random weights of
-    that standard deviation."""
+def _save_random_env_model(path, scale=None, kind="pixel"):
+    """An env model checkpoint for the 5x5 board (pixel: frames; latent: vectors); with
+    `scale`, random weights of that standard deviation."""
     import i2a_rllib.envs.sokoban  # noqa: F401
 
     obs_space = gym.make(SOKOBAN_ID, **SMALL_BOARD).observation_space
-    model = build_env_model("pixel", obs_space.shape, 5, frame_channels=obs_space.shape[0],
-                            reward_values=[-1.1, -0.1, 0.9, 9.9], hparams={"channels": 8})
+    model = build_env_model(kind, obs_space.shape, 5, frame_channels=obs_space.shape[0],
+                            reward_values=[-1.1, -0.1, 0.9, 9.9],
+                            hparams={"channels": 8} if kind == "pixel" else {})
     if scale is not None:
         with torch.no_grad():
             for parameter in model.parameters():
@@ -135,9 +137,25 @@ def test_two_ddp_learners_update_and_stay_identical(ray_session, tmp_path, varia
 
 
 class RatioRecordingLearner(I2APPOTorchLearner):
-    """Records max |pi(a|o) / pi_old(a|o) - 1| over the first minibatch of each update."""
+    """Records max |pi(a|o) / pi_old(a|o) - 1| over the first minibatch of each update,
+    whether the batch arrived with the EnvRunner's imagination, and how far the
+    imagination the update used is from imagining every row again."""
 
     first_minibatch_deviation = []
+    arrived_with_imagination = []
+    imagination_deviation = []
+
+    def build(self):
+        super().build()
+        for module_id in self.module.keys():
+            module = self.module[module_id].unwrapped()
+            precompute = module.precompute_imagination
+
+            def recording(batch, _precompute=precompute):
+                type(self).arrived_with_imagination.append(IMAGINED_VIEWS in batch)
+                return _precompute(batch)
+
+            module.precompute_imagination = recording
 
     def before_gradient_based_update(self, *, timesteps):
         super().before_gradient_based_update(timesteps=timesteps)
@@ -154,21 +172,31 @@ class RatioRecordingLearner(I2APPOTorchLearner):
             if mask is not None:
                 deviation = deviation[mask.bool()]
             type(self).first_minibatch_deviation.append(float(deviation.max()))
+            with torch.no_grad():
+                again = module.net.imagine(batch[Columns.OBS], noise=batch.get(ROLLOUT_NOISE))
+            type(self).imagination_deviation.append(
+                float((batch[IMAGINED_VIEWS].float() - again.views.float()).abs().max())
+            )
         return super().compute_loss_for_module(
             module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
         )
 
 
-def test_the_learner_replays_the_imagination_the_env_runner_acted_on(ray_session, tmp_path):
+@pytest.mark.parametrize("kind", ["pixel", "latent"])
+def test_the_learner_replays_the_imagination_the_env_runner_acted_on(ray_session, tmp_path, kind):
     """With a sampling rollout policy the EnvRunner's noise travels with the episodes, so
     the first minibatch's probability ratio is 1: same weights, same imagined actions.
+    Frames (pixel) are imagined again from that noise; maps and vectors (latent) travel
+    themselves, and only RLlib's appended bootstrap rows are imagined again.
     """
     RatioRecordingLearner.first_minibatch_deviation = []
+    RatioRecordingLearner.arrived_with_imagination = []
+    RatioRecordingLearner.imagination_deviation = []
     # Random, large weights: imagined frames then depend strongly on the imagined
     # actions (an untrained model predicts "nothing moves" whatever they are).
     config = _sokoban(
-        env_model="pixel",
-        env_model_checkpoint=_save_random_env_model(tmp_path / "env_model", scale=0.5),
+        env_model=kind,
+        env_model_checkpoint=_save_random_env_model(tmp_path / "env_model", scale=0.5, kind=kind),
         rollout_action_choice="sample",
     )
     config.training(learner_class=RatioRecordingLearner, num_epochs=2)
@@ -183,6 +211,9 @@ def test_the_learner_replays_the_imagination_the_env_runner_acted_on(ray_session
     # Exact up to float rounding of different batch shapes (0.0 on CPU here); replaying
     # fresh noise instead gave deviations of ~7e-4 with these weights.
     assert max(deviations) < 1e-6, deviations
+    assert RatioRecordingLearner.arrived_with_imagination == [kind == "latent"] * 3
+    # Every row, the bootstrap rows included, holds what imagining it again gives.
+    assert max(RatioRecordingLearner.imagination_deviation) < 1e-4, RatioRecordingLearner.imagination_deviation
 
 
 def test_restoring_works_after_the_checkpoints_it_was_built_from_moved(ray_session, tmp_path):
