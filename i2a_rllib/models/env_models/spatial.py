@@ -162,10 +162,6 @@ class SpatialLatentEnvModel(EnvironmentModel):
             nn.Conv2d(head_channels, head_channels * factor**2, 3, padding=1),
         )
         self.frame_out = build_frame_head(self.frame_head, head_channels, frame_channels)
-        # Channels-last maps and weights: oneDNN's small convolutions and pooling run
-        # ~1.2-1.3x faster so on the CPU (benchmarks/imagination.py); values are the same
-        # up to float rounding. Loading weights and `.to(device)` keep the layout.
-        self.to(memory_format=torch.channels_last)
 
     # --- Interface ------------------------------------------------------------------
     @property
@@ -193,8 +189,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
         # Bounded encodings: the consistency term cannot be lowered by shrinking (or
         # blow up by growing) the scale of the encoder's output.
-        folded = F.pixel_unshuffle(frames, self.factor).contiguous(memory_format=torch.channels_last)
-        return torch.tanh(self.encoder(folded))
+        return torch.tanh(self.encoder(F.pixel_unshuffle(frames, self.factor)))
 
     def view(self, state: torch.Tensor) -> torch.Tensor:
         # Optionally pooled (view_pool**2 fewer values for the rollout encoder to read
@@ -270,9 +265,8 @@ class SpatialLatentEnvModel(EnvironmentModel):
     def step_every_action(self, state):
         # The first convolution does not depend on the action: once per state.
         num_actions = self.num_actions
-        cl = torch.channels_last  # repeat_interleave would return the maps NCHW
-        first = self.transition_in(state).repeat_interleave(num_actions, dim=0).contiguous(memory_format=cl)
-        tiled = state.repeat_interleave(num_actions, dim=0).contiguous(memory_format=cl)
+        first = self.transition_in(state).repeat_interleave(num_actions, dim=0)
+        tiled = state.repeat_interleave(num_actions, dim=0)
         actions = torch.arange(num_actions, device=state.device).repeat(state.shape[0])
         next_state, reward_logits = self._transition(tiled, first, actions)
         return next_state, self.expected_reward(reward_logits)
