@@ -68,13 +68,13 @@ SECTION_TITLE = "## Breakout: I2A vs copy model vs PPO"
 RESULTS_KEY = "breakout_comparison"
 
 
-def build_config(agent: str, seed: int, env_model_checkpoint: str):
+def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_threads: int = None):
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     if agent == "ppo":
-        config = baseline_ppo_config(ENV_ID)
+        config = baseline_ppo_config(ENV_ID, env_runner_threads=env_runner_threads)
     else:
-        config = configure_environment(I2AConfig(), ENV_ID).imagination(
+        config = configure_environment(I2AConfig(), ENV_ID, env_runner_threads=env_runner_threads).imagination(
             env_model="spatial" if agent == "i2a" else "copy",
             env_model_checkpoint=env_model_checkpoint if agent == "i2a" else None,
             rollout_depth=ROLLOUT_DEPTH,
@@ -100,7 +100,7 @@ def env_model_data_steps(checkpoint: str) -> Dict[str, int]:
 
 
 def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, work_dir: str,
-              checkpoint_every: int) -> Dict[str, Any]:  # fmt: skip
+              checkpoint_every: int, env_runner_threads: int = None) -> Dict[str, Any]:  # fmt: skip
     """Trains (agent, seed) to `budget` env steps, resuming from its last checkpoint."""
     from ray.rllib.algorithms.algorithm import Algorithm
 
@@ -119,7 +119,7 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
         curve: List[Dict[str, float]] = json.load(open(curve_path))
         print(f"[atari] {agent} seed {seed}: resumed at {curve[-1]['env_steps']:,} steps", flush=True)
     else:
-        algo = build_config(agent, seed, env_model_checkpoint).build_algo()
+        algo = build_config(agent, seed, env_model_checkpoint, env_runner_threads).build_algo()
         curve = []
     offset = curve[-1]["seconds"] if curve else 0.0
     start = time.time()
@@ -149,7 +149,28 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
                 shutil.rmtree(previous, ignore_errors=True)
     finally:
         algo.stop()
-    return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d")}
+    # What the run's config set (a resumed run keeps its checkpoint's); 1 = Ray's default.
+    threads = getattr(algo.config.callbacks_on_environment_created, "args", None)
+    return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d"),
+            "env_runner_threads": threads[0] if threads else 1}  # fmt: skip
+
+
+def adopt_published_runs(runs_path: str, results_path: str) -> None:
+    """Adds to runs.json the finished runs the report already published in
+    docs/results/atari.json that it lacks, so a fresh machine (or a work dir that lost
+    them) does not train them again."""
+    if not os.path.exists(results_path):
+        return
+    runs = json.load(open(runs_path)) if os.path.exists(runs_path) else []
+    have = {(r["agent"], r["seed"], r["budget"]) for r in runs}
+    published = json.load(open(results_path)).get(RESULTS_KEY, {}).get("runs", [])
+    new = [r for r in published if (r["agent"], r["seed"], r["budget"]) not in have]
+    if new:
+        os.makedirs(os.path.dirname(runs_path), exist_ok=True)
+        with open(runs_path + ".tmp", "w") as f:
+            json.dump(runs + new, f)
+        os.replace(runs_path + ".tmp", runs_path)
+        print(f"[atari] {len(new)} finished run(s) taken from {results_path}", flush=True)
 
 
 def run_figures(run: Dict[str, Any], budget: int) -> Dict[str, float]:
@@ -265,17 +286,22 @@ def main():
     parser.add_argument("--checkpoint-every", type=int, default=20, help="iterations between a run's checkpoints")
     parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_comparison"))
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--env-runner-threads", type=int, default=2,
+                        help="torch threads of the EnvRunner, for every agent (PPO seeds 0-1 of "
+                             "2026-12-01 ran with Ray's default of 1)")  # fmt: skip
     parser.add_argument("--report-only", action="store_true",
                         help="Write the report from the finished runs of seeds < --seeds; train nothing.")  # fmt: skip
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
-    if not agents or set(agents) - set(AGENTS) or args.budget < 1 or args.seeds < 1 or args.checkpoint_every < 1:
-        parser.exit(2, f"atari_comparison.py: error: --agents from {list(AGENTS)}; --budget, --seeds and "
-                       "--checkpoint-every must be >= 1\n")  # fmt: skip
+    if (not agents or set(agents) - set(AGENTS) or min(args.budget, args.seeds, args.checkpoint_every,
+                                                         args.env_runner_threads) < 1):  # fmt: skip
+        parser.exit(2, f"atari_comparison.py: error: --agents from {list(AGENTS)}; --budget, --seeds, "
+                       "--checkpoint-every and --env-runner-threads must be >= 1\n")  # fmt: skip
     if "i2a" in agents and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
         parser.exit(2, f"atari_comparison.py: error: --env-model-checkpoint {args.env_model_checkpoint!r} holds "
                        "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip
     runs_path = os.path.join(args.work_dir, "runs.json")
+    adopt_published_runs(runs_path, os.path.join(args.out_dir, "results", "atari.json"))
     data_steps = env_model_data_steps(args.env_model_checkpoint) if "i2a" in agents else {}
     if args.report_only:
         if not os.path.exists(runs_path):
@@ -290,7 +316,7 @@ def main():
     runs = train_missing_runs(
         runs_path, agents, args.seeds, args.budget,
         lambda agent, seed: train_run(agent, seed, args.budget, args.env_model_checkpoint, args.work_dir,
-                                      args.checkpoint_every),
+                                      args.checkpoint_every, args.env_runner_threads),
     )  # fmt: skip
     ray.shutdown()
     report(runs, args, data_steps)

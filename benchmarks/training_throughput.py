@@ -80,14 +80,17 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
-                 overlap: bool = False):  # fmt: skip
+                 overlap: bool = False, env_runner_threads: int = None):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
-    the EnvRunners overlap env stepping with inference (Atari)."""
+    the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
+    each EnvRunner's torch threads (None: Ray's one per reserved CPU)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
-    env_kwargs.update(num_envs_per_env_runner=case["envs_per_runner"], overlap_sampling=overlap)
+    env_kwargs.update(
+        num_envs_per_env_runner=case["envs_per_runner"], overlap_sampling=overlap, env_runner_threads=env_runner_threads
+    )
     if agent == "ppo":
         config = baseline_ppo_config(case["env_id"], **env_kwargs)
     else:
@@ -151,12 +154,12 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 
 
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
-            precision: str = "fp32", overlap: bool = False) -> Dict[str, Any]:  # fmt: skip
+            precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    config = build_config(case, agent, batch, gpus, precision, overlap)
+    config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads)
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -277,6 +280,8 @@ def main() -> None:
     parser.add_argument("--learner-precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--overlap-sampling", action="store_true",
                         help="also measure each Atari agent with overlapped sampling ('<agent> (overlapped)')")
+    parser.add_argument("--env-runner-threads", type=int, default=None,
+                        help="torch threads of each EnvRunner (default: Ray's, one per reserved CPU)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -286,8 +291,10 @@ def main() -> None:
     known = {a for e in envs for a in CASES[e]["agents"]}
     if wanted is not None and (not wanted or set(wanted) - known):
         parser.exit(2, f"training_throughput.py: error: --agents {args.agents!r}: use some of {sorted(known)}\n")
-    if args.iterations < 1 or args.parts < 1 or (args.batch is not None and args.batch < 64):
-        parser.exit(2, "training_throughput.py: error: --iterations and --parts must be >= 1, --batch >= 64\n")
+    threads = 1 if args.env_runner_threads is None else args.env_runner_threads
+    if min(args.iterations, args.parts, threads) < 1 or (args.batch is not None and args.batch < 64):
+        parser.exit(2, "training_throughput.py: error: --iterations, --parts and --env-runner-threads must be >= 1, "
+                       "--batch >= 64\n")  # fmt: skip
 
     import ray
     import torch
@@ -301,6 +308,7 @@ def main() -> None:
         "parts": args.parts,
         "learner_device": torch.cuda.get_device_name() if args.num_gpus_per_learner else "cpu",
         "learner_precision": args.learner_precision,
+        "env_runner_threads": args.env_runner_threads or 1,
         "environments": {},
     }
     for env in envs:
@@ -312,7 +320,8 @@ def main() -> None:
             name = f"{agent} (overlapped)" if overlap else agent
             print(f"[throughput] {env} {name} ...", flush=True)
             r = measure_in_fresh_process(case, agent, args.iterations, args.parts, args.batch,
-                                         args.num_gpus_per_learner, args.learner_precision, overlap)  # fmt: skip
+                                         args.num_gpus_per_learner, args.learner_precision, overlap,
+                                         args.env_runner_threads)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

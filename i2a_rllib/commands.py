@@ -32,6 +32,21 @@ def run_as_command(fn, *args, prog: str = "error", **kwargs) -> int:
     return 0
 
 
+def positive_int_arg(flag: str) -> Callable[[str], int]:
+    """argparse `type=` for flags that take an integer >= 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
 def json_object_arg(flag: str, example: str) -> Callable[[str], Dict[str, Any]]:
     """argparse `type=` for flags that take a JSON object of settings by name."""
 

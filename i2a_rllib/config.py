@@ -4,6 +4,7 @@ the model-free PPO baseline, both over the project's vectorized environments.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Dict, Optional
 
@@ -94,6 +95,7 @@ def configure_environment(
     num_envs_per_env_runner: Optional[int] = None,
     clip_rewards: Optional[bool] = None,
     overlap_sampling: bool = False,
+    env_runner_threads: Optional[int] = None,
 ) -> PPOConfig:
     """Points `config` at one of the project's vectorized environments.
 
@@ -102,6 +104,8 @@ def configure_environment(
     Envs with flat observations (CartPole) get CLASSIC_CONTROL_PPO_SETTINGS in place of
     the Atari recipe; settings given after this call override both.
     `overlap_sampling` runs `i2a_rllib.env_runner.OverlappingEnvRunner` (Atari only).
+    `env_runner_threads` sets each remote EnvRunner's torch threads (default: Ray's,
+    one per CPU the actor reserves; `i2a_rllib.env_runner.use_torch_threads`).
     """
     settings = rllib_env_settings(env_id, env_config)
     if settings["flat_observations"]:
@@ -121,6 +125,12 @@ def configure_environment(
 
         check_overlap_sampling(settings["env"], config.num_envs_per_env_runner)
         config.env_runners(env_runner_cls=OverlappingEnvRunner)
+    if env_runner_threads is not None:
+        if isinstance(env_runner_threads, bool) or not isinstance(env_runner_threads, int) or env_runner_threads < 1:
+            raise ValueError(f"env_runner_threads must be an integer >= 1, got {env_runner_threads!r}.")
+        from i2a_rllib.env_runner import use_torch_threads
+
+        config.callbacks(on_environment_created=functools.partial(use_torch_threads, env_runner_threads))
     clip = settings["clip_rewards"] if clip_rewards is None else clip_rewards
     config.learners(learner_config_dict={**config.learner_config_dict, "clip_rewards": clip})
     if not clip:

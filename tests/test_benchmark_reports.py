@@ -278,8 +278,10 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     parts' own."""
     out = tmp_path / "throughput.json"
     done = _run_benchmark("training_throughput.py", "--envs", "sokoban", "--agents", "ppo,perfect",
-                          "--iterations", "2", "--parts", "1", "--batch", "256", "--json", str(out))  # fmt: skip
+                          "--iterations", "2", "--parts", "1", "--batch", "256", "--env-runner-threads", "2",
+                          "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(out.read_text())["env_runner_threads"] == 2
     agents = json.loads(out.read_text())["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
     for name, r in agents.items():
@@ -302,7 +304,8 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     [
         (["--envs", "pong"], "--envs 'pong': use some of ['breakout', 'sokoban']"),
         (["--envs", "sokoban", "--agents", "spatial"], "--agents 'spatial': use some of"),
-        (["--iterations", "0"], "--iterations and --parts must be >= 1"),
+        (["--iterations", "0"], "--iterations, --parts and --env-runner-threads must be >= 1"),
+        (["--env-runner-threads", "0"], "--iterations, --parts and --env-runner-threads must be >= 1"),
     ],
 )
 def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
@@ -353,7 +356,8 @@ def _atari_comparison(*flags, timeout=120):
     "flags, message",
     [
         (["--agents", "ppo,dreamer"], "--agents from ['ppo', 'copy', 'i2a']"),
-        (["--budget", "0"], "--budget, --seeds and --checkpoint-every must be >= 1"),
+        (["--budget", "0"], "--budget, --seeds, --checkpoint-every and --env-runner-threads must be >= 1"),
+        (["--env-runner-threads", "0"], "--budget, --seeds, --checkpoint-every and --env-runner-threads must be >= 1"),
         (["--env-model-checkpoint", "/nonexistent"], "holds no environment model"),
     ],
 )
@@ -392,6 +396,25 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     assert saved["breakout_comparison"]["figures"]["ppo/1"]["final_return"] == 14.0
 
 
+def test_atari_comparison_on_a_fresh_machine_keeps_the_published_runs(tmp_path):
+    """A work dir without runs.json (a new machine) takes the finished runs from the
+    published atari.json instead of training them again; runs it has are kept."""
+    work, out = tmp_path / "work", tmp_path / "docs"
+    (out / "results").mkdir(parents=True)
+    curve = [{"env_steps": s, "return": 7.0, "seconds": s / 50} for s in range(100, 1001, 100)]
+    published = [{"agent": "ppo", "seed": seed, "budget": 1000, "curve": curve} for seed in range(2)]
+    (out / "results" / "atari.json").write_text(json.dumps({"breakout_comparison": {"runs": published}}))
+    work.mkdir()
+    local = {"agent": "ppo", "seed": 0, "budget": 1000, "curve": [{**p, "return": 9.0} for p in curve]}
+    (work / "runs.json").write_text(json.dumps([local]))
+    done = _atari_comparison("--report-only", "--agents", "ppo", "--budget", "1000",
+                             "--work-dir", str(work), "--out-dir", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = json.loads((work / "runs.json").read_text())
+    assert [(r["seed"], r["curve"][0]["return"]) for r in runs] == [(0, 9.0), (1, 7.0)]
+    assert "| PPO | 2 | 8.00 ± 1.41 (9.00, 7.00) |" in (out / "results.md").read_text()
+
+
 @pytest.mark.slow
 def test_atari_comparison_resumes_a_stopped_run_in_a_new_process(tmp_path):
     """A run stopped after its first checkpoint goes on from it in a new process (the
@@ -418,6 +441,7 @@ def test_atari_comparison_resumes_a_stopped_run_in_a_new_process(tmp_path):
     run = json.loads((work / "runs.json").read_text())[0]
     steps = [point["env_steps"] for point in run["curve"]]
     assert steps[0] <= stopped_at < steps[-1] and steps == sorted(steps) and steps[-1] >= 3000
+    assert run["env_runner_threads"] == 2  # the default, kept through the restore
 
 
 def _breakout_play(steps=400):

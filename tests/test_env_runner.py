@@ -92,8 +92,11 @@ def test_overlapped_runner_chunks_continue_and_whole_episodes_end():
 
 
 def test_ppo_trains_with_overlapped_sampling_on_a_remote_env_runner(ray_session):
+    # Also `env_runner_threads`: the remote runner's torch threads (Ray gives a 1-CPU
+    # actor one), the driver's (learner's) left alone.
+    driver_threads = torch.get_num_threads()
     config = (
-        baseline_ppo_config(ENV, num_envs_per_env_runner=4, overlap_sampling=True)
+        baseline_ppo_config(ENV, num_envs_per_env_runner=4, overlap_sampling=True, env_runner_threads=3)
         .env_runners(num_env_runners=1, rollout_fragment_length="auto")
         .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1)
     )
@@ -102,6 +105,9 @@ def test_ppo_trains_with_overlapped_sampling_on_a_remote_env_runner(ray_session)
         result = algo.train()
         kinds = algo.env_runner_group.foreach_env_runner(lambda r: type(r).__name__, local_env_runner=False)
         assert kinds == ["OverlappingEnvRunner"]
+        threads = algo.env_runner_group.foreach_env_runner(lambda r: torch.get_num_threads(), local_env_runner=False)
+        assert threads == [3]
+        assert torch.get_num_threads() == driver_threads
         assert result["env_runners"]["num_env_steps_sampled"] >= 256
         assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
     finally:
@@ -121,3 +127,9 @@ def test_overlap_is_refused_where_it_cannot_run(env, num_envs, fragment):
     with pytest.raises(ValueError, match=fragment) as error:
         check_overlap_sampling(env, num_envs)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_env_runner_threads_are_refused_unless_a_positive_integer(threads):
+    with pytest.raises(ValueError, match=f"env_runner_threads must be an integer >= 1, got {threads!r}"):
+        baseline_ppo_config(ENV, env_runner_threads=threads)

@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from ray.rllib.examples.utils import add_rllib_example_script_args
 
-from i2a_rllib.commands import json_object_arg
+from i2a_rllib.commands import json_object_arg, positive_int_arg
 from i2a_rllib.experiment.preflight import check_custom_resources
 
 DEFAULT_STORAGE_PATH = "runs"
@@ -66,6 +66,14 @@ def script_arg_parser(
         action="store_true",
         help="Atari: each EnvRunner steps one half of its envs while its module acts for "
         "the other half (ale-py send/recv; needs an even --num-envs-per-env-runner).",
+    )
+    parser.add_argument(
+        "--env-runner-threads",
+        type=positive_int_arg("--env-runner-threads"),
+        default=None,
+        help="torch threads of each remote EnvRunner (default: Ray's, one per CPU it "
+        "reserves). PPO samples while its learner waits, so with one EnvRunner on a small "
+        "machine (--laptop sets 2) the runner can use the learner's idle cores.",
     )
     return parser
 
