@@ -69,12 +69,12 @@ RESULTS_KEY = "breakout_comparison"
 
 
 def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_threads: int = None):
-    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     if agent == "ppo":
-        config = baseline_ppo_config(ENV_ID, env_runner_threads=env_runner_threads)
+        config = baseline_ppo_config(ENV_ID)
     else:
-        config = configure_environment(I2AConfig(), ENV_ID, env_runner_threads=env_runner_threads).imagination(
+        config = configure_environment(I2AConfig(), ENV_ID).imagination(
             env_model="spatial" if agent == "i2a" else "copy",
             env_model_checkpoint=env_model_checkpoint if agent == "i2a" else None,
             rollout_depth=ROLLOUT_DEPTH,
@@ -83,6 +83,8 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_th
     config.env_runners(
         num_env_runners=NUM_ENV_RUNNERS, num_envs_per_env_runner=ENVS_PER_RUNNER, rollout_fragment_length="auto"
     )
+    # The learner runs in this process (no Tune): it has the cores' threads already.
+    set_torch_threads(config, env_runner_threads=env_runner_threads)
     return config.debugging(seed=seed)
 
 

@@ -85,18 +85,17 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
     each EnvRunner's torch threads (None: Ray's one per reserved CPU)."""
-    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
+    from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
-    env_kwargs.update(
-        num_envs_per_env_runner=case["envs_per_runner"], overlap_sampling=overlap, env_runner_threads=env_runner_threads
-    )
+    env_kwargs.update(num_envs_per_env_runner=case["envs_per_runner"], overlap_sampling=overlap)
     if agent == "ppo":
         config = baseline_ppo_config(case["env_id"], **env_kwargs)
     else:
         config = configure_environment(I2AConfig(), case["env_id"], **env_kwargs).imagination(
             env_model=agent, rollout_depth=ROLLOUT_DEPTH, imagination_image_interval=0
         )
+    set_torch_threads(config, env_runner_threads=env_runner_threads)
     config.training(**case["settings"])
     if batch:
         config.training(train_batch_size_per_learner=batch, minibatch_size=min(batch, case["settings"]["minibatch_size"]))

@@ -1,4 +1,5 @@
-"""RLlib callbacks: the clipped-return metric and TensorBoard images of imagination."""
+"""RLlib callbacks: the clipped-return metric, TensorBoard images of imagination, and
+the torch threads of EnvRunners and of the algorithm's own learner."""
 
 from __future__ import annotations
 
@@ -15,6 +16,24 @@ logger = logging.getLogger(__name__)
 # Metric keys (under `env_runners/` in results and TensorBoard).
 EPISODE_RETURN_CLIPPED = "episode_return_clipped"
 EPISODE_SOLVED = "episode_solved"  # share of episodes the env reports as solved (Sokoban)
+
+
+def env_runner_torch_threads(num_threads: int, *, env_runner=None, **kwargs) -> None:
+    """`on_environment_created`: `num_threads` torch threads in each remote EnvRunner
+    (`i2a_rllib.config.set_torch_threads`). The driver's own EnvRunner (worker 0)
+    shares its process with the algorithm and keeps its setting."""
+    if env_runner is not None and getattr(env_runner, "worker_index", 0) > 0:
+        import torch
+
+        torch.set_num_threads(num_threads)
+
+
+def learner_torch_threads(num_threads: int, *, algorithm=None, **kwargs) -> None:
+    """`on_algorithm_init`: `num_threads` torch threads in the algorithm's process, where
+    a local learner (num_learners=0) updates (`i2a_rllib.config.set_torch_threads`)."""
+    import torch
+
+    torch.set_num_threads(num_threads)
 
 
 class ClippedReturnCallback(RLlibCallback):

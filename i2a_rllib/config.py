@@ -95,7 +95,6 @@ def configure_environment(
     num_envs_per_env_runner: Optional[int] = None,
     clip_rewards: Optional[bool] = None,
     overlap_sampling: bool = False,
-    env_runner_threads: Optional[int] = None,
 ) -> PPOConfig:
     """Points `config` at one of the project's vectorized environments.
 
@@ -104,8 +103,6 @@ def configure_environment(
     Envs with flat observations (CartPole) get CLASSIC_CONTROL_PPO_SETTINGS in place of
     the Atari recipe; settings given after this call override both.
     `overlap_sampling` runs `i2a_rllib.env_runner.OverlappingEnvRunner` (Atari only).
-    `env_runner_threads` sets each remote EnvRunner's torch threads (default: Ray's,
-    one per CPU the actor reserves; `i2a_rllib.env_runner.use_torch_threads`).
     """
     settings = rllib_env_settings(env_id, env_config)
     if settings["flat_observations"]:
@@ -125,12 +122,6 @@ def configure_environment(
 
         check_overlap_sampling(settings["env"], config.num_envs_per_env_runner)
         config.env_runners(env_runner_cls=OverlappingEnvRunner)
-    if env_runner_threads is not None:
-        if isinstance(env_runner_threads, bool) or not isinstance(env_runner_threads, int) or env_runner_threads < 1:
-            raise ValueError(f"env_runner_threads must be an integer >= 1, got {env_runner_threads!r}.")
-        from i2a_rllib.env_runner import use_torch_threads
-
-        config.callbacks(on_environment_created=functools.partial(use_torch_threads, env_runner_threads))
     clip = settings["clip_rewards"] if clip_rewards is None else clip_rewards
     config.learners(learner_config_dict={**config.learner_config_dict, "clip_rewards": clip})
     if not clip:
@@ -139,6 +130,31 @@ def configure_environment(
         # Sokoban's +10 for a solve are exactly those: on 5x5 Sokoban the critic's
         # explained variance stayed ~0.1 with the clamp and reached ~0.8 without it.
         config.training(vf_clip_param=UNCLIPPED_REWARDS_VF_CLIP)
+    return config
+
+
+def set_torch_threads(
+    config: PPOConfig, *, env_runner_threads: Optional[int] = None, learner_threads: Optional[int] = None
+) -> PPOConfig:
+    """Torch threads for the two phases of synchronous training (None: Ray's setting).
+
+    PPO samples while its learner waits and updates while its EnvRunners wait, but Ray
+    gives each actor one torch thread per CPU it reserves. On a 2-core machine with one
+    EnvRunner (1 CPU) and the algorithm's process (1 CPU under Tune, where the local
+    learner updates), each phase left one core idle. `env_runner_threads` sets every
+    remote EnvRunner's threads, `learner_threads` those of the algorithm's process (its
+    local learner; remote learners keep theirs). Where the runners or learners already
+    fill the cores (a cluster, several runners per machine), leave them None.
+    """
+    from i2a_rllib.callbacks import env_runner_torch_threads, learner_torch_threads
+
+    for name, value in (("env_runner_threads", env_runner_threads), ("learner_threads", learner_threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    if env_runner_threads is not None:
+        config.callbacks(on_environment_created=functools.partial(env_runner_torch_threads, env_runner_threads))
+    if learner_threads is not None:
+        config.callbacks(on_algorithm_init=functools.partial(learner_torch_threads, learner_threads))
     return config
 
 

@@ -43,22 +43,6 @@ from ray.rllib.utils.spaces.space_utils import unbatch
 from i2a_rllib.envs import ATARI_ENV, make_rllib_vector_env
 
 
-def use_torch_threads(num_threads: int, *, env_runner=None, **kwargs) -> None:
-    """`on_environment_created` callback: `num_threads` torch threads in each remote
-    EnvRunner, in place of Ray's one per CPU the actor reserves.
-
-    Synchronous PPO samples while its learner waits and updates while its EnvRunners
-    wait, so on a machine with one EnvRunner (the 2-core laptop) the runner can use
-    the learner's idle cores: the spatial I2A forward runs ~2x faster on 2 threads
-    (docs/benchmarks.md). The driver's own EnvRunner (worker 0) shares its process with
-    the learner and keeps torch's setting.
-    """
-    if env_runner is not None and getattr(env_runner, "worker_index", 0) > 0:
-        import torch
-
-        torch.set_num_threads(num_threads)
-
-
 def check_overlap_sampling(env: Any, num_envs_per_env_runner: int) -> None:
     """Raises a one-line ValueError where overlapped sampling cannot run."""
     if env != ATARI_ENV:

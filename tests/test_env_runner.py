@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2a_rllib.config import baseline_ppo_config
+from i2a_rllib.config import baseline_ppo_config, set_torch_threads
 from i2a_rllib.env_runner import OverlappingEnvRunner, check_overlap_sampling
 
 ENV = "ALE/Breakout-v5"
@@ -92,26 +92,29 @@ def test_overlapped_runner_chunks_continue_and_whole_episodes_end():
 
 
 def test_ppo_trains_with_overlapped_sampling_on_a_remote_env_runner(ray_session):
-    # Also `env_runner_threads`: the remote runner's torch threads (Ray gives a 1-CPU
-    # actor one), the driver's (learner's) left alone.
+    # Also set_torch_threads: the remote runner's torch threads (Ray gives a 1-CPU actor
+    # one) and those of the algorithm's process (here this one, whose local learner updates).
     driver_threads = torch.get_num_threads()
-    config = (
-        baseline_ppo_config(ENV, num_envs_per_env_runner=4, overlap_sampling=True, env_runner_threads=3)
+    config = set_torch_threads(
+        baseline_ppo_config(ENV, num_envs_per_env_runner=4, overlap_sampling=True)
         .env_runners(num_env_runners=1, rollout_fragment_length="auto")
-        .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1)
+        .training(train_batch_size_per_learner=256, minibatch_size=128, num_epochs=1),
+        env_runner_threads=3,
+        learner_threads=driver_threads + 1,
     )
     algo = config.build_algo()
     try:
+        assert torch.get_num_threads() == driver_threads + 1
         result = algo.train()
         kinds = algo.env_runner_group.foreach_env_runner(lambda r: type(r).__name__, local_env_runner=False)
         assert kinds == ["OverlappingEnvRunner"]
         threads = algo.env_runner_group.foreach_env_runner(lambda r: torch.get_num_threads(), local_env_runner=False)
         assert threads == [3]
-        assert torch.get_num_threads() == driver_threads
         assert result["env_runners"]["num_env_steps_sampled"] >= 256
         assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
     finally:
         algo.stop()
+        torch.set_num_threads(driver_threads)
 
 
 @pytest.mark.parametrize(
@@ -129,7 +132,8 @@ def test_overlap_is_refused_where_it_cannot_run(env, num_envs, fragment):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("name", ["env_runner_threads", "learner_threads"])
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True])
-def test_env_runner_threads_are_refused_unless_a_positive_integer(threads):
-    with pytest.raises(ValueError, match=f"env_runner_threads must be an integer >= 1, got {threads!r}"):
-        baseline_ppo_config(ENV, env_runner_threads=threads)
+def test_torch_threads_are_refused_unless_a_positive_integer(name, threads):
+    with pytest.raises(ValueError, match=f"{name} must be an integer >= 1, got {threads!r}"):
+        set_torch_threads(baseline_ppo_config(ENV), **{name: threads})

@@ -45,7 +45,6 @@ config = baseline_ppo_config(
     args.env,
     num_envs_per_env_runner=args.num_envs_per_env_runner,
     overlap_sampling=args.overlap_sampling,
-    env_runner_threads=args.env_runner_threads,
 ).env_runners(
     num_env_runners=args.num_env_runners if args.num_env_runners is not None else 1,
     rollout_fragment_length="auto",

@@ -75,6 +75,14 @@ def script_arg_parser(
         "reserves). PPO samples while its learner waits, so with one EnvRunner on a small "
         "machine (--laptop sets 2) the runner can use the learner's idle cores.",
     )
+    parser.add_argument(
+        "--learner-threads",
+        type=positive_int_arg("--learner-threads"),
+        default=None,
+        help="torch threads of the algorithm's process, where the learner updates with "
+        "--num-learners 0 (default: Ray's; under Tune one per CPU the trial's main process "
+        "reserves, 1). The EnvRunners wait meanwhile (--laptop sets 2).",
+    )
     return parser
 
 
@@ -139,6 +147,12 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
     if getattr(args, "learner_resources", None):
         config.learners(custom_resources_per_learner=args.learner_resources)
+    if getattr(args, "env_runner_threads", None) or getattr(args, "learner_threads", None):
+        from i2a_rllib.config import set_torch_threads
+
+        set_torch_threads(
+            config, env_runner_threads=args.env_runner_threads, learner_threads=args.learner_threads
+        )
     if getattr(args, "learner_precision", None):
         config.learners(
             learner_config_dict={**config.learner_config_dict, "precision": args.learner_precision}
