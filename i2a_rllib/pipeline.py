@@ -32,7 +32,7 @@ LAPTOP_PRESET: Dict[str, Any] = dict(
     collect_transitions=20_000,
     pretrain_epochs=3,
     pretrain_horizon=3,
-    stop_timesteps=25_000,  # the spatial I2A samples ~40 env steps/s here: ~10 min
+    stop_timesteps=25_000,  # ~10 min at one torch thread per phase, less with the 2 below
     num_env_runners=1,
     # Sampling and updating take turns: each on both cores (set_torch_threads).
     env_runner_threads=2,
