@@ -147,12 +147,11 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
     if getattr(args, "learner_resources", None):
         config.learners(custom_resources_per_learner=args.learner_resources)
-    if getattr(args, "env_runner_threads", None) or getattr(args, "learner_threads", None):
+    threads = {k: getattr(args, k, None) for k in ("env_runner_threads", "learner_threads")}
+    if any(threads.values()):
         from i2a_rllib.config import set_torch_threads
 
-        set_torch_threads(
-            config, env_runner_threads=args.env_runner_threads, learner_threads=args.learner_threads
-        )
+        set_torch_threads(config, **threads)
     if getattr(args, "learner_precision", None):
         config.learners(
             learner_config_dict={**config.learner_config_dict, "precision": args.learner_precision}
