@@ -137,3 +137,27 @@ def test_overlap_is_refused_where_it_cannot_run(env, num_envs, fragment):
 def test_torch_threads_are_refused_unless_a_positive_integer(name, threads):
     with pytest.raises(ValueError, match=f"{name} must be an integer >= 1, got {threads!r}"):
         set_torch_threads(baseline_ppo_config(ENV), **{name: threads})
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--env-runner-threads", "2", "--learner-threads", "3"], (2, 3)),
+        (["--learner-threads", "3"], (None, 3)),
+        (["--laptop"], (2, 2)),
+        ([], (None, None)),
+    ],
+)
+def test_thread_flags_reach_the_config(argv, expected):
+    """Every script's flags go through apply_scaling_flags; --laptop sets both."""
+    from i2a_rllib.experiment import apply_scaling_flags
+    from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser
+
+    parser = i2a_arg_parser(env=ENV, env_model="copy")
+    args = apply_presets(parser.parse_args(argv), parser)
+    config = apply_scaling_flags(build_i2a_config(args), args)
+    found = tuple(
+        getattr(fn, "args", (None,))[0]
+        for fn in (config.callbacks_on_environment_created, config.callbacks_on_algorithm_init)
+    )
+    assert found == expected
