@@ -68,7 +68,8 @@ SECTION_TITLE = "## Breakout: I2A vs copy model vs PPO"
 RESULTS_KEY = "breakout_comparison"
 
 
-def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_threads: int = None):
+def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_threads: int = None,
+                 compile_worker: bool = False):  # fmt: skip
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     if agent == "ppo":
@@ -85,6 +86,8 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_th
     )
     # The learner runs in this process (no Tune): it has the cores' threads already.
     set_torch_threads(config, env_runner_threads=env_runner_threads)
+    # I2A's EnvRunners explore through torch.compile (the baseline's module stays eager).
+    config.framework(torch_compile_worker=compile_worker and agent != "ppo")
     return config.debugging(seed=seed)
 
 
@@ -102,7 +105,8 @@ def env_model_data_steps(checkpoint: str) -> Dict[str, int]:
 
 
 def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, work_dir: str,
-              checkpoint_every: int, env_runner_threads: int = None) -> Dict[str, Any]:  # fmt: skip
+              checkpoint_every: int, env_runner_threads: int = None, compile_worker: bool = False
+              ) -> Dict[str, Any]:  # fmt: skip
     """Trains (agent, seed) to `budget` env steps, resuming from its last checkpoint."""
     from ray.rllib.algorithms.algorithm import Algorithm
 
@@ -121,7 +125,7 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
         curve: List[Dict[str, float]] = json.load(open(curve_path))
         print(f"[atari] {agent} seed {seed}: resumed at {curve[-1]['env_steps']:,} steps", flush=True)
     else:
-        algo = build_config(agent, seed, env_model_checkpoint, env_runner_threads).build_algo()
+        algo = build_config(agent, seed, env_model_checkpoint, env_runner_threads, compile_worker).build_algo()
         curve = []
     offset = curve[-1]["seconds"] if curve else 0.0
     start = time.time()
@@ -154,7 +158,8 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
     # What the run's config set (a resumed run keeps its checkpoint's); 1 = Ray's default.
     threads = getattr(algo.config.callbacks_on_environment_created, "args", None)
     return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d"),
-            "env_runner_threads": threads[0] if threads else 1}  # fmt: skip
+            "env_runner_threads": threads[0] if threads else 1,
+            "torch_compile_worker": bool(algo.config.torch_compile_worker)}  # fmt: skip
 
 
 def adopt_published_runs(runs_path: str, results_path: str) -> None:
@@ -291,6 +296,8 @@ def main():
     parser.add_argument("--env-runner-threads", type=int, default=2,
                         help="torch threads of the EnvRunner, for every agent (PPO seeds 0-1 of "
                              "2026-12-01 ran with Ray's default of 1)")  # fmt: skip
+    parser.add_argument("--torch-compile-worker", action=argparse.BooleanOptionalAction, default=True,
+                        help="I2A's EnvRunners explore through torch.compile (1.4x sampling, docs/benchmarks.md)")
     parser.add_argument("--report-only", action="store_true",
                         help="Write the report from the finished runs of seeds < --seeds; train nothing.")  # fmt: skip
     args = parser.parse_args()
@@ -318,7 +325,7 @@ def main():
     runs = train_missing_runs(
         runs_path, agents, args.seeds, args.budget,
         lambda agent, seed: train_run(agent, seed, args.budget, args.env_model_checkpoint, args.work_dir,
-                                      args.checkpoint_every, args.env_runner_threads),
+                                      args.checkpoint_every, args.env_runner_threads, args.torch_compile_worker),
     )  # fmt: skip
     ray.shutdown()
     report(runs, args, data_steps)

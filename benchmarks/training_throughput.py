@@ -80,11 +80,12 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
-                 overlap: bool = False, env_runner_threads: int = None):  # fmt: skip
+                 overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
-    each EnvRunner's torch threads (None: Ray's one per reserved CPU)."""
+    each EnvRunner's torch threads (None: Ray's one per reserved CPU); `compile_worker`:
+    RLlib's torch_compile_worker (I2A's exploration forward through torch.compile)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -96,6 +97,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
             env_model=agent, rollout_depth=ROLLOUT_DEPTH, imagination_image_interval=0
         )
     set_torch_threads(config, env_runner_threads=env_runner_threads)
+    config.framework(torch_compile_worker=compile_worker)
     config.training(**case["settings"])
     if batch:
         config.training(train_batch_size_per_learner=batch, minibatch_size=min(batch, case["settings"]["minibatch_size"]))
@@ -153,19 +155,22 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 
 
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
-            precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None) -> Dict[str, Any]:  # fmt: skip
+            precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
+            compile_worker: bool = False) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads)
+    config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker)
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
     rows: List[Dict[str, float]] = []
     try:
         with instrumented(algo, clock):
-            algo.train()  # warm-up: first-call allocations, connector setup
+            start = time.perf_counter()
+            algo.train()  # warm-up: first-call allocations, connector setup, compiling
+            warm_up = time.perf_counter() - start
             steps = algo.metrics.peek(("env_runners", NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
             for _ in range(iterations):
                 clock.reset()
@@ -206,6 +211,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
     return {
         "agent": agent,
         "settings": settings,
+        "warm_up_seconds": warm_up,
         "iterations": rows,
         "env_steps_per_s": end_to_end,
         "seconds_per_iteration": {p: float(np.mean([r[p] for r in rows])) for p in ("wall", *PHASES)},
@@ -281,6 +287,8 @@ def main() -> None:
                         help="also measure each Atari agent with overlapped sampling ('<agent> (overlapped)')")
     parser.add_argument("--env-runner-threads", type=int, default=None,
                         help="torch threads of each EnvRunner (default: Ray's, one per reserved CPU)")
+    parser.add_argument("--torch-compile-worker", action="store_true",
+                        help="I2A's EnvRunners explore through torch.compile (RLlib's torch_compile_worker)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -308,6 +316,7 @@ def main() -> None:
         "learner_device": torch.cuda.get_device_name() if args.num_gpus_per_learner else "cpu",
         "learner_precision": args.learner_precision,
         "env_runner_threads": args.env_runner_threads or 1,
+        "torch_compile_worker": args.torch_compile_worker,
         "environments": {},
     }
     for env in envs:
@@ -320,7 +329,7 @@ def main() -> None:
             print(f"[throughput] {env} {name} ...", flush=True)
             r = measure_in_fresh_process(case, agent, args.iterations, args.parts, args.batch,
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
-                                         args.env_runner_threads)  # fmt: skip
+                                         args.env_runner_threads, args.torch_compile_worker)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

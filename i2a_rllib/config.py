@@ -206,6 +206,9 @@ class I2AConfig(PPOConfig):
         # Where those images go (None: the algorithm's log directory, i.e. the trial's).
         self.imagination_image_dir = None
         self.a2c_preset = False
+        # RLlib's default compile backend for workers on Linux, "onnxrt", needs
+        # onnxruntime; inductor is what docs/benchmarks.md measured.
+        self.torch_compile_worker_dynamo_backend = "inductor"
         self.training(**ATARI_PPO_SETTINGS)
         from i2a_rllib.callbacks import I2ACallbacks
 
@@ -289,6 +292,10 @@ class I2AConfig(PPOConfig):
                 self.rollout_policy_checkpoint
             ),
             "frozen_policy_hidden": self.frozen_policy_hidden,
+            # RLlib 2.60's new-stack EnvRunners do not read these; I2ARLModule does.
+            "torch_compile_worker": self.torch_compile_worker,
+            "torch_compile_worker_dynamo_backend": self.torch_compile_worker_dynamo_backend,
+            "torch_compile_worker_dynamo_mode": self.torch_compile_worker_dynamo_mode,
         }
 
     @override(PPOConfig)

@@ -41,6 +41,11 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     "encoder_feature_size": 128,
     "encoder_hidden": 128,
     "head_hidden": 256,
+    # RLlib's `framework(torch_compile_worker=...)` and its dynamo backend and mode:
+    # EnvRunners run the exploration forward (imagination + heads) through torch.compile.
+    "torch_compile_worker": False,
+    "torch_compile_worker_dynamo_backend": "inductor",
+    "torch_compile_worker_dynamo_mode": None,
 }
 _SIZES = (
     "model_free_hidden",

@@ -187,6 +187,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             config["train_rollout_policy"] and config["rollout_policy_checkpoint"] is None
         )
         self.net.rollout_policy.requires_grad_(self.rollout_policy_is_trainable)
+        self._compiled_explore = None
 
     # --- Building -------------------------------------------------------------------
     def _use_frozen_rollout_policy(self, path: str, hidden_size: Optional[int]) -> None:
@@ -300,19 +301,41 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             logits, _ = self.net(batch[Columns.OBS], noise=batch.get(ROLLOUT_NOISE))
         return {Columns.ACTION_DIST_INPUTS: logits}
 
+    def _imagine_and_act(self, obs: torch.Tensor, noise: Optional[torch.Tensor]):
+        """Policy logits and the imagination they were computed from."""
+        imagination = self.net.imagine(obs, noise)
+        logits, _ = self.net(obs, imagination=imagination)
+        return logits, imagination.views, imagination.rewards
+
+    def _explore(self, obs: torch.Tensor, noise: Optional[torch.Tensor]):
+        """`_imagine_and_act`, through torch.compile with RLlib's `torch_compile_worker`:
+        exploring is many small convolutions and element-wise ops per imagined step,
+        which compiling fuses (docs/benchmarks.md). Compiled at the first call, so a
+        learner, which never explores, compiles nothing. The learner's own passes stay
+        eager: its log-probabilities differ from the runner's by rounding (~1e-10 in
+        the logits), as they do between a GPU learner and CPU runners."""
+        if not self.i2a_config["torch_compile_worker"]:
+            return self._imagine_and_act(obs, noise)
+        if self._compiled_explore is None:
+            self._compiled_explore = torch.compile(
+                self._imagine_and_act,
+                backend=self.i2a_config["torch_compile_worker_dynamo_backend"],
+                mode=self.i2a_config["torch_compile_worker_dynamo_mode"],
+            )
+        return self._compiled_explore(obs, noise)
+
     @override(TorchRLModule)
     def _forward_exploration(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
         obs = batch[Columns.OBS]
         noise = self.net.imagination.sample_noise(obs.shape[0], device=obs.device)
         with torch.no_grad():
-            imagination = self.net.imagine(obs, noise)
-            logits, _ = self.net(obs, imagination=imagination)
+            logits, views, rewards = self._explore(obs, noise)
         out = {Columns.ACTION_DIST_INPUTS: logits}
         if noise is not None:
             out[ROLLOUT_NOISE] = noise
         if self.ships_imagination:
-            out[IMAGINED_VIEWS] = imagination.views
-            out[IMAGINED_REWARDS] = imagination.rewards
+            out[IMAGINED_VIEWS] = views
+            out[IMAGINED_REWARDS] = rewards
         return out
 
     @override(TorchRLModule)

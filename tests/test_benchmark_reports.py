@@ -442,6 +442,7 @@ def test_atari_comparison_resumes_a_stopped_run_in_a_new_process(tmp_path):
     steps = [point["env_steps"] for point in run["curve"]]
     assert steps[0] <= stopped_at < steps[-1] and steps == sorted(steps) and steps[-1] >= 3000
     assert run["env_runner_threads"] == 2  # the default, kept through the restore
+    assert run["torch_compile_worker"] is False  # the baseline's module stays eager
 
 
 def _breakout_play(steps=400):

@@ -161,3 +161,16 @@ def test_thread_flags_reach_the_config(argv, expected):
         for fn in (config.callbacks_on_environment_created, config.callbacks_on_algorithm_init)
     )
     assert found == expected
+
+
+def test_torch_compile_worker_flag_reaches_the_i2a_module_config():
+    from i2a_rllib.experiment import apply_scaling_flags
+    from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser
+
+    parser = i2a_arg_parser(env=ENV, env_model="copy")
+    for argv, expected in (([], False), (["--torch-compile-worker"], True)):
+        args = apply_presets(parser.parse_args(argv), parser)
+        config = apply_scaling_flags(build_i2a_config(args), args)
+        included = config._model_config_auto_includes
+        assert included["torch_compile_worker"] is expected
+        assert included["torch_compile_worker_dynamo_backend"] == "inductor"

@@ -194,3 +194,27 @@ def test_observations_neither_images_nor_flat_vectors_are_rejected(obs_space, na
         with pytest.raises(ValueError, match="image observations .* or flat vectors") as error:
             module_class(observation_space=obs_space, action_space=gym.spaces.Discrete(2), model_config={})
         assert named in str(error.value)
+
+
+def test_torch_compile_worker_explores_as_the_eager_module_does():
+    """RLlib's `torch_compile_worker` (which its new-stack EnvRunners do not read) makes
+    the I2A module explore through torch.compile: the same actions' logits and the same
+    shipped imagination as the eager module with the same weights and noise, within
+    rounding; nothing is compiled before the first exploration (a learner never
+    explores)."""
+    torch.manual_seed(0)
+    eager = _i2a(env_model="spatial", rollout_depth=2)
+    compiled = _i2a(env_model="spatial", rollout_depth=2, torch_compile_worker=True)
+    compiled.load_state_dict(eager.state_dict())
+    assert compiled._compiled_explore is None
+    batch = _batch(ATARI_OBS, n=4)
+    torch.manual_seed(1)
+    out_compiled = compiled.forward_exploration(batch)
+    torch.manual_seed(1)
+    out_eager = eager.forward_exploration(batch)
+    assert compiled._compiled_explore is not None
+    torch.testing.assert_close(out_compiled[ROLLOUT_NOISE], out_eager[ROLLOUT_NOISE], rtol=0, atol=0)
+    torch.testing.assert_close(out_compiled[Columns.ACTION_DIST_INPUTS], out_eager[Columns.ACTION_DIST_INPUTS])
+    torch.testing.assert_close(out_compiled[IMAGINED_REWARDS], out_eager[IMAGINED_REWARDS])
+    # float16 maps: one rounding step apart at most.
+    torch.testing.assert_close(out_compiled[IMAGINED_VIEWS].float(), out_eager[IMAGINED_VIEWS].float(), rtol=0, atol=1e-3)

@@ -76,6 +76,14 @@ def script_arg_parser(
         "machine (--laptop sets 2) the runner can use the learner's idle cores.",
     )
     parser.add_argument(
+        "--torch-compile-worker",
+        action="store_true",
+        help="RLlib's framework(torch_compile_worker=True): I2A's EnvRunners run their "
+        "exploration forward (imagination + heads) through torch.compile (inductor; needs "
+        "a C++ compiler; tens of seconds of compiling when a runner starts). The "
+        "Nature-CNN baseline's module stays eager.",
+    )
+    parser.add_argument(
         "--learner-threads",
         type=positive_int_arg("--learner-threads"),
         default=None,
@@ -147,6 +155,8 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
     if getattr(args, "learner_resources", None):
         config.learners(custom_resources_per_learner=args.learner_resources)
+    if getattr(args, "torch_compile_worker", False):
+        config.framework(torch_compile_worker=True)
     threads = {k: getattr(args, k, None) for k in ("env_runner_threads", "learner_threads")}
     if any(threads.values()):
         from i2a_rllib.config import set_torch_threads
