@@ -152,10 +152,26 @@ def set_torch_threads(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     if env_runner_threads is not None:
-        config.callbacks(on_environment_created=functools.partial(env_runner_torch_threads, env_runner_threads))
+        config.callbacks(
+            on_environment_created=_with_callback(
+                config.callbacks_on_environment_created, functools.partial(env_runner_torch_threads, env_runner_threads)
+            )
+        )
     if learner_threads is not None:
-        config.callbacks(on_algorithm_init=functools.partial(learner_torch_threads, learner_threads))
+        config.callbacks(
+            on_algorithm_init=_with_callback(
+                config.callbacks_on_algorithm_init, functools.partial(learner_torch_threads, learner_threads)
+            )
+        )
     return config
+
+
+def _with_callback(existing, setter: functools.partial) -> list:
+    """The event's callback functions with `setter` in place of an earlier setting of the
+    same kind: a user's own functions for the event stay and run first."""
+    functions = [] if existing is None else list(existing) if isinstance(existing, (list, tuple)) else [existing]
+    kept = [f for f in functions if not (isinstance(f, functools.partial) and f.func is setter.func)]
+    return kept + [setter]
 
 
 def baseline_ppo_config(env_id: str = "ALE/Breakout-v5", **env_kwargs) -> PPOConfig:

@@ -139,6 +139,24 @@ def test_torch_threads_are_refused_unless_a_positive_integer(name, threads):
         set_torch_threads(baseline_ppo_config(ENV), **{name: threads})
 
 
+def test_torch_threads_keep_the_users_own_callbacks_and_replace_an_earlier_setting():
+    def users_env_hook(**kwargs):
+        pass
+
+    def users_init_hook(**kwargs):
+        pass
+
+    config = baseline_ppo_config(ENV).callbacks(
+        on_environment_created=users_env_hook, on_algorithm_init=[users_init_hook]
+    )
+    set_torch_threads(config, env_runner_threads=2, learner_threads=2)
+    set_torch_threads(config, env_runner_threads=3, learner_threads=4)
+    env_hooks, init_hooks = config.callbacks_on_environment_created, config.callbacks_on_algorithm_init
+    assert env_hooks[0] is users_env_hook and init_hooks[0] is users_init_hook
+    assert [hook.args for hook in env_hooks[1:]] == [(3,)]
+    assert [hook.args for hook in init_hooks[1:]] == [(4,)]
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
