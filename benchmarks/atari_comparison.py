@@ -54,6 +54,7 @@ from benchmarks.paper_comparison import (  # noqa: E402
     train_missing_runs,
     update_results_section,
 )
+from i2a_rllib.commands import positive_int_arg  # noqa: E402
 
 ENV_ID = "ALE/Breakout-v5"
 AGENTS = ("ppo", "copy", "i2a")
@@ -286,14 +287,14 @@ def report(runs, args, data_steps) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", type=int, default=500_000)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--budget", type=positive_int_arg("--budget"), default=500_000)
+    parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=2)
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL)
-    parser.add_argument("--checkpoint-every", type=int, default=20, help="iterations between a run's checkpoints")
+    parser.add_argument("--checkpoint-every", type=positive_int_arg("--checkpoint-every"), default=20, help="iterations between a run's checkpoints")
     parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_comparison"))
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
-    parser.add_argument("--env-runner-threads", type=int, default=2,
+    parser.add_argument("--env-runner-threads", type=positive_int_arg("--env-runner-threads"), default=2,
                         help="torch threads of the EnvRunner, for every agent (PPO seeds 0-1 of "
                              "2026-12-01 ran with Ray's default of 1)")  # fmt: skip
     parser.add_argument("--torch-compile-worker", action=argparse.BooleanOptionalAction, default=True,
@@ -302,10 +303,8 @@ def main():
                         help="Write the report from the finished runs of seeds < --seeds; train nothing.")  # fmt: skip
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
-    if (not agents or set(agents) - set(AGENTS) or min(args.budget, args.seeds, args.checkpoint_every,
-                                                         args.env_runner_threads) < 1):  # fmt: skip
-        parser.exit(2, f"atari_comparison.py: error: --agents from {list(AGENTS)}; --budget, --seeds, "
-                       "--checkpoint-every and --env-runner-threads must be >= 1\n")  # fmt: skip
+    if not agents or set(agents) - set(AGENTS):
+        parser.exit(2, f"atari_comparison.py: error: --agents {args.agents!r}: use some of {list(AGENTS)}\n")
     if "i2a" in agents and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
         parser.exit(2, f"atari_comparison.py: error: --env-model-checkpoint {args.env_model_checkpoint!r} holds "
                        "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip

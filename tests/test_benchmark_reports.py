@@ -304,8 +304,9 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     [
         (["--envs", "pong"], "--envs 'pong': use some of ['breakout', 'sokoban']"),
         (["--envs", "sokoban", "--agents", "spatial"], "--agents 'spatial': use some of"),
-        (["--iterations", "0"], "--iterations, --parts and --env-runner-threads must be >= 1"),
-        (["--env-runner-threads", "0"], "--iterations, --parts and --env-runner-threads must be >= 1"),
+        (["--iterations", "0"], "--iterations must be an integer >= 1, got '0'"),
+        (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
+        (["--batch", "32"], "--batch must be >= 64, got 32"),
     ],
 )
 def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
@@ -355,9 +356,10 @@ def _atari_comparison(*flags, timeout=120):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--agents", "ppo,dreamer"], "--agents from ['ppo', 'copy', 'i2a']"),
-        (["--budget", "0"], "--budget, --seeds, --checkpoint-every and --env-runner-threads must be >= 1"),
-        (["--env-runner-threads", "0"], "--budget, --seeds, --checkpoint-every and --env-runner-threads must be >= 1"),
+        (["--agents", "ppo,dreamer"], "--agents 'ppo,dreamer': use some of ['ppo', 'copy', 'i2a']"),
+        (["--budget", "0"], "--budget must be an integer >= 1, got '0'"),
+        (["--seeds", "two"], "--seeds must be an integer >= 1, got 'two'"),
+        (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--env-model-checkpoint", "/nonexistent"], "holds no environment model"),
     ],
 )
