@@ -111,6 +111,7 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
     """Trains (agent, seed) to `budget` env steps, resuming from its last checkpoint."""
     from ray.rllib.algorithms.algorithm import Algorithm
 
+    from i2a_rllib.config import torch_threads_of
     from i2a_rllib.envs import register_envs
 
     # A restored algorithm builds its env by the registered name, and a new process
@@ -157,9 +158,9 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
     finally:
         algo.stop()
     # What the run's config set (a resumed run keeps its checkpoint's); 1 = Ray's default.
-    threads = getattr(algo.config.callbacks_on_environment_created, "args", None)
+    threads = torch_threads_of(algo.config)[0]
     return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d"),
-            "env_runner_threads": threads[0] if threads else 1,
+            "env_runner_threads": threads or 1,
             "torch_compile_worker": bool(algo.config.torch_compile_worker)}  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
@@ -164,6 +164,22 @@ def set_torch_threads(
             )
         )
     return config
+
+
+def torch_threads_of(config: PPOConfig) -> Tuple[Optional[int], Optional[int]]:
+    """(env_runner_threads, learner_threads) that `set_torch_threads` set on `config`
+    (None: Ray's setting)."""
+    from i2a_rllib.callbacks import env_runner_torch_threads, learner_torch_threads
+
+    found = []
+    for functions, setter in (
+        (config.callbacks_on_environment_created, env_runner_torch_threads),
+        (config.callbacks_on_algorithm_init, learner_torch_threads),
+    ):
+        functions = functions if isinstance(functions, (list, tuple)) else [functions]
+        values = [f.args[0] for f in functions if isinstance(f, functools.partial) and f.func is setter]
+        found.append(values[-1] if values else None)
+    return found[0], found[1]
 
 
 def _with_callback(existing, setter: functools.partial) -> list:

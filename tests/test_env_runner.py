@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2a_rllib.config import baseline_ppo_config, set_torch_threads
+from i2a_rllib.config import baseline_ppo_config, set_torch_threads, torch_threads_of
 from i2a_rllib.env_runner import OverlappingEnvRunner, check_overlap_sampling
 
 ENV = "ALE/Breakout-v5"
@@ -153,8 +153,8 @@ def test_torch_threads_keep_the_users_own_callbacks_and_replace_an_earlier_setti
     set_torch_threads(config, env_runner_threads=3, learner_threads=4)
     env_hooks, init_hooks = config.callbacks_on_environment_created, config.callbacks_on_algorithm_init
     assert env_hooks[0] is users_env_hook and init_hooks[0] is users_init_hook
-    assert [hook.args for hook in env_hooks[1:]] == [(3,)]
-    assert [hook.args for hook in init_hooks[1:]] == [(4,)]
+    assert len(env_hooks) == len(init_hooks) == 2
+    assert torch_threads_of(config) == (3, 4)
 
 
 @pytest.mark.parametrize(
@@ -174,11 +174,7 @@ def test_thread_flags_reach_the_config(argv, expected):
     parser = i2a_arg_parser(env=ENV, env_model="copy")
     args = apply_presets(parser.parse_args(argv), parser)
     config = apply_scaling_flags(build_i2a_config(args), args)
-    found = tuple(
-        getattr(fn, "args", (None,))[0]
-        for fn in (config.callbacks_on_environment_created, config.callbacks_on_algorithm_init)
-    )
-    assert found == expected
+    assert torch_threads_of(config) == expected
 
 
 def test_torch_compile_worker_flag_reaches_the_i2a_module_config():
