@@ -218,3 +218,20 @@ def test_torch_compile_worker_explores_as_the_eager_module_does():
     torch.testing.assert_close(out_compiled[IMAGINED_REWARDS], out_eager[IMAGINED_REWARDS])
     # float16 maps: one rounding step apart at most.
     torch.testing.assert_close(out_compiled[IMAGINED_VIEWS].float(), out_eager[IMAGINED_VIEWS].float(), rtol=0, atol=1e-3)
+
+
+def test_torch_compile_worker_explores_with_a_frame_model():
+    """Frame models (copy, pixel, perfect) imagine uint8 frames, which the rollout
+    encoder groups in numpy when eager; compiled exploration embeds every frame instead
+    (the numpy grouping crashed Sokoban's EnvRunners under torch.compile) and gives
+    the same logits."""
+    torch.manual_seed(0)
+    eager = _i2a(BOARD_OBS, num_actions=5, env_model="copy", rollout_depth=2)
+    compiled = _i2a(BOARD_OBS, num_actions=5, env_model="copy", rollout_depth=2, torch_compile_worker=True)
+    compiled.load_state_dict(eager.state_dict())
+    batch = _batch(BOARD_OBS, n=4)
+    torch.manual_seed(1)
+    out_compiled = compiled.forward_exploration(batch)
+    torch.manual_seed(1)
+    out_eager = eager.forward_exploration(batch)
+    torch.testing.assert_close(out_compiled[Columns.ACTION_DIST_INPUTS], out_eager[Columns.ACTION_DIST_INPUTS])

@@ -54,7 +54,9 @@ def once_per_distinct(net: nn.Module, frames: torch.Tensor):
     """`net(frames)`, computed once per distinct row of a uint8 batch (imagined frames
     are quantised to uint8), and each row's group id (None when every row differs or
     the batch is not uint8: latent maps and vectors rarely repeat exactly)."""
-    if frames.dtype != torch.uint8 or len(frames) < 2:
+    # Under torch.compile (compiled exploration) the numpy grouping cannot be traced and
+    # its data-dependent shapes would not compile well: every row is embedded.
+    if frames.dtype != torch.uint8 or len(frames) < 2 or torch.compiler.is_compiling():
         return net(frames), None
     found = distinct_rows(frames.flatten(1))
     if found is None:
