@@ -292,7 +292,8 @@ def main():
     parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=2)
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL)
-    parser.add_argument("--checkpoint-every", type=positive_int_arg("--checkpoint-every"), default=20, help="iterations between a run's checkpoints")
+    parser.add_argument("--checkpoint-every", type=positive_int_arg("--checkpoint-every"), default=20,
+                        help="iterations between a run's checkpoints")
     parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_comparison"))
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
     parser.add_argument("--env-runner-threads", type=positive_int_arg("--env-runner-threads"), default=2,

@@ -279,7 +279,8 @@ def main() -> None:
     parser.add_argument("--agents", default=None,
                         help="comma-separated agents ('ppo' or env-model kinds); default: each environment's")
     parser.add_argument("--iterations", type=positive_int_arg("--iterations"), default=3)
-    parser.add_argument("--parts", type=positive_int_arg("--parts"), default=2, help="sampling calls and updates timed alone")
+    parser.add_argument("--parts", type=positive_int_arg("--parts"), default=2,
+                        help="sampling calls and updates timed alone")
     parser.add_argument("--batch", type=int, default=None, help="train batch (default: each environment's)")
     parser.add_argument("--num-gpus-per-learner", type=int, default=0, choices=(0, 1),
                         help="1: the learner (in the driver) updates on a GPU")
