@@ -233,7 +233,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     def ships_imagination(self) -> bool:
         """Whether exploring returns the imagination (`IMAGINED_VIEWS`/`_REWARDS`) for
         the episodes to carry to the learner: yes for maps or vectors (the shipped
-        spatial model's: 20 float16 maps of 8 x 21 x 21, 141 KB per step, against
+        spatial model's: 20 float16 maps of 8 x 10 x 10, 32 KB per step, against
         12 s of imagination per 1024-step Breakout batch on a CPU learner), no for
         frames (A x depth frame stacks per step; the learner imagines those again from
         the shipped noise)."""

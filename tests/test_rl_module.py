@@ -196,6 +196,36 @@ def test_observations_neither_images_nor_flat_vectors_are_rejected(obs_space, na
         assert named in str(error.value)
 
 
+def test_spatial_views_pooled_in_one_pass_act_as_the_encoder_pooling_them_again():
+    """view_pool 4 hands the rollout encoder the 10 x 10 cells it pooled the 21 x 21 views
+    of view_pool 2 down to: with the same weights its rollout codes and the policy's
+    logits are the same (float16 rounding apart), and the EnvRunners ship 4.4x fewer
+    values per imagined step."""
+    torch.manual_seed(0)
+    twice = _i2a(env_model="spatial", env_model_hparams={"view_pool": 2}, rollout_depth=2)
+    once = _i2a(env_model="spatial", env_model_hparams={"view_pool": 4}, rollout_depth=2)
+    once.load_state_dict(twice.state_dict())
+    batch = _batch(ATARI_OBS, n=4)
+    outs = []
+    for module in (twice, once):
+        torch.manual_seed(1)
+        out = module.forward_exploration(batch)
+        views, rewards = out[IMAGINED_VIEWS], out[IMAGINED_REWARDS]
+        with torch.no_grad():
+            codes = module.net.rollout_encoder(views.flatten(0, 1), rewards.flatten(0, 1))
+        outs.append((views.shape[-3:], codes, out[Columns.ACTION_DIST_INPUTS]))
+    (shape_twice, codes_twice, logits_twice), (shape_once, codes_once, logits_once) = outs
+    assert shape_twice == (8, 21, 21) and shape_once == (8, 10, 10)
+    scale = float(codes_twice.abs().max())
+    assert scale > 1e-2
+    torch.testing.assert_close(codes_once, codes_twice, rtol=0, atol=2e-3 * scale)
+    torch.testing.assert_close(logits_once, logits_twice, rtol=1e-2, atol=1e-6)
+    # Not a comparison that always passes: other weights give other codes.
+    with torch.no_grad():
+        other = _i2a(env_model="spatial", rollout_depth=2).net.rollout_encoder(views.flatten(0, 1), rewards.flatten(0, 1))
+    assert (other - codes_once).abs().max() > 20 * 2e-3 * scale
+
+
 def test_torch_compile_worker_explores_as_the_eager_module_does():
     """RLlib's `torch_compile_worker` (which its new-stack EnvRunners do not read) makes
     the I2A module explore through torch.compile: the same actions' logits and the same
