@@ -178,6 +178,11 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
                 start = time.perf_counter()
                 result = algo.train()
                 wall = time.perf_counter() - start
+                if NUM_ENV_STEPS_SAMPLED_LIFETIME not in result.get("env_runners", {}):
+                    raise RuntimeError(
+                        f"{case['env_id']} {agent}: the iteration sampled nothing, every EnvRunner failed; "
+                        "the cause is in Ray's worker logs (/tmp/ray/session_latest/logs/worker-*.err)"
+                    )
                 now = int(result["env_runners"][NUM_ENV_STEPS_SAMPLED_LIFETIME])
                 phase = dict(clock.seconds, imagination=imagination_seconds(result))
                 phase["other"] = wall - phase["sample"] - phase["update"] - phase["sync"]
