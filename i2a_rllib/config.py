@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils import force_list
 from ray.rllib.utils.annotations import override
 
 from i2a_rllib.envs import rllib_env_settings
@@ -176,8 +177,7 @@ def torch_threads_of(config: PPOConfig) -> Tuple[Optional[int], Optional[int]]:
         (config.callbacks_on_environment_created, env_runner_torch_threads),
         (config.callbacks_on_algorithm_init, learner_torch_threads),
     ):
-        functions = functions if isinstance(functions, (list, tuple)) else [functions]
-        values = [f.args[0] for f in functions if isinstance(f, functools.partial) and f.func is setter]
+        values = [f.args[0] for f in force_list(functions) if isinstance(f, functools.partial) and f.func is setter]
         found.append(values[-1] if values else None)
     return found[0], found[1]
 
@@ -185,8 +185,7 @@ def torch_threads_of(config: PPOConfig) -> Tuple[Optional[int], Optional[int]]:
 def _with_callback(existing, setter: functools.partial) -> list:
     """The event's callback functions with `setter` in place of an earlier setting of the
     same kind: a user's own functions for the event stay and run first."""
-    functions = [] if existing is None else list(existing) if isinstance(existing, (list, tuple)) else [existing]
-    kept = [f for f in functions if not (isinstance(f, functools.partial) and f.func is setter.func)]
+    kept = [f for f in force_list(existing) if not (isinstance(f, functools.partial) and f.func is setter.func)]
     return kept + [setter]
 
 

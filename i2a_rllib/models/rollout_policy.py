@@ -50,7 +50,9 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool
         pool = -(-min(state_shape[1:]) // LATENT_MAP_SIZE)
         convs = nn.Sequential(
             AsFloat(),
-            nn.AvgPool2d(pool),
+            # Identity (no parameters either way, so the layer indices stay) where the
+            # view is already that coarse, e.g. the spatial model's 10 x 10 views.
+            nn.AvgPool2d(pool) if pool > 1 else nn.Identity(),
             nn.Conv2d(state_shape[0], LATENT_MAP_CHANNELS, 3, padding=1),
             nn.ReLU(),
             nn.Flatten(),
