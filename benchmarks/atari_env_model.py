@@ -82,6 +82,7 @@ def k_step_ratios(model, data: str, max_rows: int, max_windows: int) -> dict:
         "windows": errors["num_windows"],
         "reward_accuracy_nonzero": rewards["reward_accuracy_nonzero"],
         "nonzero_reward_rows": rewards["nonzero_reward_rows"],
+        "reward_signal_auc": rewards["reward_signal_auc"],
         **ball_drawn(model, table, manifest.obs_shape, max_rows),
     }
 
@@ -209,7 +210,8 @@ def main():
             print(f"{row['checkpoint']} {name:>8}: " + "  ".join(
                 f"k={k} {row[name][f'ratio_{k}']:.3f}" for k in HORIZONS
             ) + f"  (x copy error; {row[name]['windows']} windows), non-zero reward accuracy "
-                f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']}, action "
+                f"{row[name]['reward_accuracy_nonzero']:.2f} of {row[name]['nonzero_reward_rows']} (imagined reward's "
+                f"AUC {row[name]['reward_signal_auc']:.2f}), action "
                 f"effect {row[name]['action_effect']:.4f} (real one-step change {row[name]['real_step_change']:.3f}); "
                 f"ball drawn in the right cell {row[name]['ball_right_cell']:.3f}, within one cell "
                 f"{row[name]['ball_within_one_cell']:.3f}, not drawn {row[name]['ball_not_drawn']:.3f} "

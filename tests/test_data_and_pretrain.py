@@ -140,6 +140,20 @@ def test_pretrain_writes_a_checkpoint_with_metadata(pretrained):
     assert os.path.getsize(os.path.join(output, "evaluation", "real_vs_imagined.png")) > 1000
     assert os.path.getsize(os.path.join(output, "evaluation", "k_step_error.png")) > 1000
     assert any(f.startswith("events") for f in os.listdir(os.path.join(output, "evaluation", "tensorboard")))
+    # The imagined reward's AUC: NaN only where the held-out rows lack a scoring step or a
+    # non-scoring one.
+    auc, scored = evaluation["reward_signal_auc"], evaluation["nonzero_reward_rows"]
+    assert (auc != auc) if scored == 0 else 0.0 <= auc <= 1.0
+
+
+def test_separation_auc_ranks_with_ties_counting_half():
+    from i2a_rllib.pretrain.evaluate import separation_auc
+
+    t = torch.tensor
+    assert separation_auc(t([0.9, 0.8]), t([0.1, 0.2, 0.3])) == 1.0
+    assert separation_auc(t([0.1]), t([0.2, 0.3])) == 0.0
+    assert separation_auc(t([0.5]), t([0.5, 0.1])) == 0.75  # one tie (half), one win
+    assert separation_auc(t([0.5]), t([])) != separation_auc(t([0.5]), t([]))  # NaN
 
 
 def test_the_module_loads_the_pretrained_weights(pretrained):

@@ -111,13 +111,28 @@ def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4
         frames = to_float_frames(torch.from_numpy(obs[begin : begin + 256]))
         _, reward = model.step(model.initial_state(frames), actions[begin : begin + 256])
         predicted.append(reward)
-    correct = model.reward_hits(torch.cat(predicted), rewards).float()
+    predicted = torch.cat(predicted)
+    correct = model.reward_hits(predicted, rewards).float()
     nonzero = rewards != 0
     return {
         "reward_accuracy": float(correct.mean()),
         "reward_accuracy_nonzero": float(correct[nonzero].mean()) if nonzero.any() else float("nan"),
         "nonzero_reward_rows": int(nonzero.sum()),
+        # Imagination hands the rollout encoder the expected reward, not the argmax class:
+        # whether it is larger where the game really scored says if that input carries
+        # anything, even where no argmax ever names a reward.
+        "reward_signal_auc": separation_auc(predicted.abs()[nonzero], predicted.abs()[~nonzero]),
     }
+
+
+def separation_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """P(a positive row scores above a negative one), ties counting half: 0.5 is no
+    signal, 1 a perfect ranking (the ROC curve's area); NaN without both kinds."""
+    if not len(positive) or not len(negative):
+        return float("nan")
+    above = (positive[:, None] > negative[None, :]).float().mean()
+    tied = (positive[:, None] == negative[None, :]).float().mean()
+    return float(above + 0.5 * tied)
 
 
 @torch.no_grad()
@@ -239,7 +254,8 @@ def evaluate_env_model(
     print(
         f"[evaluate] reward accuracy {metrics['reward_accuracy']:.3f} "
         f"(non-zero rewards: {metrics['reward_accuracy_nonzero']:.3f} over "
-        f"{metrics['nonzero_reward_rows']} rows)"
+        f"{metrics['nonzero_reward_rows']} rows; imagined reward tells them from the rest "
+        f"with AUC {metrics['reward_signal_auc']:.2f}, 0.5 = no signal)"
     )
     print(
         f"[evaluate] action effect {metrics['action_effect']:.4f} (largest {unit} difference "
