@@ -128,11 +128,14 @@ def reward_accuracy(model: EnvironmentModel, table, obs_shape, max_rows: int = 4
 def separation_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
     """P(a positive row scores above a negative one), ties counting half: 0.5 is no
     signal, 1 a perfect ranking (the ROC curve's area); NaN without both kinds."""
+    from scipy.stats import mannwhitneyu  # scipy comes with ray[rllib]
+
     if not len(positive) or not len(negative):
         return float("nan")
-    above = (positive[:, None] > negative[None, :]).float().mean()
-    tied = (positive[:, None] == negative[None, :]).float().mean()
-    return float(above + 0.5 * tied)
+    # The Mann-Whitney U of the positives counts exactly those pairs (from ranks, not
+    # from all P x N pairs, so held-out sets where many rows score stay cheap).
+    u = mannwhitneyu(positive.cpu().numpy(), negative.cpu().numpy()).statistic
+    return float(u / (len(positive) * len(negative)))
 
 
 @torch.no_grad()
