@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -237,7 +238,10 @@ def evaluate_env_model(
         for k, (m, c) in enumerate(zip(errors["model_error"], errors["copy_error"]), start=1):
             writer.add_scalars("k_step_error", {"model": m, f"copy_last_{thing}": c}, k)
         for key, value in metrics.items():
-            writer.add_scalar(f"evaluation/{key}", value)
+            # NaN marks a figure the held-out data cannot give (e.g. no scoring step):
+            # TensorBoard would print a warning per NaN and plot nothing.
+            if math.isfinite(value):
+                writer.add_scalar(f"evaluation/{key}", value)
         writer.add_image("real_vs_imagined", strip, dataformats="HWC")
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump({**metrics, "model_error": errors["model_error"], "copy_error": errors["copy_error"]}, f, indent=2)
