@@ -173,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "one of 4 hypotheses per imagined step, '{\"change_weight\": 3}' weighs the "
         "pixels that change, '{\"channels\": 16, \"dilations\": [1, 2, 4], "
         "\"decoder_channels\": 16}' (with change_weight 3) draws Breakout's ball one step ahead, "
-        "'{\"step_weighting\": \"inverse\"}' weighs step k of a window 1/k (keeps more of it)",
+        "'{\"step_weighting\": \"inverse\"}' weighs step k of a window 1/k (keeps more of it), "
+        "'{\"reward_head\": \"map\"}' reads rewards off the map with a head fitted after "
+        "training on half-scoring batches (rare rewards such as Breakout's)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

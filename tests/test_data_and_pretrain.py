@@ -102,7 +102,8 @@ def _fs(path):
 # One Ray Train run serves every test below that reads a pretrained model: each run costs
 # ~40 s of fixed start-up on 2 cores. It trains the spatial model open loop over
 # 1 -> 2 -> 3 steps, and one worker dies in epoch 2 (the group restarts from epoch 1).
-PRETRAIN_SETTINGS = dict(kind="spatial", epochs=3, batch_size=16, lr=2e-3, horizon=3, lr_schedule="cosine")
+PRETRAIN_SETTINGS = dict(kind="spatial", epochs=3, batch_size=16, lr=2e-3, horizon=3, lr_schedule="cosine",
+                         hparams={"reward_head": "map"})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,9 @@ def pretrained(ray_session, dataset, tmp_path_factory):
     return output, summary
 
 
-def test_pretrain_writes_a_checkpoint_with_metadata(pretrained):
+def test_pretrain_writes_a_checkpoint_with_metadata(pretrained, dataset):
+    from i2a_rllib.pretrain.train import plan_pretraining
+
     output, summary = pretrained
     path = summary["checkpoint"]
     assert path == os.path.join(output, "env_model")
@@ -144,6 +147,14 @@ def test_pretrain_writes_a_checkpoint_with_metadata(pretrained):
     # non-scoring one.
     auc, scored = evaluation["reward_signal_auc"], evaluation["nonzero_reward_rows"]
     assert (auc != auc) if scored == 0 else 0.0 <= auc <= 1.0
+    # The 'map' reward head is fitted after training on the training shards' scoring
+    # rows, where there are any (random play may not score in 400 steps).
+    plan = plan_pretraining(dataset, output + "_planned", **PRETRAIN_SETTINGS)
+    scoring = sum(int((pq.read_table(os.path.join(dataset, n), columns=["reward"]).column("reward").to_numpy() != 0).sum())
+                  for n in plan.train_shards)  # fmt: skip
+    fit = metadata["reward_head_fit"]
+    assert metadata["hparams"]["reward_head"] == "map" and fit["reward_head_scoring_rows"] == scoring
+    assert fit["reward_head_fit_steps"] == (2000 if scoring else 0)
 
 
 def test_separation_auc_ranks_with_ties_counting_half():
@@ -154,6 +165,73 @@ def test_separation_auc_ranks_with_ties_counting_half():
     assert separation_auc(t([0.1]), t([0.2, 0.3])) == 0.0
     assert separation_auc(t([0.5]), t([0.5, 0.1])) == 0.75  # one tie (half), one win
     assert separation_auc(t([0.5]), t([])) != separation_auc(t([0.5]), t([]))  # NaN
+
+
+def _dot_frames(n, shape, rng, rate):
+    """Frames with one lit pixel, or (in `rate` of the rows, which score 1) a lit 2x2
+    block: a reward the frame shows, as rare as Breakout's under random play."""
+    obs = np.zeros((n, *shape), np.uint8)
+    rewards = (rng.random(n) < rate).astype(np.float32)
+    y, x = rng.integers(0, shape[1] - 1, n), rng.integers(0, shape[2] - 1, n)
+    for i in range(n):
+        size = 2 if rewards[i] else 1
+        obs[i, :, y[i] : y[i] + size, x[i] : x[i] + size] = 255
+    return obs, rewards
+
+
+def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_path):
+    """A reward in 3% of the rows: the sample keeps every scoring row and a bounded share
+    of the rest; the head, fitted alone, ranks held-out scoring rows first, and its
+    expected reward stays near the data's rate where nothing scores (the prior's shift)."""
+    import pyarrow as pa
+
+    from i2a_rllib.models.env_models import build_env_model_from_metadata
+    from i2a_rllib.pretrain.evaluate import separation_auc
+    from i2a_rllib.pretrain.reward_head import ZERO_ROWS_PER_SCORING_ROW, fit_reward_head, scoring_sample
+
+    shape, rng = (2, 16, 16), np.random.default_rng(0)
+    names, scoring = [], 0
+    for index in range(2):  # only the columns the sample reads
+        obs, rewards = _dot_frames(1000, shape, rng, 0.03)
+        scoring += int(rewards.sum())
+        column = pa.array([row.tobytes() for row in obs], pa.binary(int(np.prod(shape))))
+        names.append(f"shard-a000-{index:06d}.parquet")
+        pq.write_table(pa.table({"obs": column, "reward": pa.array(rewards)}), str(tmp_path / names[-1]))
+    sample = scoring_sample(str(tmp_path), names, shape, [-1.0, 0.0, 1.0])
+    kept = sample["rewards"] > 0
+    assert kept.sum() == scoring and 0 < (~kept).sum() <= ZERO_ROWS_PER_SCORING_ROW * scoring
+    assert sample["class_frequencies"] == pytest.approx([0.0, 1 - scoring / 2000, scoring / 2000])
+    assert (sample["obs"][kept].reshape(int(kept.sum()), -1).sum(1) == 4 * 2 * 255).all()
+
+    torch.manual_seed(0)
+    model = build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "reward_head": "map"})
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("reward_map", "reward_out"))}
+    fit = fit_reward_head(model, sample, steps=300)
+    assert fit["reward_head_fit_steps"] == 300 and fit["reward_head_scoring_rows"] == scoring
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in frozen.items())  # only the head moved
+
+    obs, rewards = _dot_frames(2000, shape, rng, 0.03)
+    with torch.no_grad():
+        _, expected = model.step(model.initial_state(torch.from_numpy(obs).float() / 255), torch.zeros(2000, dtype=torch.long))
+    scored = torch.from_numpy(rewards > 0)
+    assert separation_auc(expected[scored], expected[~scored]) > 0.95
+    assert expected[~scored].mean() < 0.1  # balanced batches alone would put it near 0.5
+
+    # The prior travels in the metadata: the rebuilt model gives the same rewards.
+    rebuilt = build_env_model_from_metadata(model.metadata())
+    rebuilt.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        again = rebuilt.step(rebuilt.initial_state(torch.from_numpy(obs[:8]).float() / 255), torch.zeros(8, dtype=torch.long))[1]
+    torch.testing.assert_close(again, expected[:8])
+
+
+def test_a_sample_without_scoring_rows_fits_nothing():
+    from i2a_rllib.pretrain.reward_head import fit_reward_head
+
+    model = build_env_model("spatial", (2, 16, 16), 2, hparams={"factor": 1, "view_pool": 1, "reward_head": "map"})
+    sample = {"obs": np.zeros((4, 2, 16, 16), np.uint8), "rewards": np.zeros(4), "class_frequencies": [0, 1, 0]}
+    assert fit_reward_head(model, sample)["reward_head_fit_steps"] == 0
+    assert model.reward_prior == []  # nothing recorded: the head was not fitted
 
 
 def test_the_module_loads_the_pretrained_weights(pretrained):

@@ -488,6 +488,8 @@ def test_stochastic_spatial_model_interface():
         ("pixel", {"architecture": "dilated", "factor": 5}, "factor=5 needs frames"),
         ("pixel", {"chanels": 8}, r"Unknown hparams \['chanels'\] for PixelEnvModel"),
         ("latent", {"latent": 8}, r"Unknown hparams \['latent'\] for LatentEnvModel"),
+        ("spatial", {"reward_head": "pixels"}, "reward_head='pixels': 'features'"),
+        ("spatial", {"reward_prior": [0.5, 0.5]}, r"reward_prior=\[0.5, 0.5\] must hold one frequency"),
     ],
 )
 def test_bad_env_model_hparams_are_named(kind, hparams, message):

@@ -620,6 +620,8 @@ def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Di
     model.load_state_dict(best.get("model") or state["model"])
     best_epoch = best.get("epoch") or state["epoch"] + 1
     summary: Dict[str, Any] = {"metrics": dict(result.metrics), "best_epoch": best_epoch}
+    if getattr(model, "reward_head", None) == "map":
+        summary["reward_head_fit"] = _fit_reward_head(plan, model)
     if evaluate:
         from i2a_rllib.pretrain.evaluate import evaluate_env_model
 
@@ -645,6 +647,7 @@ def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Di
             "macs_per_imagined_step": macs_per_imagined_step(model),
             "best_epoch": best_epoch,
             "best_validation_loss": best.get("validation_loss"),
+            "reward_head_fit": summary.get("reward_head_fit"),
         },
     )
     summary["checkpoint"] = checkpoint_path
@@ -654,6 +657,28 @@ def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Di
         flush=True,
     )
     return summary
+
+
+def _fit_reward_head(plan: PretrainPlan, model) -> Dict[str, Any]:
+    """The 'map' reward head, fitted on the frozen maps of the training shards'
+    scoring rows and a sample of the rest (pretrain/reward_head.py)."""
+    from i2a_rllib.pretrain.reward_head import fit_reward_head, scoring_sample
+
+    sample = scoring_sample(
+        plan.data, plan.train_shards, plan.manifest.obs_shape, model.reward_values.tolist(),
+        seed=plan.train_config["seed"],
+    )  # fmt: skip
+    fit = fit_reward_head(model, sample, seed=plan.train_config["seed"])
+    if fit["reward_head_fit_steps"]:
+        print(
+            f"[pretrain] reward head fitted on {fit['reward_head_scoring_rows']:,} scoring rows and "
+            f"{len(sample['rewards']) - fit['reward_head_scoring_rows']:,} others in half-scoring batches "
+            f"({fit['reward_head_fit_steps']} steps, {fit['reward_head_fit_seconds']:.0f}s)",
+            flush=True,
+        )
+    else:
+        print("[pretrain] reward head not fitted: the training shards hold no scoring step", flush=True)
+    return fit
 
 
 def pretrain(
