@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -80,7 +80,8 @@ def fit_reward_head(model, sample: Dict[str, Any], steps: int = 2000, batch_size
     generator = torch.Generator().manual_seed(seed)
     obs = torch.from_numpy(sample["obs"])
     head = [*model.reward_map.parameters(), *model.reward_out.parameters()]
-    for name, parameter in model.named_parameters():
+    trainable = {parameter: parameter.requires_grad for parameter in model.parameters()}
+    for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in head:
         parameter.requires_grad_(True)
@@ -99,8 +100,8 @@ def fit_reward_head(model, sample: Dict[str, Any], steps: int = 2000, batch_size
             loss.backward()
             optimizer.step()
     finally:
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
+        for parameter, flag in trainable.items():
+            parameter.requires_grad_(flag)
         model.train(was_training)
     model.set_reward_prior(sample["class_frequencies"])
     return {
