@@ -215,7 +215,7 @@ def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_
         _, expected = model.step(model.initial_state(torch.from_numpy(obs).float() / 255), torch.zeros(2000, dtype=torch.long))
     scored = torch.from_numpy(rewards > 0)
     assert separation_auc(expected[scored], expected[~scored]) > 0.95
-    assert expected[~scored].mean() < 0.1  # 0.011 here; 0.22 without the shift (balanced odds)
+    assert expected[~scored].mean() < 0.1  # ~0.01; ~0.2 without the shift (a check by hand)
 
     # The prior travels in the metadata: the rebuilt model gives the same rewards.
     rebuilt = build_env_model_from_metadata(model.metadata())
