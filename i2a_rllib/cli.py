@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="ENV_MODEL",
         help="fine-tune: start from a trained env_model directory (its architecture and "
-        "weights; no --hparams), every epoch at --horizon (no curriculum), e.g. on longer "
-        "windows than it was trained on",
+        "weights; --hparams may only change reward_head), every epoch at --horizon (no "
+        "curriculum), e.g. on longer windows than it was trained on; with --epochs 0 the "
+        "model is exported as it is (a new 'map' reward head fitted) and evaluated, without Ray",
     )
     p.set_defaults(func=_pretrain)
 

@@ -234,6 +234,46 @@ def test_a_sample_without_scoring_rows_fits_nothing():
     assert model.reward_prior == []  # nothing recorded: the head was not fitted
 
 
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained", "breakout_spatial")
+
+
+def test_zero_epochs_from_a_checkpoint_exports_it_as_it_is_without_ray(dataset, tmp_path):
+    """`--epochs 0 --init-from X`: X's weights, evaluated on the dataset's held-out
+    shards, written as a new env_model; no Ray Train run."""
+    from i2a_rllib.pretrain.train import RUN_NAME, pretrain
+
+    summary = pretrain(dataset, str(tmp_path / "as_is"), epochs=0, init_from=SHIPPED, log_every=1000)
+    exported, metadata = load_env_model(summary["checkpoint"])
+    shipped, shipped_metadata = load_env_model(SHIPPED)
+    # The same settings (the export also writes the defaults the older file leaves out).
+    assert shipped_metadata["hparams"].items() <= metadata["hparams"].items() and metadata["epochs_trained"] == 0
+    for key, value in shipped.state_dict().items():
+        assert torch.equal(exported.state_dict()[key], value), key
+    assert metadata["evaluation"]["error_ratio_5_step"] > 0 and metadata["reward_head_fit"] is None
+    assert not (tmp_path / "as_is" / RUN_NAME).exists()  # nothing trained
+
+
+def test_init_from_adds_a_map_reward_head_to_a_trained_model(dataset, tmp_path):
+    """Only `reward_head` may change on --init-from: the new head starts untrained, every
+    other weight is the checkpoint's; with --epochs 0 it needs scoring steps to fit on."""
+    from i2a_rllib.pretrain.train import _initial_model, plan_pretraining
+
+    plan = plan_pretraining(dataset, str(tmp_path / "one"), epochs=1, init_from=SHIPPED, hparams={"reward_head": "map"})
+    model, (shipped, _) = _initial_model(plan.train_config), load_env_model(SHIPPED)
+    assert model.reward_head == "map"
+    for key, value in shipped.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert {k for k in model.state_dict()} - set(shipped.state_dict()) == {
+        "reward_map.0.weight", "reward_map.0.bias", "reward_map.2.weight", "reward_map.2.bias"
+    }  # fmt: skip
+    # The fixture's 400 random-play steps never score: nothing to fit the head on.
+    with pytest.raises(DatasetError, match="--epochs 0 with a 'map' reward head"):
+        plan_pretraining(dataset, str(tmp_path / "zero"), epochs=0, init_from=SHIPPED, hparams={"reward_head": "map"})
+    with pytest.raises(ValueError, match=r"epochs=0 must be an integer >= 1 \(0 only with --init-from"):
+        plan_pretraining(dataset, str(tmp_path / "fresh"), epochs=0)
+    assert not (tmp_path / "zero").exists() and not (tmp_path / "fresh").exists()
+
+
 def test_the_module_loads_the_pretrained_weights(pretrained):
     import gymnasium as gym
 

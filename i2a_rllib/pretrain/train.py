@@ -165,6 +165,20 @@ def _count_windows(uri: str, names: List[str], horizon: int) -> int:
     return total
 
 
+def _scoring_rows(uri: str, names: List[str]) -> int:
+    """Rows with a non-zero reward in the shards `names` (reads only their reward column)."""
+    import posixpath
+
+    import pyarrow.parquet as pq
+
+    fs, root = filesystem_and_path(uri)
+    total = 0
+    for name in names:
+        with fs.open_input_file(posixpath.join(root, name)) as f:
+            total += int((pq.read_table(f, columns=["reward"]).column("reward").to_numpy() != 0).sum())
+    return total
+
+
 def window_dataset(uri: str, names: List[str], horizon: int, seed: Optional[int] = None):
     """A Ray Dataset streaming the windows of the shards `names` (one read task per
     shard; shard order shuffled with `seed`)."""
@@ -187,6 +201,24 @@ def _untrained_model(config: Dict[str, Any]) -> EnvironmentModel:
     )
 
 
+# The hparam `--init-from` may change: a new reward head is fitted on the frozen maps.
+CHANGEABLE_ON_INIT = ("reward_head",)
+
+
+def _initial_model(config: Dict[str, Any]) -> EnvironmentModel:
+    """An untrained model, or (`init_from`) that checkpoint's weights in a model built
+    with `config`'s hparams: a 'map' reward head added to a model without one starts
+    untrained, one dropped is left out."""
+    model = _untrained_model(config)
+    if config.get("init_from"):
+        weights = load_env_model(config["init_from"])[0].state_dict()
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        odd = [k for k in missing + unexpected if not k.startswith("reward_map.")]
+        if odd:
+            raise CheckpointError(f"--init-from {config['init_from']!r} does not fit the model: {odd}")
+    return model
+
+
 def train_loop_per_worker(config: Dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     import ray.train
@@ -197,7 +229,7 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
     torch.manual_seed(config["seed"] + rank)
     # Fine-tuning starts from a trained checkpoint's weights (a resumed run's own
     # checkpoint, loaded below, replaces them).
-    model = load_env_model(config["init_from"])[0] if config.get("init_from") else _untrained_model(config)
+    model = _initial_model(config)
     module = ray.train.torch.prepare_model(EnvModelLossModule(model))
     device = ray.train.torch.get_device()
     optimizer = torch.optim.Adam(module.parameters(), lr=config["lr"])
@@ -435,17 +467,18 @@ def _fine_tuning_settings(init_from: str, manifest, kind: str, hparams) -> Tuple
             f"--kind {kind} with --init-from {init_from!r}, a {metadata['kind']!r} model: drop "
             f"--kind or pass --kind {metadata['kind']}."
         )
-    if hparams:
+    if set(hparams or {}) - set(CHANGEABLE_ON_INIT):
         raise ValueError(
             f"--hparams {json.dumps(hparams)} with --init-from: the model's settings come "
-            f"from {init_from!r} ({json.dumps(metadata.get('hparams') or {})}); drop --hparams."
+            f"from {init_from!r} ({json.dumps(metadata.get('hparams') or {})}); only "
+            f"{list(CHANGEABLE_ON_INIT)} may change: drop the rest."
         )
     if list(metadata["reward_values"]) != list(reward_values_for(manifest)):
         raise CheckpointError(
             f"--init-from {init_from!r} predicts the rewards {list(metadata['reward_values'])}, "
             f"the dataset's are {list(reward_values_for(manifest))}; fine-tune on data of the same game."
         )
-    return metadata["kind"], hparams_of(metadata)
+    return metadata["kind"], {**hparams_of(metadata), **(hparams or {})}
 
 
 def plan_pretraining(
@@ -478,14 +511,20 @@ def plan_pretraining(
             f"kind={kind!r}: pretrain one of {trainable} or 'auto' (the copy and perfect "
             "models have nothing to learn)."
         )
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("horizon", horizon)):
+    for name, value in (("batch_size", batch_size), ("horizon", horizon)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+    if not isinstance(epochs, int) or epochs < (0 if init_from is not None else 1):
+        raise ValueError(
+            f"epochs={epochs!r} must be an integer >= 1 (0 only with --init-from: that model "
+            "exported as it is, a new reward head fitted and the whole evaluated)."
+        )
     if not lr > 0:
         raise ValueError(f"lr={lr} must be > 0.")
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule={lr_schedule!r}: choose one of {list(LR_SCHEDULES)}.")
     manifest = read_manifest(data)
+    new_map_head = init_from is not None and (hparams or {}).get("reward_head") == "map"
     if init_from is not None:
         kind, hparams = _fine_tuning_settings(init_from, manifest, kind, hparams)
     kind = resolve_kind(kind, manifest.obs_shape)
@@ -501,6 +540,11 @@ def plan_pretraining(
             f"{horizon} consecutive steps of one episode ({train_windows} / "
             f"{validation_windows} windows). Collect longer shards (--shard-size) or "
             "use a shorter horizon."
+        )
+    if epochs == 0 and new_map_head and not _scoring_rows(data, train_shards):
+        raise DatasetError(
+            f"--epochs 0 with a 'map' reward head: the head is fitted on the training shards' "
+            f"scoring steps and {data!r} holds none there; collect more transitions (or with a policy)."
         )
     train_config = {
         "kind": kind,
@@ -619,7 +663,13 @@ def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Di
     # Checkpoints of runs started before the best model was kept hold only the last one.
     model.load_state_dict(best.get("model") or state["model"])
     best_epoch = best.get("epoch") or state["epoch"] + 1
-    summary: Dict[str, Any] = {"metrics": dict(result.metrics), "best_epoch": best_epoch}
+    return _export(plan, model, dict(result.metrics), state["epoch"] + 1, best_epoch, best.get("validation_loss"), evaluate)
+
+
+def _export(plan: PretrainPlan, model, metrics: Dict[str, Any], epochs_trained: int, best_epoch: int,
+            best_validation_loss: Optional[float], evaluate: bool) -> Dict[str, Any]:  # fmt: skip
+    """Fits a 'map' reward head, evaluates (when `evaluate`) and writes `model`."""
+    summary: Dict[str, Any] = {"metrics": metrics, "best_epoch": best_epoch}
     if getattr(model, "reward_head", None) == "map":
         summary["reward_head_fit"] = _fit_reward_head(plan, model)
     if evaluate:
@@ -643,19 +693,19 @@ def export_env_model(plan: PretrainPlan, result, *, evaluate: bool = True) -> Di
             "training": {k: v for k, v in plan.train_config.items() if k != "output"},
             "final_metrics": summary["metrics"],
             "evaluation": summary.get("evaluation", {}).get("metrics"),
-            "epochs_trained": state["epoch"] + 1,
+            "epochs_trained": epochs_trained,
             "macs_per_imagined_step": macs_per_imagined_step(model),
             "best_epoch": best_epoch,
-            "best_validation_loss": best.get("validation_loss"),
+            "best_validation_loss": best_validation_loss,
             "reward_head_fit": summary.get("reward_head_fit"),
         },
     )
     summary["checkpoint"] = checkpoint_path
-    print(
-        f"[pretrain] environment model (best held-out loss, epoch {best_epoch} of "
-        f"{state['epoch'] + 1}): {checkpoint_path}",
-        flush=True,
-    )
+    which = (
+        f"best held-out loss, epoch {best_epoch} of {epochs_trained}" if epochs_trained
+        else "the --init-from weights, no epoch trained"
+    )  # fmt: skip
+    print(f"[pretrain] environment model ({which}): {checkpoint_path}", flush=True)
     return summary
 
 
@@ -733,6 +783,9 @@ def pretrain(
         extra_train_config=extra_train_config,
         init_from=init_from,
     )
+    if plan.train_config["epochs"] == 0:  # nothing to train: no Ray
+        print(f"[pretrain] 0 epochs: {init_from} as it is", flush=True)
+        return _export(plan, _initial_model(plan.train_config), {}, 0, 0, None, evaluate)
     result = run_pretraining(
         plan, num_workers=num_workers, use_gpu=use_gpu, max_failures=max_failures, num_cpus=num_cpus
     )
