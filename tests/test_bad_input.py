@@ -626,11 +626,16 @@ def test_pretrain_rejects_bad_datasets_before_ray(no_ray, capsys, tmp_path, dama
             ["--kind latent with --init-from", "a 'spatial' model", "drop --kind"],
             "i2a",
         ),
+        (
+            ["--init-from", "{repo}/pretrained/breakout_spatial", "--epochs", "0", "--hparams", '{"reward_head": "map"}'],
+            ["--epochs 0 with a 'map' reward head", "holds none there"],
+            "i2a",
+        ),
     ],
     ids=[
         "kind-copy", "zero-epochs", "zero-horizon", "spatial-factor", "zero-lr", "hparams-json", "resume-nothing", "output-under-a-file",
         "unknown-hparam", "unknown-architecture", "lr-schedule", "init-from-nowhere", "init-from-with-hparams",
-        "init-from-other-kind",
+        "init-from-other-kind", "zero-epochs-new-map-head-without-scoring",
     ],
 )
 def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flags, fragments, prog):
