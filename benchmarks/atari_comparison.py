@@ -93,15 +93,17 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_th
 
 
 def env_model_data_steps(checkpoint: str) -> Dict[str, int]:
-    """The env steps behind a pretrained model: its collecting policy's training (read
-    from that checkpoint's path name, `checkpoint_<iteration>` x the baseline's batch)
-    and its collected transitions."""
+    """The env steps behind a pretrained model: its collecting policies' training (read
+    from each policy's path name, `checkpoint_<iteration>` x the baseline's batch) and
+    the collected transitions, over every dataset behind its weights (`data_lineage`:
+    a model fine-tuned with `--init-from` counts its starting model's data too)."""
     meta = json.load(open(os.path.join(checkpoint, "metadata.json")))
-    dataset = meta.get("dataset", {})
-    collected = int(dataset.get("num_transitions", 0))
-    policy = dataset.get("policy") or ""
-    tail = os.path.basename(policy.rstrip("/"))
-    policy_steps = int(tail.split("_")[-1]) * 1024 if tail.startswith("checkpoint_") else 0
+    datasets = meta.get("data_lineage") or [meta.get("dataset", {})]
+    collected = policy_steps = 0
+    for dataset in datasets:
+        collected += int(dataset.get("num_transitions", 0))
+        tail = os.path.basename((dataset.get("policy") or "").rstrip("/"))
+        policy_steps += int(tail.split("_")[-1]) * 1024 if tail.startswith("checkpoint_") else 0
     return {"collected_transitions": collected, "collecting_policy_steps": policy_steps}
 
 

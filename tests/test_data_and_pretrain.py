@@ -155,6 +155,7 @@ def test_pretrain_writes_a_checkpoint_with_metadata(pretrained, dataset):
     fit = metadata["reward_head_fit"]
     assert metadata["hparams"]["reward_head"] == "map" and fit["reward_head_scoring_rows"] == scoring
     assert fit["reward_head_fit_steps"] == (2000 if scoring else 0)
+    assert metadata["data_lineage"] == [{"uri": dataset, "num_transitions": 400, "policy": "random"}]
 
 
 def test_separation_auc_ranks_with_ties_counting_half():
@@ -251,6 +252,17 @@ def test_zero_epochs_from_a_checkpoint_exports_it_as_it_is_without_ray(dataset, 
         assert torch.equal(exported.state_dict()[key], value), key
     assert metadata["evaluation"]["error_ratio_5_step"] > 0 and metadata["reward_head_fit"] is None
     assert not (tmp_path / "as_is" / RUN_NAME).exists()  # nothing trained
+    # The data behind the weights: the shipped model's and this dataset (whose rows the
+    # evaluation and a reward head's fit read), counted by the Breakout comparison.
+    shipped_data = shipped_metadata["dataset"]
+    assert metadata["data_lineage"] == [
+        {"uri": shipped_data["uri"], "num_transitions": 100_000, "policy": shipped_data["policy"]},
+        {"uri": dataset, "num_transitions": 400, "policy": "random"},
+    ]  # fmt: skip
+    from benchmarks.atari_comparison import env_model_data_steps
+
+    assert env_model_data_steps(summary["checkpoint"]) == {"collected_transitions": 100_400,
+                                                         "collecting_policy_steps": 293 * 1024}  # fmt: skip
 
 
 def test_init_from_adds_a_map_reward_head_to_a_trained_model(dataset, tmp_path):
@@ -387,6 +399,7 @@ def test_init_from_fine_tunes_a_trained_model_at_the_full_horizon(ray_session, p
     assert summary["metrics"]["horizon"] == 3
     assert metadata["hparams"] == start_metadata["hparams"] and metadata["kind"] == "spatial"
     assert metadata["training"]["init_from"] == os.path.abspath(source["checkpoint"])
+    assert metadata["data_lineage"] == start_metadata["data_lineage"]  # the same data, counted once
     for key, value in start.state_dict().items():
         torch.testing.assert_close(tuned.state_dict()[key], value, rtol=0, atol=1e-6, msg=key)
     untrained = build_env_model("spatial", [4, 84, 84], 4, hparams=start_metadata["hparams"])

@@ -34,7 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2a_rllib.checkpoints import CheckpointError, check_env_model_metadata, load_env_model, save_env_model
+from i2a_rllib.checkpoints import (
+    CheckpointError,
+    check_env_model_metadata,
+    load_env_model,
+    read_env_model_metadata,
+    save_env_model,
+)
 from i2a_rllib.data.format import (
     DatasetError,
     check_shard,
@@ -698,6 +704,7 @@ def _export(plan: PretrainPlan, model, metrics: Dict[str, Any], epochs_trained: 
             "best_epoch": best_epoch,
             "best_validation_loss": best_validation_loss,
             "reward_head_fit": summary.get("reward_head_fit"),
+            "data_lineage": _data_lineage(plan),
         },
     )
     summary["checkpoint"] = checkpoint_path
@@ -707,6 +714,24 @@ def _export(plan: PretrainPlan, model, metrics: Dict[str, Any], epochs_trained: 
     )  # fmt: skip
     print(f"[pretrain] environment model ({which}): {checkpoint_path}", flush=True)
     return summary
+
+
+def _data_lineage(plan: PretrainPlan) -> List[Dict[str, Any]]:
+    """Every dataset behind the exported weights, each once: the `--init-from` model's
+    (its own lineage, or its dataset) and this run's. What a budget counts as the env
+    steps behind the model."""
+    def entry(uri, dataset):
+        return {"uri": uri, "num_transitions": int(dataset.get("num_transitions", 0)), "policy": dataset.get("policy")}
+
+    lineage = []
+    init_from = plan.train_config.get("init_from")
+    if init_from:
+        metadata = read_env_model_metadata(init_from)
+        dataset = metadata.get("dataset") or {}
+        lineage = list(metadata.get("data_lineage") or [entry(dataset.get("uri"), dataset)])
+    if all(e["uri"] != plan.data for e in lineage):
+        lineage.append(entry(plan.data, plan.manifest.__dict__))
+    return lineage
 
 
 def _fit_reward_head(plan: PretrainPlan, model) -> Dict[str, Any]:
