@@ -67,38 +67,69 @@ def scoring_sample(uri: str, shards: Sequence[str], obs_shape: Sequence[int], re
     }
 
 
-def fit_reward_head(model, sample: Dict[str, Any], steps: int = 2000, batch_size: int = 64, lr: float = 1e-3,
-                    seed: int = 0) -> Dict[str, float]:  # fmt: skip
+def _encode(model, obs: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """The frozen encoder's maps of `obs` (uint8), kept in float16 (tanh outputs in [-1, 1])."""
+    with torch.no_grad():
+        return torch.cat([model.initial_state(obs[i : i + chunk].float() / 255.0).half() for i in range(0, len(obs), chunk)])
+
+
+def _balanced_loss(model, maps: torch.Tensor, targets: torch.Tensor, zero: int, chunk: int = 256) -> float:
+    """Cross-entropy over the whole sample, scoring rows and the rest weighted half each."""
+    with torch.no_grad():
+        losses = torch.cat([F.cross_entropy(model.map_reward_logits(maps[i : i + chunk].float()), targets[i : i + chunk],
+                                            reduction="none") for i in range(0, len(maps), chunk)])  # fmt: skip
+    scores = targets != zero
+    return float(0.5 * losses[scores].mean() + 0.5 * losses[~scores].mean())
+
+
+def fit_reward_head(model, sample: Dict[str, Any], steps: int = 3000, restarts: int = 4, batch_size: int = 64,
+                    lr: float = 1e-3, seed: int = 0) -> Dict[str, float]:  # fmt: skip
     """Fits `model`'s 'map' reward head (the rest frozen) on `sample` (`scoring_sample`)
     with half-scoring batches, then records the data's class frequencies in the model.
-    Returns what it did; fits nothing where the sample has no scoring row."""
+
+    The head starts afresh `restarts` times (seeded) and the start with the lowest
+    balanced loss over the whole sample is kept: on the shipped Breakout maps, about
+    half of single starts stall (held-out AUC 0.55-0.9 against 0.97-0.998 for the
+    rest; docs/results.md), and the sample's loss tells them apart. Returns what it
+    did; fits nothing where the sample has no scoring row."""
     zero = int(model.reward_class(torch.zeros(1))[0])
     targets = model.reward_class(torch.as_tensor(sample["rewards"], dtype=torch.float32))
     scoring, others = torch.nonzero(targets != zero).flatten(), torch.nonzero(targets == zero).flatten()
     if len(scoring) == 0 or len(others) == 0:
         return {"reward_head_fit_steps": 0, "reward_head_scoring_rows": len(scoring)}
-    generator = torch.Generator().manual_seed(seed)
-    obs = torch.from_numpy(sample["obs"])
+    start, was_training = time.time(), model.training
+    model.eval()
+    head_modules = [*model.reward_map.modules(), model.reward_out]
     head = [*model.reward_map.parameters(), *model.reward_out.parameters()]
     trainable = {parameter: parameter.requires_grad for parameter in model.parameters()}
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     for parameter in head:
         parameter.requires_grad_(True)
-    optimizer = torch.optim.Adam(head, lr=lr)
+    maps = _encode(model, torch.from_numpy(sample["obs"]))
     half = batch_size // 2
-    start, was_training = time.time(), model.training
-    model.eval()
+    losses, best = [], None
     try:
-        for _ in range(steps):
-            rows = torch.cat([scoring[torch.randint(len(scoring), (half,), generator=generator)],
-                              others[torch.randint(len(others), (batch_size - half,), generator=generator)]])  # fmt: skip
-            with torch.no_grad():
-                maps = model.initial_state(obs[rows].float() / 255.0)
-            loss = F.cross_entropy(model.map_reward_logits(maps), targets[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        for restart in range(restarts):
+            generator = torch.Generator().manual_seed(seed * 1000 + restart)
+            with torch.random.fork_rng():  # a seeded fresh start that leaves the caller's RNG alone
+                torch.manual_seed(seed * 1000 + restart)
+                for module in head_modules:
+                    if hasattr(module, "reset_parameters"):
+                        module.reset_parameters()
+            optimizer = torch.optim.Adam(head, lr=lr)
+            for _ in range(steps):
+                rows = torch.cat([scoring[torch.randint(len(scoring), (half,), generator=generator)],
+                                  others[torch.randint(len(others), (batch_size - half,), generator=generator)]])  # fmt: skip
+                loss = F.cross_entropy(model.map_reward_logits(maps[rows].float()), targets[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            losses.append(_balanced_loss(model, maps, targets, zero))
+            if losses[-1] == min(losses):
+                best = {name: value.detach().clone() for name, value in model.state_dict().items()
+                        if name.startswith(("reward_map.", "reward_out."))}  # fmt: skip
+        model.load_state_dict(best, strict=False)
     finally:
         for parameter, flag in trainable.items():
             parameter.requires_grad_(flag)
@@ -106,7 +137,9 @@ def fit_reward_head(model, sample: Dict[str, Any], steps: int = 2000, batch_size
     model.set_reward_prior(sample["class_frequencies"])
     return {
         "reward_head_fit_steps": steps,
+        "reward_head_fit_restarts": restarts,
         "reward_head_scoring_rows": len(scoring),
-        "reward_head_fit_loss": float(loss.detach()),
+        "reward_head_fit_loss": min(losses),
+        "reward_head_fit_losses": losses,
         "reward_head_fit_seconds": time.time() - start,
     }

@@ -748,7 +748,9 @@ def _fit_reward_head(plan: PretrainPlan, model) -> Dict[str, Any]:
         print(
             f"[pretrain] reward head fitted on {fit['reward_head_scoring_rows']:,} scoring rows and "
             f"{len(sample['rewards']) - fit['reward_head_scoring_rows']:,} others in half-scoring batches "
-            f"({fit['reward_head_fit_steps']} steps, {fit['reward_head_fit_seconds']:.0f}s)",
+            f"({fit['reward_head_fit_restarts']} starts x {fit['reward_head_fit_steps']} steps, balanced loss "
+            f"{', '.join(f'{x:.3f}' for x in fit['reward_head_fit_losses'])}: kept the lowest; "
+            f"{fit['reward_head_fit_seconds']:.0f}s)",
             flush=True,
         )
     else:
