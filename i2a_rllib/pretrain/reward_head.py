@@ -92,7 +92,7 @@ def fit_reward_head(model, sample: Dict[str, Any], steps: int = 3000, restarts: 
 
     The head starts afresh `restarts` times (seeded) and the start with the lowest
     balanced loss over the whole sample is kept: on the shipped Breakout maps, about
-    half of single starts stall (held-out AUC 0.55-0.9 against 0.97-0.998 for the
+    half of single starts stall (held-out AUC 0.47-0.88 against 0.97-0.998 for the
     rest; docs/results.md), and the sample's loss tells them apart. Returns what it
     did; fits nothing where the sample has no scoring row."""
     zero = int(model.reward_class(torch.zeros(1))[0])
