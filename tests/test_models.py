@@ -53,7 +53,7 @@ def _network(kind, shape, num_actions, depth, choice, seed=0):
 
 @pytest.mark.parametrize("num_actions", [4, 6, 18])
 @pytest.mark.parametrize("depth", [1, 3, 5])
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial", "copy"])
 def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
     net = _network(kind, SMALL_FRAMES, num_actions, depth, "argmax").eval()
     obs = _obs(3, SMALL_FRAMES)
@@ -65,7 +65,7 @@ def test_batched_imagination_equals_seed_loop_argmax(kind, num_actions, depth):
 
 
 @pytest.mark.parametrize("num_actions", [4, 18])
-@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])
+@pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial", "copy"])
 def test_batched_imagination_equals_seed_loop_with_sampling_noise(kind, num_actions):
     net = _network(kind, SMALL_FRAMES, num_actions, 5, "sample").eval()
     obs = _obs(4, SMALL_FRAMES, seed=1)
@@ -283,6 +283,32 @@ def test_spatial_model_starts_as_copy_and_learns_moving_dots_open_loop():
     with torch.no_grad():
         trained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
     assert trained < 0.6 * copy_error
+
+
+@pytest.mark.parametrize("over_latent", [False, True])
+def test_copy_model_encodes_each_state_once_with_the_same_codes_and_gradients(over_latent):
+    """The copy model's shortcut (one view embedded and one LSTM pass per state, the code
+    repeated for every action) gives the per-rollout path's codes and gradients."""
+    torch.manual_seed(0)
+    base = LatentEnvModel(SMALL_FRAMES, 4) if over_latent else None
+    net = I2ANetwork(CopyEnvModel(SMALL_FRAMES, 4, base=base), rollout_depth=5, encoder_feature_size=16,
+                     encoder_hidden=16, model_free_hidden=32, head_hidden=32)  # fmt: skip
+    obs = _obs(6, SMALL_FRAMES, seed=3)
+    obs[1] = obs[0]  # two states alike, as on a board game: de-duplication stays exact
+    imagination = net.imagine(obs)
+
+    def codes_and_grads(encode):
+        net.zero_grad()
+        codes = encode()
+        (codes * torch.arange(codes.numel()).view_as(codes).sin()).sum().backward()
+        return codes.detach(), [p.grad.clone() for p in net.rollout_encoder.parameters()]
+
+    shortcut, shortcut_grads = codes_and_grads(lambda: net.encode_imagination(imagination))
+    rollouts = imagination.views.flatten(0, 1).contiguous(), imagination.rewards.flatten(0, 1)
+    per_rollout, per_rollout_grads = codes_and_grads(lambda: net.rollout_encoder(*rollouts).view(6, -1))
+    torch.testing.assert_close(shortcut, per_rollout, atol=1e-5, rtol=1e-5)
+    for mine, theirs in zip(shortcut_grads, per_rollout_grads):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
 
 
 def test_copy_model_over_a_latent_encoder_keeps_the_latent():

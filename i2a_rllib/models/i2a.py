@@ -109,6 +109,14 @@ class I2ANetwork(nn.Module):
     def encode_imagination(self, imagination: Imagination) -> torch.Tensor:
         """(B, A, depth, ...) -> (B, A * encoder_hidden): the A codes, concatenated."""
         batch, num_actions = imagination.rewards.shape[:2]
+        if self.env_model.imagines_no_change:
+            # The A rollouts of a state are one view repeated with the same rewards: one
+            # code per state, the same for every action (exact; autograd sums the
+            # gradient of the A copies, as the per-rollout path did).
+            code = self.rollout_encoder.forward_repeated_view(
+                imagination.views[:, 0, 0], imagination.rewards[:, 0]
+            )
+            return code.repeat(1, num_actions)
         codes = self.rollout_encoder(
             imagination.views.flatten(0, 1), imagination.rewards.flatten(0, 1)
         )

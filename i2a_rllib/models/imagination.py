@@ -97,6 +97,17 @@ class ImaginationCore(nn.Module):
         """Imagines from B model states; `noise` (B, A, depth-1) fixes sampled actions.
         `keep_states` also returns the imagined model states (for pictures)."""
         batch, num_actions, depth = state.shape[0], self.num_actions, self.rollout_depth
+        if self.env_model.imagines_no_change:
+            # Every rollout is the start state repeated with reward 0 whatever the actions:
+            # no model or rollout-policy call; broadcast views, no copies.
+            def repeated(x):
+                return x[:, None, None].expand(batch, num_actions, depth, *x.shape[1:])
+
+            return Imagination(
+                views=repeated(self._view(state)),
+                rewards=state.new_zeros(batch, num_actions, depth),
+                states=repeated(state) if keep_states else None,
+            )
         current, reward = self.env_model.step_every_action(state)
         views, rewards, states = [self._view(current)], [reward], [current]
         for step in range(1, depth):

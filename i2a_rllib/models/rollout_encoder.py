@@ -84,10 +84,10 @@ class RolloutEncoder(nn.Module):
         # Only tests turn this off, to show that the order matters.
         self.reverse = reverse
 
-    def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-        num_rollouts, depth = views.shape[:2]
-        features, frame_ids = once_per_distinct(self.features, views.flatten(0, 1))
-        steps = torch.cat([features.view(num_rollouts, depth, -1), rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
+    def _read(self, features: torch.Tensor, rewards: torch.Tensor, frame_ids) -> torch.Tensor:
+        """(N, T, F) step features + (N, T) rewards -> (N, hidden_size) codes; `frame_ids`
+        (N, T) name each step's distinct view (None: all differ)."""
+        steps = torch.cat([features, rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
         if self.reverse:
             steps = steps.flip(1)
         same = None
@@ -96,8 +96,25 @@ class RolloutEncoder(nn.Module):
             # reads each distinct rollout once (exact; rewards from a trained model
             # carry no gradient here, so every copy's gradient reaches the shared row).
             reward_bits = rewards.detach().float().contiguous().view(torch.int32).to(torch.int64)
-            same = distinct_rows(torch.cat([frame_ids.view(num_rollouts, depth), reward_bits], dim=1))
+            same = distinct_rows(torch.cat([frame_ids, reward_bits], dim=1))
         if same is None:
             return self.lstm(steps)[1][0][-1]
         first, where = same
         return self.lstm(steps[first])[1][0][-1][where]
+
+    def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        num_rollouts, depth = views.shape[:2]
+        features, frame_ids = once_per_distinct(self.features, views.flatten(0, 1))
+        if frame_ids is not None:
+            frame_ids = frame_ids.view(num_rollouts, depth)
+        return self._read(features.view(num_rollouts, depth, -1), rewards, frame_ids)
+
+    def forward_repeated_view(self, view: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """`forward` for rollouts that repeat one view at every step: (N, *view_shape)
+        views + (N, T) rewards -> (N, hidden_size) codes, the view embedded once (the
+        copy model's imagination)."""
+        depth = rewards.shape[1]
+        features, frame_ids = once_per_distinct(self.features, view)
+        if frame_ids is not None:
+            frame_ids = frame_ids.unsqueeze(1).expand(-1, depth)
+        return self._read(features.unsqueeze(1).expand(-1, depth, -1), rewards, frame_ids)

@@ -156,6 +156,13 @@ class EnvironmentModel(nn.Module):
         """True when the rollout encoder reads frames (kept as uint8, like real ones)."""
         return False
 
+    @property
+    def imagines_no_change(self) -> bool:
+        """True when every imagined step is the start state with reward 0, whatever the
+        action (the copy model): imagination and its encoding are then computed once
+        per state instead of A x depth times, which is exact."""
+        return False
+
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
         """Float frames in [0, 1] (B, C, H, W) -> model state (B, *state_shape)."""
         raise NotImplementedError

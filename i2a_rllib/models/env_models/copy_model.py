@@ -54,6 +54,10 @@ class CopyEnvModel(EnvironmentModel):
             return self.base.views_are_frames
         return not self.observes_vectors  # vectors stay float, frames become uint8
 
+    @property
+    def imagines_no_change(self):
+        return True
+
     def initial_state(self, frames):
         return self.base.initial_state(frames) if self.base is not None else frames
 
