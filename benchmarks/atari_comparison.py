@@ -27,8 +27,9 @@ finished runs; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
 Results to expect
 -----------------
 docs/results.md ("Breakout: I2A vs copy model vs PPO") holds what was measured. On 2 CPU
-cores PPO runs at ~250-400 env steps/s (5e5 steps: 20-35 min per seed), the spatial I2A
-and the copy control at ~40-60 (2.5-3.5 h per seed).
+cores PPO runs at ~100-250 env steps/s alone (5e5 steps: 0.6-1.5 h per seed), the spatial
+I2A at ~60-90 (1.6-2.5 h) and the copy control, which imagines once per state since
+2026-12-03, at ~100-130 (~1.1-1.4 h).
 """
 
 from __future__ import annotations
