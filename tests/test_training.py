@@ -131,15 +131,15 @@ def test_imagination_runs_once_per_train_batch(ray_session, kind):
     config = _i2a(env_model=kind).training(num_epochs=3, minibatch_size=16)
     algo = config.build_algo()
     try:
-        env_model = algo.learner_group._learner.module["default_policy"].net.env_model
+        core = algo.learner_group._learner.module["default_policy"].net.imagination
         calls = []
-        original = env_model.step_every_action
+        original = core.forward
 
-        def counting(state):
+        def counting(state, *args, **kwargs):
             calls.append(state.shape[0])
-            return original(state)
+            return original(state, *args, **kwargs)
 
-        env_model.step_every_action = counting
+        core.forward = counting
         result = algo.train()
     finally:
         algo.stop()
