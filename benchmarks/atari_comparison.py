@@ -249,7 +249,7 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_
         [
             f"{SECTION_TITLE} (benchmarks/atari_comparison.py)",
             "",
-            f"Budget: {budget:,} env steps per run (frameskip 4), {seeds} seed(s) per agent, "
+            f"Budget: {budget:,} env steps per run (frameskip 4), up to {seeds} seed(s) per agent (the seeds column: those that finished), "
             "sticky actions 0.25, the same PPO settings and sampling for all agents "
             f"(ATARI_PPO_SETTINGS, 1 EnvRunner x {ENVS_PER_RUNNER} envs). Return: RLlib's "
             "`episode_return_mean` (game score, unclipped) over the last 10% of the budget, "
