@@ -21,8 +21,8 @@ iterations (algorithm state + its curve so far) and continues from there.
 How to run this script
 ----------------------
 `python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a]
- [--work-dir ~/i2a-runs/atari_comparison]`; `--report-only` rewrites the report from the
-finished runs; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
+ [--work-dir ~/i2a-runs/atari_comparison]` (`--seeds N`: train seeds 0..N-1 of the agents
+named); `--report-only` rewrites the report from every finished run at the budget; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
 
 Results to expect
 -----------------
@@ -270,14 +270,17 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_
 
 
 def report(runs, args, data_steps) -> None:
-    runs = [r for r in runs if r["budget"] == args.budget and r["seed"] < args.seeds]
+    # Every finished run at this budget, whatever --seeds trained now: a run of one agent
+    # (`--agents copy --seeds 2`) must not drop another agent's extra seeds.
+    runs = [r for r in runs if r["budget"] == args.budget]
+    seeds = max([sum(r["agent"] == agent for r in runs) for agent in AGENTS] + [0])
     path = os.path.join(args.out_dir, "results", "atari.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     results = json.load(open(path)) if os.path.exists(path) else {}
     results[RESULTS_KEY] = {
         "env_id": ENV_ID,
         "budget": args.budget,
-        "seeds": args.seeds,
+        "seeds": seeds,
         "env_model_data_steps": data_steps,
         "published_ppo": PUBLISHED_PPO,
         "figures": {f"{r['agent']}/{r['seed']}": run_figures(r, args.budget) for r in runs},
@@ -286,7 +289,7 @@ def report(runs, args, data_steps) -> None:
     with open(path + ".tmp", "w") as f:
         json.dump(results, f)
     os.replace(path + ".tmp", path)
-    print(write_report(runs, args.budget, args.seeds, data_steps, args.out_dir))
+    print(write_report(runs, args.budget, seeds, data_steps, args.out_dir))
 
 
 def main():
@@ -305,7 +308,7 @@ def main():
     parser.add_argument("--torch-compile-worker", action=argparse.BooleanOptionalAction, default=True,
                         help="I2A's EnvRunners explore through torch.compile (1.4x sampling, docs/benchmarks.md)")
     parser.add_argument("--report-only", action="store_true",
-                        help="Write the report from the finished runs of seeds < --seeds; train nothing.")  # fmt: skip
+                        help="Write the report from every finished run at --budget; train nothing.")  # fmt: skip
     args = parser.parse_args()
     agents = [a for a in args.agents.split(",") if a]
     if not agents or set(agents) - set(AGENTS):

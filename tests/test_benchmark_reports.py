@@ -400,11 +400,12 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
 
 def test_atari_comparison_on_a_fresh_machine_keeps_the_published_runs(tmp_path):
     """A work dir without runs.json (a new machine) takes the finished runs from the
-    published atari.json instead of training them again; runs it has are kept."""
+    published atari.json instead of training them again; runs it has are kept. The
+    report lists every finished seed, also beyond --seeds (a third PPO seed)."""
     work, out = tmp_path / "work", tmp_path / "docs"
     (out / "results").mkdir(parents=True)
     curve = [{"env_steps": s, "return": 7.0, "seconds": s / 50} for s in range(100, 1001, 100)]
-    published = [{"agent": "ppo", "seed": seed, "budget": 1000, "curve": curve} for seed in range(2)]
+    published = [{"agent": "ppo", "seed": seed, "budget": 1000, "curve": curve} for seed in range(3)]
     (out / "results" / "atari.json").write_text(json.dumps({"breakout_comparison": {"runs": published}}))
     work.mkdir()
     local = {"agent": "ppo", "seed": 0, "budget": 1000, "curve": [{**p, "return": 9.0} for p in curve]}
@@ -413,8 +414,8 @@ def test_atari_comparison_on_a_fresh_machine_keeps_the_published_runs(tmp_path):
                              "--work-dir", str(work), "--out-dir", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     runs = json.loads((work / "runs.json").read_text())
-    assert [(r["seed"], r["curve"][0]["return"]) for r in runs] == [(0, 9.0), (1, 7.0)]
-    assert "| PPO | 2 | 8.00 ± 1.41 (9.00, 7.00) |" in (out / "results.md").read_text()
+    assert [(r["seed"], r["curve"][0]["return"]) for r in runs] == [(0, 9.0), (1, 7.0), (2, 7.0)]
+    assert "| PPO | 3 | 7.67 ± 1.15 (9.00, 7.00, 7.00) |" in (out / "results.md").read_text()
 
 
 @pytest.mark.slow

@@ -296,6 +296,10 @@ def test_copy_model_encodes_each_state_once_with_the_same_codes_and_gradients(ov
     obs = _obs(6, SMALL_FRAMES, seed=3)
     obs[1] = obs[0]  # two states alike, as on a board game: de-duplication stays exact
     imagination = net.imagine(obs)
+    # Imagination calls neither the model nor the rollout policy: one view, broadcast.
+    assert imagination.views.stride()[1:3] == (0, 0)
+    embedded = []
+    net.rollout_encoder.features.register_forward_hook(lambda m, inputs, out: embedded.append(len(inputs[0])))
 
     def codes_and_grads(encode):
         net.zero_grad()
@@ -306,6 +310,11 @@ def test_copy_model_encodes_each_state_once_with_the_same_codes_and_gradients(ov
     shortcut, shortcut_grads = codes_and_grads(lambda: net.encode_imagination(imagination))
     rollouts = imagination.views.flatten(0, 1).contiguous(), imagination.rewards.flatten(0, 1)
     per_rollout, per_rollout_grads = codes_and_grads(lambda: net.rollout_encoder(*rollouts).view(6, -1))
+    # The shortcut embeds the 6 states' views once (5 distinct frames; float latents are
+    # never de-duplicated: all 6); the per-rollout path the A x depth = 20 latents per
+    # state, or, eager, the same 5 distinct frames after comparing all 120 (under
+    # torch.compile it embeds all 120).
+    assert embedded == ([6, 120] if over_latent else [5, 5])
     torch.testing.assert_close(shortcut, per_rollout, atol=1e-5, rtol=1e-5)
     for mine, theirs in zip(shortcut_grads, per_rollout_grads):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
