@@ -12,7 +12,7 @@ from i2a_rllib.models.env_models import (
 )
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.model_free import ConvTrunk
-from i2a_rllib.models.rollout_encoder import RolloutEncoder
+from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
 from i2a_rllib.models.rollout_policy import sample_with_noise
 
 SMALL_FRAMES = (4, 12, 12)  # a small frame stack keeps the pixel model fast in tests
@@ -162,35 +162,61 @@ def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(f
     assert seen[-1] == 30
 
 
+def test_shared_prefixes_is_the_tree_of_distinct_prefixes():
+    # 5 sequences of 3 steps, one key per step: 0 and 1 are equal, 2 starts like them,
+    # 3 and 4 share only their first key with each other.
+    keys = torch.tensor([[7, 1, 2], [7, 1, 2], [7, 1, 5], [3, 1, 2], [3, 4, 2]]).unsqueeze(2)
+    steps, last = shared_prefixes(keys)
+    # Distinct prefixes per step: {7, 3}, {71, 31, 34}, {712, 715, 312, 342}.
+    assert [len(first) for first, _ in steps] == [2, 3, 4]
+    assert last[0] == last[1] and len(set(last.tolist())) == 4
+    # Walking each sequence's node back through the parents gives its own keys.
+    for row in range(5):
+        node, read = last[row], []
+        for t in reversed(range(3)):
+            first, parent = steps[t]
+            read.append(int(keys[first[node], t, 0]))
+            node = parent[node]
+        assert read[::-1] == keys[row, :, 0].tolist()
+
+
 @pytest.mark.parametrize("frame_shape", [(3, 6, 6), (3, 20, 20)])
-def test_encoder_reads_each_distinct_rollout_once_with_the_same_result(frame_shape):
+def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_shape):
+    """Rollouts that end alike share the first steps of the reverse read, equal rollouts
+    are read once: the same codes and gradients as the fused LSTM over every step."""
     torch.manual_seed(0)
     encoder = RolloutEncoder(frame_shape, feature_size=16, hidden_size=8)
     distinct = torch.randint(0, 256, (3, *frame_shape), dtype=torch.uint8)
-    # 3 distinct rollouts of 4 steps, repeated into 8; rollout 7 has rollout 0's frames
-    # but another reward, so it is a fourth distinct rollout.
-    ids = torch.tensor([[0, 1, 2, 2], [1, 1, 0, 2], [2, 2, 2, 2]])
+    # Rollouts 0 and 1 end alike (their last two frames), 2 is 0 again; rollout 7 has
+    # rollout 0's frames but another reward.
+    ids = torch.tensor([[0, 1, 2, 2], [1, 1, 2, 2], [2, 2, 2, 2]])
     pick = torch.tensor([0, 1, 0, 2, 1, 0, 2, 0])
     views, rewards = distinct[ids[pick]], torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(8, 1)
     rewards[7, 3] = 1.0
-    rows = []
-    encoder.lstm.register_forward_hook(lambda module, inputs, output: rows.append(len(inputs[0])))
+    flipped_ids = ids[pick].flip(1)
+    bits = rewards.flip(1).view(torch.int32).long()
+    steps, _ = shared_prefixes(torch.stack([flipped_ids, bits], 2))
+    # Read last step first: {2 with reward 0, 2 with reward 1}, then {22, 22'}, then
+    # {221, 222, 221'}, then the 4 distinct rollouts: 11 LSTM steps instead of 32.
+    assert [len(first) for first, _ in steps] == [2, 2, 3, 4]
     codes = encoder(views, rewards)
-    assert rows == [4]
     codes.pow(2).sum().backward()
     grads = [p.grad.clone() for p in encoder.parameters()]
     encoder.zero_grad()
     steps = torch.cat([encoder.features(views.flatten(0, 1)).view(8, 4, -1), rewards.unsqueeze(-1)], -1)
     plain = encoder.lstm(steps.flip(1))[1][0][-1]
     plain.pow(2).sum().backward()
-    assert rows == [4, 8]
     torch.testing.assert_close(codes, plain)
     assert not torch.allclose(codes[7], codes[0])
     for shared, alone in zip(grads, (p.grad for p in encoder.parameters())):
         torch.testing.assert_close(shared, alone)
-    # Rewards that carry a gradient (a model trained with the agent) are read one by one.
-    encoder(views, rewards.clone().requires_grad_())
-    assert rows[-1] == 8
+    # Rewards that carry a gradient (a model trained with the agent) are read one by one,
+    # and each rollout's reward gets its own gradient.
+    encoder.zero_grad()
+    with_grad = rewards.clone().requires_grad_()
+    torch.testing.assert_close(encoder(views, with_grad), plain)
+    encoder(views, with_grad).pow(2).sum().backward()
+    assert (with_grad.grad != 0).all()
 
 
 @pytest.mark.parametrize("kind", ["pixel", "dilated", "latent", "spatial"])

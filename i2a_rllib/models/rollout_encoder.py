@@ -7,11 +7,13 @@ its final hidden state is the rollout code.
 
 Imagined frames repeat a lot (a move into a wall, a solved board, the copy model's
 every step, the same board in several rollouts): the per-step embedding runs once per
-distinct frame of a batch and is gathered back, which is exact (a row's embedding
-depends on that row alone; gradients of repeats add up as before). On Sokoban 5x5 with
-the perfect model, 289 of the 6,400 imagined frames of 256 states (played on 16 boards)
-were distinct. Whole rollouts repeat too (the same board in several states, moves into
-walls): the LSTM reads each distinct rollout (same frames, same rewards) once.
+distinct frame of a batch, which is exact (a row's embedding depends on that row alone;
+gradients of repeats add up as before). On Sokoban 5x5 with the perfect model, 289 of
+the 6,400 imagined frames of 256 states (played on 16 boards) were distinct. The LSTM
+then runs with its own weights one step at a time over the tree of distinct prefixes of
+the reading order: read last step first, rollouts that end alike share their first
+LSTM steps (equal rollouts are read once), and the input projection runs once per distinct frame (same weights, same
+result up to rounding; the fused layer still reads float views, which rarely repeat).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from i2a_rllib.models.rollout_policy import state_feature_net
@@ -50,10 +53,11 @@ def distinct_rows(rows: torch.Tensor):
     return torch.from_numpy(first), torch.from_numpy(where.reshape(-1))
 
 
-def once_per_distinct(net: nn.Module, frames: torch.Tensor):
-    """`net(frames)`, computed once per distinct row of a uint8 batch (imagined frames
-    are quantised to uint8), and each row's group id (None when every row differs or
-    the batch is not uint8: latent maps and vectors rarely repeat exactly)."""
+def embed_distinct(net: nn.Module, frames: torch.Tensor):
+    """(`net` of each distinct row of a uint8 batch, each row's index into them):
+    imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
+    every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
+    exactly)."""
     # Under torch.compile (compiled exploration) the numpy grouping cannot be traced and
     # its data-dependent shapes would not compile well: every row is embedded.
     if frames.dtype != torch.uint8 or len(frames) < 2 or torch.compiler.is_compiling():
@@ -62,7 +66,25 @@ def once_per_distinct(net: nn.Module, frames: torch.Tensor):
     if found is None:
         return net(frames), None
     first, where = found
-    return net(frames[first])[where], where
+    return net(frames[first]), where
+
+
+def shared_prefixes(keys: torch.Tensor):
+    """(N, T, K) integer keys of what N sequences read at each step -> the prefix tree
+    they share: per step, (`first`, `parent`) for each distinct prefix that ends there
+    (a sequence with that prefix; the prefix one step shorter, as an index into the
+    previous step's prefixes), and each sequence's prefix at the last step."""
+    nodes = torch.zeros(len(keys), dtype=torch.long, device=keys.device)  # the empty prefix
+    steps = []
+    for t in range(keys.shape[1]):
+        found = distinct_rows(torch.cat([nodes.unsqueeze(1), keys[:, t]], dim=1))
+        if found is None:
+            first = where = torch.arange(len(keys), device=keys.device)
+        else:
+            first, where = found
+        steps.append((first, nodes[first]))
+        nodes = where
+    return steps, nodes
 
 
 class RolloutEncoder(nn.Module):
@@ -84,37 +106,57 @@ class RolloutEncoder(nn.Module):
         # Only tests turn this off, to show that the order matters.
         self.reverse = reverse
 
-    def _read(self, features: torch.Tensor, rewards: torch.Tensor, frame_ids) -> torch.Tensor:
-        """(N, T, F) step features + (N, T) rewards -> (N, hidden_size) codes; `frame_ids`
-        (N, T) name each step's distinct view (None: all differ)."""
+    def _read(self, features: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """(N, T, F) step features + (N, T) rewards -> (N, hidden_size) codes: every step
+        of every rollout through the fused LSTM."""
         steps = torch.cat([features, rewards.unsqueeze(-1).to(features.dtype)], dim=-1)
         if self.reverse:
             steps = steps.flip(1)
-        same = None
-        if frame_ids is not None and not rewards.requires_grad:
-            # Two rollouts with the same frames and rewards get the same code: the LSTM
-            # reads each distinct rollout once (exact; rewards from a trained model
-            # carry no gradient here, so every copy's gradient reaches the shared row).
-            reward_bits = rewards.detach().float().contiguous().view(torch.int32).to(torch.int64)
-            same = distinct_rows(torch.cat([frame_ids, reward_bits], dim=1))
-        if same is None:
-            return self.lstm(steps)[1][0][-1]
-        first, where = same
-        return self.lstm(steps[first])[1][0][-1][where]
+        return self.lstm(steps)[1][0][-1]
+
+    def _read_shared(self, features: torch.Tensor, view_ids: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+        """`_read` of (D, F) distinct views' features, (N, T) each step's view among them
+        and (N, T) rewards, with the LSTM's own weights one step at a time: the input
+        projection once per distinct view, the recurrence once per distinct prefix of
+        the reading order (read in reverse, rollouts that end alike share their first
+        steps; equal rollouts are one). Exact up to rounding."""
+        if rewards.requires_grad:
+            # A reward with a gradient (a model trained with the agent) needs every
+            # rollout's own read for its gradient.
+            return self._read(features[view_ids], rewards)
+        if self.reverse:
+            view_ids, rewards = view_ids.flip(1), rewards.flip(1)
+        reward_bits = rewards.float().contiguous().view(torch.int32).to(torch.int64)
+        steps, last = shared_prefixes(torch.stack([view_ids, reward_bits], dim=2))
+        lstm = self.lstm
+        projected = F.linear(features, lstm.weight_ih_l0[:, :-1])
+        reward_weight, bias = lstm.weight_ih_l0[:, -1], lstm.bias_ih_l0 + lstm.bias_hh_l0
+        for t, (first, parent) in enumerate(steps):
+            reward = rewards[first, t].unsqueeze(1).to(projected.dtype)
+            gates = projected.index_select(0, view_ids[first, t]) + reward * reward_weight + bias
+            if t > 0:  # the first step starts from zero state
+                gates = gates + F.linear(hidden.index_select(0, parent), lstm.weight_hh_l0)
+            in_gate, forget_gate, candidate, out_gate = gates.chunk(4, dim=1)  # PyTorch's order
+            written = torch.sigmoid(in_gate) * torch.tanh(candidate)
+            cell = written if t == 0 else torch.sigmoid(forget_gate) * cell.index_select(0, parent) + written
+            hidden = torch.sigmoid(out_gate) * torch.tanh(cell)
+        return hidden.index_select(0, last)
 
     def forward(self, views: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
         num_rollouts, depth = views.shape[:2]
-        features, frame_ids = once_per_distinct(self.features, views.flatten(0, 1))
-        if frame_ids is not None:
-            frame_ids = frame_ids.view(num_rollouts, depth)
-        return self._read(features.view(num_rollouts, depth, -1), rewards, frame_ids)
+        features, view_ids = embed_distinct(self.features, views.flatten(0, 1))
+        if view_ids is None:
+            return self._read(features.view(num_rollouts, depth, -1), rewards)
+        return self._read_shared(features, view_ids.view(num_rollouts, depth), rewards)
 
     def forward_repeated_view(self, view: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
         """`forward` for rollouts that repeat one view at every step: (N, *view_shape)
         views + (N, T) rewards -> (N, hidden_size) codes, the view embedded once (the
         copy model's imagination)."""
-        depth = rewards.shape[1]
-        features, frame_ids = once_per_distinct(self.features, view)
-        if frame_ids is not None:
-            frame_ids = frame_ids.unsqueeze(1).expand(-1, depth)
-        return self._read(features.unsqueeze(1).expand(-1, depth, -1), rewards, frame_ids)
+        num_rollouts, depth = rewards.shape
+        features, view_ids = embed_distinct(self.features, view)
+        if torch.compiler.is_compiling():
+            return self._read(features.unsqueeze(1).expand(-1, depth, -1), rewards)
+        if view_ids is None:
+            view_ids = torch.arange(num_rollouts, device=view.device)
+        return self._read_shared(features, view_ids.unsqueeze(1).expand(-1, depth), rewards)
