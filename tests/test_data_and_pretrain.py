@@ -592,3 +592,16 @@ def test_validation_scores_a_stochastic_model_without_its_code_prior(dataset):
         loss = model.sequence_loss(*_to_tensors(batch, [4, 84, 84], 1, "cpu"))
     assert float(loss.code_prior) > 0.5  # log 3 at the start: a large share of the total
     assert scored == pytest.approx(float(loss.frame + loss.reward + loss.consistency), rel=1e-5)
+
+
+def test_pretraining_arithmetic_alone_trains_the_exported_model_on_windows_in_memory(pretrained, dataset):
+    """benchmarks/collection.py's reference for the pipeline's share: the same model and
+    windows, no Ray; it runs, counts samples, and leaves torch's thread count as it was."""
+    import math
+
+    from benchmarks.collection import arithmetic_samples_per_s
+
+    threads = torch.get_num_threads()
+    rate = arithmetic_samples_per_s(os.path.join(pretrained[0], "env_model"), dataset, 2, 8, threads=1, steps=2)
+    assert math.isfinite(rate) and rate > 0
+    assert torch.get_num_threads() == threads
