@@ -61,7 +61,7 @@ def arithmetic_samples_per_s(model_dir: str, data: str, horizon: int, batch: int
     from i2a_rllib.data.windows import shard_windows
     from i2a_rllib.pretrain.train import EnvModelLossModule, _to_tensors
 
-    model, metadata = load_env_model(model_dir)
+    model = load_env_model(model_dir)[0]
     parts = [shard_windows(pq.read_table(path), horizon) for path in sorted(glob.glob(os.path.join(data, "*.parquet")))]
     windows = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     module = EnvModelLossModule(model).train()

@@ -199,7 +199,10 @@ def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_s
     # Read last step first: {2 with reward 0, 2 with reward 1}, then {22, 22'}, then
     # {221, 222, 221'}, then the 4 distinct rollouts: 11 LSTM steps instead of 32.
     assert [len(first) for first, _ in steps] == [2, 2, 3, 4]
+    fused_rows = []
+    encoder.lstm.register_forward_hook(lambda module, inputs, output: fused_rows.append(len(inputs[0])))
     codes = encoder(views, rewards)
+    assert fused_rows == []  # the step-wise read over the prefixes, not the fused layer
     codes.pow(2).sum().backward()
     grads = [p.grad.clone() for p in encoder.parameters()]
     encoder.zero_grad()
@@ -214,7 +217,9 @@ def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_s
     # and each rollout's reward gets its own gradient.
     encoder.zero_grad()
     with_grad = rewards.clone().requires_grad_()
+    called = len(fused_rows)
     torch.testing.assert_close(encoder(views, with_grad), plain)
+    assert fused_rows[called:] == [8]
     encoder(views, with_grad).pow(2).sum().backward()
     assert (with_grad.grad != 0).all()
 

@@ -11,9 +11,10 @@ distinct frame of a batch, which is exact (a row's embedding depends on that row
 gradients of repeats add up as before). On Sokoban 5x5 with the perfect model, 289 of
 the 6,400 imagined frames of 256 states (played on 16 boards) were distinct. The LSTM
 then runs with its own weights one step at a time over the tree of distinct prefixes of
-the reading order: read last step first, rollouts that end alike share their first
-LSTM steps (equal rollouts are read once), and the input projection runs once per distinct frame (same weights, same
-result up to rounding; the fused layer still reads float views, which rarely repeat).
+the reading order: read last step first, rollouts that end alike share their first LSTM
+steps (equal rollouts are read once), and the input projection runs once per distinct
+frame (same weights, same result up to rounding; float views, which rarely repeat, go
+through the fused layer).
 """
 
 from __future__ import annotations
