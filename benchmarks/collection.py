@@ -59,7 +59,7 @@ def arithmetic_samples_per_s(model_dir: str, data: str, horizon: int, batch: int
 
     from i2a_rllib.checkpoints import load_env_model
     from i2a_rllib.data.windows import shard_windows
-    from i2a_rllib.pretrain.train import EnvModelLossModule, _to_tensors
+    from i2a_rllib.pretrain.train import GRAD_CLIP, EnvModelLossModule, _to_tensors, update_step
 
     model = load_env_model(model_dir)[0]
     parts = [shard_windows(pq.read_table(path), horizon) for path in sorted(glob.glob(os.path.join(data, "*.parquet")))]
@@ -75,11 +75,7 @@ def arithmetic_samples_per_s(model_dir: str, data: str, horizon: int, batch: int
                 start = time.perf_counter()
             rows = rng.integers(0, len(windows["actions"]), batch)
             tensors = _to_tensors({k: v[rows] for k, v in windows.items()}, model.obs_shape, model.frame_channels, "cpu", horizon)
-            loss = module(*tensors)
-            optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-            optimizer.step()
+            update_step(module, optimizer, tensors, GRAD_CLIP)
         return steps * batch / (time.perf_counter() - start)
     finally:
         torch.set_num_threads(previous_threads)

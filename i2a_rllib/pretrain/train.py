@@ -69,6 +69,7 @@ RUN_NAME = "pretrain"
 # Set by the fault-injection test: a worker exits once, at this epoch.
 FAIL_ONCE_AT_EPOCH = "_fail_once_at_epoch"
 LR_SCHEDULES = ("constant", "cosine")
+GRAD_CLIP = 10.0
 
 
 class EnvModelLossModule(nn.Module):
@@ -113,6 +114,17 @@ def _to_tensors(batch: Dict[str, np.ndarray], obs_shape, frame_channels, device,
         torch.from_numpy(np.ascontiguousarray(batch["rewards"][:, :horizon])).to(device),
         to_float_frames(torch.from_numpy(next_frames).to(device)),
     )
+
+
+def update_step(module: nn.Module, optimizer, tensors, grad_clip: float):
+    """One optimiser step of the model's open-loop loss on a batch of windows (what each
+    Train worker does per batch); returns the loss."""
+    loss = module(*tensors)
+    optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+    optimizer.step()
+    return loss
 
 
 def horizon_stages(horizon: int) -> List[int]:
@@ -272,13 +284,12 @@ def train_loop_per_worker(config: Dict[str, Any]) -> None:
             batch_format="numpy",
             local_shuffle_buffer_size=config["shuffle_buffer"],
         ):
-            loss = module(
-                *_to_tensors(batch, config["obs_shape"], config["frame_channels"], device, horizon)
+            loss = update_step(
+                module,
+                optimizer,
+                _to_tensors(batch, config["obs_shape"], config["frame_channels"], device, horizon),
+                config["grad_clip"],
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.total.backward()
-            nn.utils.clip_grad_norm_(module.parameters(), config["grad_clip"])
-            optimizer.step()
             scheduler.step()
             seen += len(batch["actions"]) * world
             batches += 1
@@ -567,7 +578,7 @@ def plan_pretraining(
         "batch_size": batch_size,
         "lr": lr,
         "lr_schedule": lr_schedule,
-        "grad_clip": 10.0,
+        "grad_clip": GRAD_CLIP,
         "seed": seed,
         "shuffle_buffer": max(4 * batch_size, 2000),
         # Open-loop training horizon; epochs step through `horizon_stages(horizon)`.
