@@ -9,6 +9,7 @@ as they are; other spaces are refused (`i2a_rllib.spaces`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any, Dict, Optional
 
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 # Rows per chunk when a whole train batch goes through the network without gradients
 # (imagination precomputation, GAE's value pass): bounds peak memory.
 NO_GRAD_CHUNK_SIZE = 512
+# Imagined frames (uint8) travel with the episodes up to this many bytes per step: the
+# spatial model's maps already do at 32 KB.
+SHIPPED_FRAMES_LIMIT_BYTES = 64 * 1024
 
 
 class _DropRLlibInternalDeprecation(logging.Filter):
@@ -232,12 +236,22 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     @property
     def ships_imagination(self) -> bool:
         """Whether exploring returns the imagination (`IMAGINED_VIEWS`/`_REWARDS`) for
-        the episodes to carry to the learner: yes for maps or vectors (the shipped
-        spatial model's: 20 float16 maps of 8 x 10 x 10, 32 KB per step, against
-        12 s of imagination per 1024-step Breakout batch on a CPU learner), no for
-        frames (A x depth frame stacks per step; the learner imagines those again from
-        the shipped noise)."""
-        return not self.net.env_model.views_are_frames
+        the episodes to carry to the learner, which then imagines only RLlib's
+        bootstrap rows: yes for maps or vectors (the shipped spatial model's: 20
+        float16 maps of 8 x 10 x 10, 32 KB per step, against 12 s of imagination per
+        1024-step Breakout batch on a CPU learner) and for frames up to
+        SHIPPED_FRAMES_LIMIT_BYTES per step (Sokoban 5x5: 25 boards of 175 bytes);
+        no for larger frames (Breakout's 20 frames of 84 x 84 would be 141 KB per step:
+        the learner imagines those again from the shipped noise) and for models
+        that imagine no change (one view repeated: the learner's imagination is a
+        broadcast, no model call)."""
+        model = self.net.env_model
+        if model.imagines_no_change:
+            return False
+        if not model.views_are_frames:
+            return True
+        views_per_step = model.num_actions * self.net.imagination.rollout_depth
+        return views_per_step * math.prod(model.view_shape) <= SHIPPED_FRAMES_LIMIT_BYTES
 
     @torch.no_grad()
     def precompute_imagination(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:

@@ -100,20 +100,28 @@ def test_precomputed_imagination_gives_the_same_outputs(kind):
         )
 
 
-@pytest.mark.parametrize("obs_space,num_actions,kind", [(ATARI_OBS, 4, "spatial"), (BOARD_OBS, 5, "copy")])
-def test_exploring_ships_map_imagination_and_the_learner_imagines_only_the_bootstrap_rows(
-    obs_space, num_actions, kind
+@pytest.mark.parametrize(
+    "obs_space,num_actions,kind,ships",
+    [
+        (ATARI_OBS, 4, "spatial", True),  # maps: 12 of 8 x 10 x 10 float16 per step
+        (BOARD_OBS, 5, "pixel", True),  # small frames: 15 boards of 7 x 10 x 10 bytes
+        (ATARI_OBS, 4, "pixel", False),  # 12 frames of 84 x 84: 85 KB per step
+        (BOARD_OBS, 5, "copy", False),  # one view repeated: the learner broadcasts it
+    ],
+)
+def test_exploring_ships_imagination_and_the_learner_imagines_only_the_bootstrap_rows(
+    obs_space, num_actions, kind, ships
 ):
-    """Maps travel with the episodes (frames would be A x depth frame stacks per step);
-    the learner keeps them and imagines again only the rows RLlib appended, whose
-    outputs are copies of the previous step's."""
+    """Maps and small frames travel with the episodes (large frames would be A x depth
+    frames per step); the learner keeps them and imagines again only the rows RLlib
+    appended, whose outputs are copies of the previous step's."""
     module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
     batch = _batch(obs_space, n=6)
     explore = module.forward_exploration(batch)
-    if kind == "copy":
-        assert not module.ships_imagination and IMAGINED_VIEWS not in explore
+    assert module.ships_imagination == ships
+    if not ships:
+        assert IMAGINED_VIEWS not in explore
         return
-    assert module.ships_imagination
     assert explore[IMAGINED_VIEWS].shape == (6, num_actions, 3, *module.net.env_model.view_shape)
     assert explore[IMAGINED_REWARDS].shape == (6, num_actions, 3)
     # Row 5 plays RLlib's appended bootstrap step: its outputs are row 4's.

@@ -186,8 +186,9 @@ class RatioRecordingLearner(I2APPOTorchLearner):
 def test_the_learner_replays_the_imagination_the_env_runner_acted_on(ray_session, tmp_path, kind):
     """With a sampling rollout policy the EnvRunner's noise travels with the episodes, so
     the first minibatch's probability ratio is 1: same weights, same imagined actions.
-    Frames (pixel) are imagined again from that noise; maps and vectors (latent) travel
-    themselves, and only RLlib's appended bootstrap rows are imagined again.
+    The imagination travels itself (Sokoban's small frames of the pixel model, the
+    latent model's vectors), and only RLlib's appended bootstrap rows are imagined again
+    (large frames, imagined again from that noise: tests/test_rl_module.py).
     """
     RatioRecordingLearner.first_minibatch_deviation = []
     RatioRecordingLearner.arrived_with_imagination = []
@@ -211,7 +212,7 @@ def test_the_learner_replays_the_imagination_the_env_runner_acted_on(ray_session
     # Exact up to float rounding of different batch shapes (0.0 on CPU here); replaying
     # fresh noise instead gave deviations of ~7e-4 with these weights.
     assert max(deviations) < 1e-6, deviations
-    assert RatioRecordingLearner.arrived_with_imagination == [kind == "latent"] * 3
+    assert RatioRecordingLearner.arrived_with_imagination == [True] * 3
     # Every row, the bootstrap rows included, holds what imagining it again gives.
     assert max(RatioRecordingLearner.imagination_deviation) < 1e-4, RatioRecordingLearner.imagination_deviation
 
