@@ -16,15 +16,18 @@ one process, every algorithm after the first updated 20-30% slower):
      minibatches); the bound the parts imply for synchronous PPO is
      batch / (median sampling seconds + median update seconds);
   3. ratios: end to end / bound (the loop's own gap), and I2A / PPO end to end.
-Env models are untrained (the weights do not change the cost); nothing here learns
-anything worth keeping. Writes docs/results/throughput.json and prints the tables that
+Env models are untrained unless `--env-model-checkpoint KIND=DIR` gives a pretrained one
+(the arithmetic per imagined step is the same, but a trained frame model's imagined
+frames repeat as the game's do, and the rollout encoder embeds each distinct frame once,
+so the encoder's cost differs); Sokoban's pixel model has the size paper_comparison.py
+trains (`PIXEL_MODEL`). Nothing here learns anything worth keeping. Writes docs/results/throughput.json and prints the tables that
 docs/benchmarks.md holds.
 
 How to run this script
 ----------------------
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
- [--overlap-sampling] [--json FILE]`
+ [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--json FILE]`
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -52,6 +55,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.paper_comparison import PIXEL_MODEL as SOKOBAN_PIXEL_MODEL  # noqa: E402
 from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
 from i2a_rllib.commands import positive_int_arg  # noqa: E402
 
@@ -66,6 +70,7 @@ CASES: Dict[str, Dict[str, Any]] = {
         envs_per_runner=8,
         settings=dict(train_batch_size_per_learner=1024, minibatch_size=256, num_epochs=4),
         agents=("ppo", "copy", "latent", "spatial"),
+        env_model_hparams={},
     ),
     "sokoban": dict(
         env_id="I2A/Sokoban-v0",
@@ -74,6 +79,9 @@ CASES: Dict[str, Dict[str, Any]] = {
         envs_per_runner=16,
         settings=SOKOBAN_PPO_SETTINGS,
         agents=("ppo", "copy", "pixel", "perfect"),
+        # The learned model of the Sokoban comparison (the pixel family's default has
+        # 64 channels, 16x the convolutions).
+        env_model_hparams={"pixel": SOKOBAN_PIXEL_MODEL},
     ),
 }
 ROLLOUT_DEPTH = 5
@@ -81,12 +89,15 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
-                 overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False):  # fmt: skip
+                 overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
+                 env_model_checkpoint: str = None):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
     each EnvRunner's torch threads (None: Ray's one per reserved CPU); `compile_worker`:
-    RLlib's torch_compile_worker (I2A's exploration forward through torch.compile)."""
+    RLlib's torch_compile_worker (I2A's exploration forward through torch.compile);
+    `env_model_checkpoint`: a pretrained model of the agent's kind (None: untrained, with
+    the case's hparams for it)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -95,8 +106,13 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
         config = baseline_ppo_config(case["env_id"], **env_kwargs)
     else:
         config = configure_environment(I2AConfig(), case["env_id"], **env_kwargs).imagination(
-            env_model=agent, rollout_depth=ROLLOUT_DEPTH, imagination_image_interval=0
+            env_model=agent,
+            env_model_checkpoint=env_model_checkpoint,
+            rollout_depth=ROLLOUT_DEPTH,
+            imagination_image_interval=0,
         )
+        if env_model_checkpoint is None and agent in case["env_model_hparams"]:
+            config.rl_module(model_config={"env_model_hparams": case["env_model_hparams"][agent]})
     set_torch_threads(config, env_runner_threads=env_runner_threads)
     config.framework(torch_compile_worker=compile_worker)
     config.training(**case["settings"])
@@ -157,12 +173,13 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
-            compile_worker: bool = False) -> Dict[str, Any]:  # fmt: skip
+            compile_worker: bool = False, env_model_checkpoint: str = None) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
-    config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker)
+    config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
+                          env_model_checkpoint)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -216,6 +233,10 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
     bound = sampled / (sample_alone + update_alone)
     return {
         "agent": agent,
+        "env_model": None if agent == "ppo" else {
+            "checkpoint": env_model_checkpoint,
+            "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
+        },
         "settings": settings,
         "warm_up_seconds": warm_up,
         "iterations": rows,
@@ -278,6 +299,37 @@ def tables(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def env_model_checkpoints(specs: List[str], envs: List[str]) -> Dict[Any, str]:
+    """{(environment, kind): checkpoint directory} of `--env-model-checkpoint KIND=DIR`
+    values; each checkpoint goes to the measured environment it was trained on.
+
+    Raises:
+        ValueError: naming the bad value and the fix.
+    """
+    from i2a_rllib.checkpoints import CheckpointError, read_env_model_metadata
+
+    found: Dict[Any, str] = {}
+    for spec in specs:
+        kind, sep, path = spec.partition("=")
+        if not sep or not kind or not path:
+            raise ValueError(f"{spec!r}: write KIND=DIR, e.g. pixel=~/runs/env_model")
+        path = os.path.expanduser(path)
+        try:
+            metadata = read_env_model_metadata(path)
+        except CheckpointError as e:
+            raise ValueError(f"{spec!r}: {e}") from None
+        if metadata["kind"] != kind:
+            raise ValueError(f"{spec!r}: {path} holds a {metadata['kind']!r} model, not {kind!r}")
+        matching = [e for e in envs if CASES[e]["env_id"] == metadata.get("env_id") and kind in CASES[e]["agents"]]
+        if not matching:
+            raise ValueError(
+                f"{spec!r}: the model was trained on {metadata.get('env_id')!r}; no measured environment "
+                f"({', '.join(envs)}) plays it with a {kind!r} agent"
+            )
+        found[(matching[0], kind)] = path
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", default=",".join(CASES), help=f"comma-separated, of {list(CASES)}")
@@ -296,6 +348,9 @@ def main() -> None:
                         help="torch threads of each EnvRunner (default: Ray's, one per reserved CPU)")
     parser.add_argument("--torch-compile-worker", action="store_true",
                         help="I2A's EnvRunners explore through torch.compile (RLlib's torch_compile_worker)")
+    parser.add_argument("--env-model-checkpoint", action="append", default=[], metavar="KIND=DIR",
+                        help="a pretrained env model (`i2a pretrain`'s directory) for the agent of that kind, "
+                             "in the environment it was trained on (repeatable; default: untrained models)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -307,6 +362,10 @@ def main() -> None:
         parser.exit(2, f"training_throughput.py: error: --agents {args.agents!r}: use some of {sorted(known)}\n")
     if args.batch is not None and args.batch < 64:
         parser.exit(2, f"training_throughput.py: error: --batch must be >= 64, got {args.batch}\n")
+    try:
+        checkpoints = env_model_checkpoints(args.env_model_checkpoint, envs)
+    except ValueError as e:
+        parser.exit(2, f"training_throughput.py: error: --env-model-checkpoint {e}\n")
 
     import ray
     import torch
@@ -334,7 +393,8 @@ def main() -> None:
             print(f"[throughput] {env} {name} ...", flush=True)
             r = measure_in_fresh_process(case, agent, args.iterations, args.parts, args.batch,
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
-                                         args.env_runner_threads, args.torch_compile_worker)  # fmt: skip
+                                         args.env_runner_threads, args.torch_compile_worker,
+                                         checkpoints.get((env, agent)))  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

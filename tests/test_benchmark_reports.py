@@ -284,6 +284,7 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     assert json.loads(out.read_text())["env_runner_threads"] == 2
     agents = json.loads(out.read_text())["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
+    assert agents["perfect"]["env_model"] == {"checkpoint": None, "hparams": {}} and agents["ppo"]["env_model"] is None
     for name, r in agents.items():
         assert r["settings"] == {"train_batch_size_per_learner": 256, "minibatch_size": 256, "num_epochs": 4}
         assert len(r["iterations"]) == 2
@@ -299,6 +300,9 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     assert "| perfect |" in done.stdout and "end to end / bound" in done.stdout
 
 
+SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -307,6 +311,10 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
         (["--iterations", "0"], "--iterations must be an integer >= 1, got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
+        (["--env-model-checkpoint", "pixel"], "--env-model-checkpoint 'pixel': write KIND=DIR"),
+        (["--env-model-checkpoint", f"pixel={SHIPPED_MODEL}"], "holds a 'spatial' model, not 'pixel'"),
+        (["--envs", "sokoban", "--env-model-checkpoint", f"spatial={SHIPPED_MODEL}"],
+         "trained on 'ALE/Breakout-v5'; no measured environment (sokoban) plays it"),
     ],
 )
 def test_training_throughput_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
