@@ -20,14 +20,14 @@ Env models are untrained unless `--env-model-checkpoint KIND=DIR` gives a pretra
 (the arithmetic per imagined step is the same, but a trained frame model's imagined
 frames repeat as the game's do, and the rollout encoder embeds each distinct frame once,
 so the encoder's cost differs); Sokoban's pixel model has the size paper_comparison.py
-trains (`PIXEL_MODEL`). Nothing here learns anything worth keeping. Writes docs/results/throughput.json and prints the tables that
-docs/benchmarks.md holds.
+trains (`PIXEL_MODEL`). Nothing here learns anything worth keeping. Writes
+docs/results/throughput.json and prints the tables that docs/benchmarks.md holds.
 
 How to run this script
 ----------------------
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
- [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--json FILE]`
+ [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames] [--json FILE]`
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -90,14 +90,14 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
-                 env_model_checkpoint: str = None):  # fmt: skip
+                 env_model_checkpoint: str = None, snap_frames: bool = False):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
     each EnvRunner's torch threads (None: Ray's one per reserved CPU); `compile_worker`:
     RLlib's torch_compile_worker (I2A's exploration forward through torch.compile);
     `env_model_checkpoint`: a pretrained model of the agent's kind (None: untrained, with
-    the case's hparams for it)."""
+    the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -108,6 +108,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
         config = configure_environment(I2AConfig(), case["env_id"], **env_kwargs).imagination(
             env_model=agent,
             env_model_checkpoint=env_model_checkpoint,
+            snap_imagined_frames=snap_frames,
             rollout_depth=ROLLOUT_DEPTH,
             imagination_image_interval=0,
         )
@@ -173,13 +174,14 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
-            compile_worker: bool = False, env_model_checkpoint: str = None) -> Dict[str, Any]:  # fmt: skip
+            compile_worker: bool = False, env_model_checkpoint: str = None,
+            snap_frames: bool = False) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
-                          env_model_checkpoint)  # fmt: skip
+                          env_model_checkpoint, snap_frames)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -236,6 +238,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
         "env_model": None if agent == "ppo" else {
             "checkpoint": env_model_checkpoint,
             "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
+            "snap_imagined_frames": snap_frames,
         },
         "settings": settings,
         "warm_up_seconds": warm_up,
@@ -351,6 +354,8 @@ def main() -> None:
     parser.add_argument("--env-model-checkpoint", action="append", default=[], metavar="KIND=DIR",
                         help="a pretrained env model (`i2a pretrain`'s directory) for the agent of that kind, "
                              "in the environment it was trained on (repeatable; default: untrained models)")
+    parser.add_argument("--snap-imagined-frames", action="store_true",
+                        help="I2A rounds imagined frames to 0 or 1 before its rollout encoder reads them")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -381,6 +386,7 @@ def main() -> None:
         "learner_precision": args.learner_precision,
         "env_runner_threads": args.env_runner_threads or 1,
         "torch_compile_worker": args.torch_compile_worker,
+        "snap_imagined_frames": args.snap_imagined_frames,
         "environments": {},
     }
     for env in envs:
@@ -394,7 +400,7 @@ def main() -> None:
             r = measure_in_fresh_process(case, agent, args.iterations, args.parts, args.batch,
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
                                          args.env_runner_threads, args.torch_compile_worker,
-                                         checkpoints.get((env, agent)))  # fmt: skip
+                                         checkpoints.get((env, agent)), args.snap_imagined_frames)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

@@ -231,6 +231,7 @@ class I2AConfig(PPOConfig):
         self.frozen_policy_hidden = None
         self.rollout_depth = 5
         self.rollout_action_choice = "sample"
+        self.snap_imagined_frames = False
         self.distillation_coeff = 1.0
         self.rollout_policy_checkpoint = None
         self.imagination_image_interval = 10
@@ -252,6 +253,7 @@ class I2AConfig(PPOConfig):
         env_model_checkpoint: Optional[str] = NotProvided,
         rollout_depth: Optional[int] = NotProvided,
         rollout_action_choice: Optional[str] = NotProvided,
+        snap_imagined_frames: Optional[bool] = NotProvided,
         distillation_coeff: Optional[float] = NotProvided,
         rollout_policy_checkpoint: Optional[str] = NotProvided,
         imagination_image_interval: Optional[int] = NotProvided,
@@ -268,6 +270,11 @@ class I2AConfig(PPOConfig):
             rollout_depth: Imagined steps per rollout (>= 1; the paper: 5).
             rollout_action_choice: 'sample' from the rollout policy (the paper) or
                 'argmax'.
+            snap_imagined_frames: Round a frame model's imagined frames to 0 or 1
+                before the rollout encoder reads them: for boards of one-hot channels
+                (Sokoban's), whose real frames are exactly that. The encoder embeds
+                each distinct frame once, and a learned model's frames otherwise
+                differ in a few low bits (docs/benchmarks.md).
             distillation_coeff: Weight of the distillation loss (>= 0; 0 leaves the
                 rollout policy untrained).
             rollout_policy_checkpoint: The seed's stage 2: an RLModule (or Algorithm)
@@ -281,6 +288,7 @@ class I2AConfig(PPOConfig):
             env_model_checkpoint=env_model_checkpoint,
             rollout_depth=rollout_depth,
             rollout_action_choice=rollout_action_choice,
+            snap_imagined_frames=snap_imagined_frames,
             distillation_coeff=distillation_coeff,
             rollout_policy_checkpoint=rollout_policy_checkpoint,
             imagination_image_interval=imagination_image_interval,
@@ -318,6 +326,7 @@ class I2AConfig(PPOConfig):
             "env_model_metadata": self.env_model_metadata,
             "rollout_depth": self.rollout_depth,
             "rollout_action_choice": self.rollout_action_choice,
+            "snap_imagined_frames": self.snap_imagined_frames,
             "train_rollout_policy": self.distillation_coeff > 0,
             "rollout_policy_checkpoint": resolve_rl_module_checkpoint(
                 self.rollout_policy_checkpoint
@@ -362,6 +371,7 @@ class I2AConfig(PPOConfig):
             "env_model": self.env_model,
             "rollout_depth": self.rollout_depth,
             "rollout_action_choice": self.rollout_action_choice,
+            "snap_imagined_frames": self.snap_imagined_frames,
             "distillation_coeff": self.distillation_coeff,
         }
         try:

@@ -21,6 +21,9 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     "env_model_metadata": None,
     "rollout_depth": 5,
     "rollout_action_choice": "sample",
+    # Round imagined frames to 0 or 1 before the rollout encoder reads them (boards of
+    # one-hot channels, e.g. Sokoban's, whose real frames are exactly that).
+    "snap_imagined_frames": False,
     # False leaves the rollout policy untrained (distillation_coeff=0, or a frozen one):
     # its parameters then need no gradient, which DDP requires of unused parameters.
     "train_rollout_policy": True,
@@ -82,6 +85,8 @@ def check_imagination_settings(
         bad("rollout_depth", "must be an integer >= 1 (the paper uses 5).")
     if settings.get("rollout_action_choice", "sample") not in ROLLOUT_ACTION_CHOICES:
         bad("rollout_action_choice", f"is unknown; use one of {list(ROLLOUT_ACTION_CHOICES)}.")
+    if not isinstance(settings.get("snap_imagined_frames", False), bool):
+        bad("snap_imagined_frames", "must be True or False.")
     coeff = settings.get("distillation_coeff", 0.0)
     if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff >= 0:
         bad("distillation_coeff", "must be a number >= 0; 0 leaves the rollout policy untrained.")

@@ -64,6 +64,13 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
     group.add_argument("--rollout-depth", type=int, default=5)
     group.add_argument("--rollout-action-choice", default="sample", choices=["sample", "argmax"])
+    group.add_argument(
+        "--snap-imagined-frames",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Round a frame model's imagined frames to 0 or 1 before the rollout encoder "
+        "reads them (one-hot boards such as Sokoban's; docs/results.md).",
+    )
     group.add_argument("--distillation-coeff", type=float, default=1.0)
     group.add_argument(
         "--rollout-policy-checkpoint",
@@ -186,6 +193,7 @@ def build_i2a_config(args: argparse.Namespace, env_model_checkpoint: Optional[st
         env_model_checkpoint=env_model_checkpoint or args.env_model_checkpoint,
         rollout_depth=args.rollout_depth,
         rollout_action_choice=args.rollout_action_choice,
+        snap_imagined_frames=args.snap_imagined_frames,
         distillation_coeff=args.distillation_coeff,
         rollout_policy_checkpoint=args.rollout_policy_checkpoint,
     )

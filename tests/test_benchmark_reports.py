@@ -284,7 +284,8 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     assert json.loads(out.read_text())["env_runner_threads"] == 2
     agents = json.loads(out.read_text())["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
-    assert agents["perfect"]["env_model"] == {"checkpoint": None, "hparams": {}} and agents["ppo"]["env_model"] is None
+    assert agents["perfect"]["env_model"] == {"checkpoint": None, "hparams": {}, "snap_imagined_frames": False}
+    assert agents["ppo"]["env_model"] is None
     for name, r in agents.items():
         assert r["settings"] == {"train_batch_size_per_learner": 256, "minibatch_size": 256, "num_epochs": 4}
         assert len(r["iterations"]) == 2

@@ -104,6 +104,23 @@ def test_imagination_shapes_and_frame_views_are_uint8():
     assert latent.views.shape == (2, 4, 5, 128) and latent.views.dtype == torch.float32
 
 
+def test_snapped_imagination_rounds_only_what_the_encoder_reads():
+    """snap_frames rounds each imagined frame to 0 or 1 (one-hot boards); the model
+    still steps on its own unrounded output, so the states and rewards are unchanged."""
+    net = _network("pixel", SMALL_FRAMES, 4, 3, "sample")
+    snapped = _network("pixel", SMALL_FRAMES, 4, 3, "sample")
+    snapped.imagination.snap_frames = True
+    obs = _obs(3, SMALL_FRAMES)
+    noise = net.imagination.sample_noise(3)
+    plain = net.imagination(net.model_state(obs), noise, keep_states=True)
+    rounded = snapped.imagination(snapped.model_state(obs), noise, keep_states=True)
+    assert set(rounded.views.unique().tolist()) <= {0, 255}
+    assert len(plain.views.unique()) > 2  # the untrained model's frames are not binary
+    views = net.env_model.view(plain.states.flatten(0, 2)).round().mul(255).to(torch.uint8)
+    assert torch.equal(rounded.views, views.view_as(rounded.views))
+    assert torch.equal(rounded.states, plain.states) and torch.equal(rounded.rewards, plain.rewards)
+
+
 def test_first_imagined_step_takes_each_action():
     """Row a of every start state imagines action a first: the pixel model's first
     predicted frames must differ across actions (action planes differ)."""

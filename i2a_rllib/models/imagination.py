@@ -54,7 +54,12 @@ class ImaginationCore(nn.Module):
         rollout_policy: RolloutPolicy,
         rollout_depth: int = 5,
         action_choice: str = "sample",
+        snap_frames: bool = False,
     ):
+        """`snap_frames`: imagined frames are rounded to 0 or 1 before they are
+        quantised (boards of one-hot channels, e.g. Sokoban's, whose real frames are
+        exactly that); only what the rollout encoder reads changes, the model steps on
+        its own output as before."""
         super().__init__()
         if rollout_depth < 1:
             raise ValueError(f"rollout_depth must be >= 1, got {rollout_depth}.")
@@ -67,6 +72,7 @@ class ImaginationCore(nn.Module):
         self.rollout_policy = rollout_policy
         self.rollout_depth = int(rollout_depth)
         self.action_choice = action_choice
+        self.snap_frames = bool(snap_frames)
 
     @property
     def num_actions(self) -> int:
@@ -85,7 +91,7 @@ class ImaginationCore(nn.Module):
     def _view(self, state: torch.Tensor) -> torch.Tensor:
         view = self.env_model.view(state)
         if self.env_model.views_are_frames:
-            return quantize_frames(view)
+            return quantize_frames(view.round() if self.snap_frames else view)
         # Latent maps are large (B x A x depth of them are kept per train batch): half
         # precision, rounded the same way on EnvRunners and learners.
         return view.half() if view.dim() == 4 else view
