@@ -889,3 +889,12 @@ def test_learner_precision_flag_reaches_the_learner_config(scripts, capsys):
     with pytest.raises(SystemExit) as exit_:
         scripts["i2a.py"].parse_args(["--learner-precision", "fp16"])
     assert exit_.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_snap_imagined_frames_flag_reaches_the_module_config(scripts):
+    """`--snap-imagined-frames` (off by default) is what the RLModule is built with."""
+    from i2a_rllib.pipeline import build_i2a_config
+
+    for argv, expected in (([], False), (["--snap-imagined-frames"], True), (["--no-snap-imagined-frames"], False)):
+        config = build_i2a_config(_parse(scripts, "i2a.py", argv))
+        assert config.model_config["snap_imagined_frames"] is expected, argv
