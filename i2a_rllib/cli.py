@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "\"decoder_channels\": 16}' (with change_weight 3) draws Breakout's ball one step ahead, "
         "'{\"step_weighting\": \"inverse\"}' weighs step k of a window 1/k (keeps more of it), "
         "'{\"reward_head\": \"map\"}' reads rewards off the map with a head fitted after "
-        "training on half-scoring batches (rare rewards such as Breakout's)",
+        "training on half-scoring batches (rare rewards such as Breakout's), "
+        "'{\"architecture\": \"folded\"}' keeps the folded frames in the state and reads "
+        "them with the action (moves Breakout's paddle by the action)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

@@ -35,6 +35,14 @@ def _i2a(obs_space=ATARI_OBS, num_actions=4, **model_config):
     )
 
 
+def _kind(kind):
+    """model_config entries of an env-model kind; 'folded' is the spatial kind's
+    architecture that keeps the folded frames in its state."""
+    if kind == "folded":
+        return {"env_model": "spatial", "env_model_hparams": {"architecture": "folded"}}
+    return {"env_model": kind}
+
+
 def test_baseline_forward_on_uint8_frames_and_values():
     module = NatureCNNRLModule(
         observation_space=ATARI_OBS, action_space=gym.spaces.Discrete(4), model_config={}
@@ -63,10 +71,11 @@ def test_baseline_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "obs_space,num_actions,kind",
-    [(ATARI_OBS, 4, "latent"), (ATARI_OBS, 18, "latent"), (ATARI_OBS, 4, "spatial"), (BOARD_OBS, 5, "pixel"), (BOARD_OBS, 5, "copy")],
+    [(ATARI_OBS, 4, "latent"), (ATARI_OBS, 18, "latent"), (ATARI_OBS, 4, "spatial"), (ATARI_OBS, 4, "folded"),
+     (BOARD_OBS, 5, "pixel"), (BOARD_OBS, 5, "copy")],  # fmt: skip
 )
 def test_i2a_forward_shapes(obs_space, num_actions, kind):
-    module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
+    module = _i2a(obs_space, num_actions, **_kind(kind), rollout_depth=3)
     batch = _batch(obs_space)
     assert module.forward_inference(batch)[Columns.ACTION_DIST_INPUTS].shape == (5, num_actions)
     explore = module.forward_exploration(batch)
@@ -104,6 +113,7 @@ def test_precomputed_imagination_gives_the_same_outputs(kind):
     "obs_space,num_actions,kind,ships",
     [
         (ATARI_OBS, 4, "spatial", True),  # maps: 12 of 8 x 10 x 10 float16 per step
+        (ATARI_OBS, 4, "folded", True),  # its feature maps, as small
         (BOARD_OBS, 5, "pixel", True),  # small frames: 15 boards of 7 x 10 x 10 bytes
         (ATARI_OBS, 4, "pixel", False),  # 12 frames of 84 x 84: 85 KB per step
         (BOARD_OBS, 5, "copy", False),  # one view repeated: the learner broadcasts it
@@ -115,7 +125,7 @@ def test_exploring_ships_imagination_and_the_learner_imagines_only_the_bootstrap
     """Maps and small frames travel with the episodes (large frames would be A x depth
     frames per step); the learner keeps them and imagines again only the rows RLlib
     appended, whose outputs are copies of the previous step's."""
-    module = _i2a(obs_space, num_actions, env_model=kind, rollout_depth=3)
+    module = _i2a(obs_space, num_actions, **_kind(kind), rollout_depth=3)
     batch = _batch(obs_space, n=6)
     explore = module.forward_exploration(batch)
     assert module.ships_imagination == ships
@@ -150,9 +160,9 @@ def test_env_model_is_frozen_in_the_module():
     assert trainable and not any(".env_model." in n for n in trainable)
 
 
-@pytest.mark.parametrize("kind", ["latent", "spatial"])
+@pytest.mark.parametrize("kind", ["latent", "spatial", "folded"])
 def test_i2a_checkpoint_round_trip(tmp_path, kind):
-    module = _i2a(env_model=kind, rollout_depth=2, rollout_action_choice="argmax")
+    module = _i2a(**_kind(kind), rollout_depth=2, rollout_action_choice="argmax")
     module.save_to_path(str(tmp_path / "i2a"))
     restored = RLModule.from_checkpoint(str(tmp_path / "i2a"))
     assert isinstance(restored, I2ARLModule)

@@ -8,6 +8,8 @@ Pure torch, no Ray. One file per model family:
 - `spatial` (spatial.py): the Atari default. Frames are encoded once into a small
   feature map that keeps few-pixel objects; an action-conditioned conv transition steps
   the map; trained open loop over several steps; decoded only for losses and pictures.
+  Architectures `conv` (spatial.py, the default) and `folded` (folded.py: the state
+  keeps the folded frames, which the transition reads with the action).
 - `latent` (latent.py): the state-space model of Buesing et al. (2018): encode once,
   step a GRU cell in a latent vector; cheap, but blind on Atari (docs/results.md).
 - `mlp` (mlp.py): the seed's residual MLP over flat observation vectors (CartPole):
@@ -37,6 +39,7 @@ from i2a_rllib.models.env_models.base import (
     loss_terms,
 )
 from i2a_rllib.models.env_models.copy_model import CopyEnvModel
+from i2a_rllib.models.env_models.folded import FoldedFrameEnvModel
 from i2a_rllib.models.env_models.frame_heads import (
     FRAME_HEADS,
     CanvasFrameHead,
@@ -56,7 +59,7 @@ ENV_MODEL_FAMILIES: Dict[str, Dict[str, type]] = {
         DilatedPixelEnvModel.architecture: DilatedPixelEnvModel,
     },
     "latent": {"gru": LatentEnvModel},
-    "spatial": {"conv": SpatialLatentEnvModel},
+    "spatial": {"conv": SpatialLatentEnvModel, FoldedFrameEnvModel.architecture: FoldedFrameEnvModel},
     "mlp": {"residual": ResidualMLPEnvModel},
 }
 # Kinds with nothing to learn: no checkpoint, no pretraining.
@@ -257,12 +260,14 @@ __all__ = [
     "EnvironmentModel",
     "FRAME_HEADS",
     "FRAME_STATE_KINDS",
+    "FoldedFrameEnvModel",
     "LatentEnvModel",
     "LogitResidualFrameHead",
     "PerfectSokobanModel",
     "PixelEnvModel",
     "RULE_KINDS",
     "ResidualMLPEnvModel",
+    "SpatialLatentEnvModel",
     "build_env_model",
     "build_env_model_from_metadata",
     "default_frame_channels",

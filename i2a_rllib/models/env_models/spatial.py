@@ -37,6 +37,23 @@ from i2a_rllib.models.env_models.frame_heads import build_frame_head
 LOSER_WEIGHT = 0.05
 
 
+def folded_size(height: int, width: int, factor: int, view_pool: int, name: str) -> Tuple[int, int]:
+    """The map's (height, width) after folding frames space-to-depth by `factor`; checks
+    that `factor` divides the frame and that `view_pool` fits the map."""
+    if factor < 1 or height % factor or width % factor:
+        raise ValueError(
+            f"{name}: factor={factor} must divide the frame's height and width "
+            f"({height}x{width}); 1 keeps the full resolution."
+        )
+    folded = (height // factor, width // factor)
+    if view_pool < 1 or view_pool > min(folded):
+        raise ValueError(
+            f"{name}: view_pool={view_pool} must be between 1 and the folded map's "
+            f"side ({folded[0]}x{folded[1]})."
+        )
+    return folded
+
+
 class SpatialLatentEnvModel(EnvironmentModel):
     """Encode once into a feature map, step it with an action-conditioned conv net.
 
@@ -105,17 +122,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
     ):
         super().__init__(obs_shape, num_actions, frame_channels, reward_values)
         in_channels, height, width = self.obs_shape
-        if factor < 1 or height % factor or width % factor:
-            raise ValueError(
-                f"spatial model: factor={factor} must divide the frame's height and width "
-                f"({height}x{width}); 1 keeps the full resolution."
-            )
-        folded = (height // factor, width // factor)
-        if view_pool < 1 or view_pool > min(folded):
-            raise ValueError(
-                f"spatial model: view_pool={view_pool} must be between 1 and the folded map's "
-                f"side ({folded[0]}x{folded[1]})."
-            )
+        folded = folded_size(height, width, factor, view_pool, "spatial model")
         self.channels, self.factor = int(channels), int(factor)
         self.dilations = tuple(int(d) for d in dilations)
         self.view_pool = int(view_pool)
