@@ -298,42 +298,60 @@ def test_imagination_runs_under_bf16_autocast_close_to_fp32(kind):
     torch.testing.assert_close(bf16_logits.float(), logits, atol=0.02, rtol=0.05)
 
 
-def test_spatial_model_starts_as_copy_and_learns_moving_dots_open_loop():
-    """Untrained, every imagined frame is the last real one; trained over 3-step windows
-    of dots that move by the action (one cell left or right a step), its 3-step open-loop
-    prediction beats copying the last frame."""
+def _moving_dot_windows(n, steps=3):
+    """Windows of a dot on a 16x16 board that the action moves one cell left (0) or
+    right (1) a step: 2-frame stacks (B, 2, 16, 16), actions (B, K), next frames
+    (B, K, 1, 16, 16)."""
+    rows, cols = torch.randint(0, 16, (n,)), torch.randint(4, 12, (n,))
+    actions = torch.randint(0, 2, (n, steps))
+    index = torch.arange(n)
+    frames, following = torch.zeros(n, 2, 16, 16), torch.zeros(n, steps, 1, 16, 16)
+    frames[index, 0, rows, cols - 1 + 2 * torch.randint(0, 2, (n,))] = 1.0  # older frame
+    frames[index, 1, rows, cols] = 1.0
+    position = cols.clone()
+    for k in range(steps):
+        position = position + 2 * actions[:, k] - 1
+        following[index, k, 0, rows, position] = 1.0
+    return frames, actions, following
+
+
+@pytest.mark.parametrize(
+    "hparams,updates,bound,action_difference",
+    [
+        ({"channels": 8}, 500, 0.6, None),
+        ({"architecture": "folded", "view_pool": 2}, 400, 0.5, 0.2),
+    ],
+)
+def test_spatial_models_start_as_copy_and_learn_a_dot_moved_by_the_action_open_loop(
+    hparams, updates, bound, action_difference
+):
+    """Both spatial architectures: untrained, every imagined frame is the last real one;
+    trained over 3-step windows of a dot whose move (one cell left or right a step) the
+    action decides, the 3-step open-loop prediction beats copying the last frame. The
+    folded one's frames also differ between the actions (an action-blind model's would
+    not differ at all); the `conv` one's differ by ~0.04 here, the blindness it shows
+    on Breakout (docs/results.md), so no bound is set for it."""
     torch.manual_seed(0)
-    shape = (2, 16, 16)
-    model = build_env_model("spatial", shape, 2, hparams={"channels": 8})
-
-    def windows(n, steps=3):
-        rows, cols = torch.randint(0, 16, (n,)), torch.randint(4, 12, (n,))
-        actions = torch.randint(0, 2, (n, steps))
-        index = torch.arange(n)
-        frames, following = torch.zeros(n, *shape), torch.zeros(n, steps, 1, 16, 16)
-        frames[index, 0, rows, cols - 1 + 2 * torch.randint(0, 2, (n,))] = 1.0  # older frame
-        frames[index, 1, rows, cols] = 1.0
-        position = cols.clone()
-        for k in range(steps):
-            position = position + 2 * actions[:, k] - 1
-            following[index, k, 0, rows, position] = 1.0
-        return frames, actions, following
-
-    frames, actions, following = windows(256)
+    model = build_env_model("spatial", (2, 16, 16), 2, hparams=hparams)
+    frames, actions, following = _moving_dot_windows(256)
     copy_error = float(((frames[:, 1:].unsqueeze(1) - following) ** 2).mean())
     with torch.no_grad():
         untrained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
     assert untrained == pytest.approx(copy_error, rel=0.05)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(500):
-        train = windows(32)
+    for _ in range(updates):
+        train = _moving_dot_windows(32)
         loss = model.sequence_loss(train[0], train[1], torch.zeros(32, 3), train[2])
         optimizer.zero_grad()
         loss.total.backward()
         optimizer.step()
     with torch.no_grad():
         trained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
-    assert trained < 0.6 * copy_error
+        left = model.predict_frames(frames, torch.zeros_like(actions))[0]
+        right = model.predict_frames(frames, torch.ones_like(actions))[0]
+    assert trained < bound * copy_error
+    if action_difference is not None:
+        assert float((left - right).abs().flatten(1).amax(1).mean()) > action_difference
 
 
 @pytest.mark.parametrize("over_latent", [False, True])
@@ -662,48 +680,6 @@ def test_dilated_pixel_model_starts_as_copy_and_learns_a_moving_dot(frame_head):
     with torch.no_grad():
         trained = float(((model.predict(frames, actions)[0] - following) ** 2).mean())
     assert trained < 0.3 * copy_error
-
-
-def test_folded_model_starts_as_copy_and_moves_a_dot_by_the_action_open_loop():
-    """The folded spatial model: untrained, every imagined frame is the last real one
-    (zero logit correction); trained over 3-step windows of a dot whose move (one cell
-    left or right) the action decides, its open-loop frames beat copying and differ
-    between the actions (an action-blind model's would not differ at all)."""
-    torch.manual_seed(0)
-    shape = (2, 16, 16)
-    model = build_env_model("spatial", shape, 2, hparams={"architecture": "folded", "view_pool": 2})
-
-    def windows(n, steps=3):
-        rows, cols = torch.randint(0, 16, (n,)), torch.randint(4, 12, (n,))
-        actions = torch.randint(0, 2, (n, steps))
-        index = torch.arange(n)
-        frames, following = torch.zeros(n, *shape), torch.zeros(n, steps, 1, 16, 16)
-        frames[index, 0, rows, cols - 1 + 2 * torch.randint(0, 2, (n,))] = 1.0
-        frames[index, 1, rows, cols] = 1.0
-        position = cols.clone()
-        for k in range(steps):
-            position = position + 2 * actions[:, k] - 1
-            following[index, k, 0, rows, position] = 1.0
-        return frames, actions, following
-
-    frames, actions, following = windows(256)
-    copy_error = float(((frames[:, 1:].unsqueeze(1) - following) ** 2).mean())
-    with torch.no_grad():
-        untrained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
-    assert untrained == pytest.approx(copy_error, rel=0.05)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(400):
-        train = windows(32)
-        loss = model.sequence_loss(train[0], train[1], torch.zeros(32, 3), train[2])
-        optimizer.zero_grad()
-        loss.total.backward()
-        optimizer.step()
-    with torch.no_grad():
-        trained = float(((model.predict_frames(frames, actions)[0] - following) ** 2).mean())
-        left = model.predict_frames(frames, torch.zeros_like(actions))[0]
-        right = model.predict_frames(frames, torch.ones_like(actions))[0]
-    assert trained < 0.5 * copy_error
-    assert float((left - right).abs().flatten(1).amax(1).mean()) > 0.2
 
 
 def test_folded_model_views_maps_steps_every_action_alike_and_is_rebuilt_from_metadata(tmp_path):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
-from i2a_rllib.models.env_models.spatial import folded_size
+from i2a_rllib.models.env_models.spatial import check_loss_settings, folded_size
 
 # The logit correction starts from the newest frame clamped this far from 0 and 1.
 LOGIT_EPS = 1e-3
@@ -70,13 +70,7 @@ class FoldedFrameEnvModel(EnvironmentModel):
         self.map_size = folded_size(height, width, factor, view_pool, "folded spatial model")
         if channels < 1:
             raise ValueError(f"folded spatial model: channels={channels} must be >= 1.")
-        if not change_weight >= 0:
-            raise ValueError(f"folded spatial model: change_weight={change_weight} must be >= 0.")
-        if step_weighting not in ("mean", "inverse"):
-            raise ValueError(
-                f"folded spatial model: step_weighting={step_weighting!r}: 'mean' (every "
-                "imagined step counts the same) or 'inverse' (step k counts 1/k)."
-            )
+        check_loss_settings(change_weight, step_weighting, "folded spatial model")
         self.channels, self.factor, self.view_pool = int(channels), int(factor), int(view_pool)
         self.dilations = tuple(int(d) for d in dilations)
         self.change_weight = float(change_weight)

@@ -37,6 +37,17 @@ from i2a_rllib.models.env_models.frame_heads import build_frame_head
 LOSER_WEIGHT = 0.05
 
 
+def check_loss_settings(change_weight: float, step_weighting: str, name: str) -> None:
+    """The frame loss's pixel weighting and the window's step weighting (base.py)."""
+    if not change_weight >= 0:
+        raise ValueError(f"{name}: change_weight={change_weight} must be >= 0.")
+    if step_weighting not in ("mean", "inverse"):
+        raise ValueError(
+            f"{name}: step_weighting={step_weighting!r}: 'mean' (every imagined "
+            "step counts the same) or 'inverse' (step k counts 1/k)."
+        )
+
+
 def folded_size(height: int, width: int, factor: int, view_pool: int, name: str) -> Tuple[int, int]:
     """The map's (height, width) after folding frames space-to-depth by `factor`; checks
     that `factor` divides the frame and that `view_pool` fits the map."""
@@ -128,8 +139,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
         self.view_pool = int(view_pool)
         self.consistency_coeff = float(consistency_coeff)
         self.frame_head = str(frame_head)
-        if not change_weight >= 0:
-            raise ValueError(f"spatial model: change_weight={change_weight} must be >= 0.")
+        check_loss_settings(change_weight, step_weighting, "spatial model")
         self.change_weight = float(change_weight)
         if codes < 0 or codes == 1:
             raise ValueError(
@@ -139,11 +149,6 @@ class SpatialLatentEnvModel(EnvironmentModel):
         if decoder_channels < 1:
             raise ValueError(f"spatial model: decoder_channels={decoder_channels} must be >= 1.")
         self.decoder_channels = int(decoder_channels)
-        if step_weighting not in ("mean", "inverse"):
-            raise ValueError(
-                f"spatial model: step_weighting={step_weighting!r}: 'mean' (every imagined "
-                "step counts the same) or 'inverse' (step k counts 1/k)."
-            )
         self.step_weighting = str(step_weighting)
         if reward_head not in ("features", "map"):
             raise ValueError(
