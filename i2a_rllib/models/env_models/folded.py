@@ -30,10 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
+from i2a_rllib.models.env_models.frame_heads import LOGIT_EPS
 from i2a_rllib.models.env_models.spatial import check_loss_settings, folded_size
-
-# The logit correction starts from the newest frame clamped this far from 0 and 1.
-LOGIT_EPS = 1e-3
 
 
 class FoldedFrameEnvModel(EnvironmentModel):

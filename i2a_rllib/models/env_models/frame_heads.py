@@ -13,6 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# The logit head corrects the canvas clamped this far from 0 and 1 (logit(0) is -inf).
+LOGIT_EPS = 1e-3
+
+
 class CanvasFrameHead(nn.Module):
     """Predicts the next frame as a per-pixel blend of the current frame and new content.
 
@@ -47,7 +51,7 @@ class LogitResidualFrameHead(nn.Module):
     baseline, this head leaves it within 3k.
     """
 
-    def __init__(self, feature_channels: int, frame_channels: int, eps: float = 1e-3):
+    def __init__(self, feature_channels: int, frame_channels: int, eps: float = LOGIT_EPS):
         super().__init__()
         self.eps = float(eps)
         self.conv = nn.Conv2d(feature_channels + frame_channels, frame_channels, 3, padding=1)
