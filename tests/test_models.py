@@ -692,9 +692,9 @@ def test_folded_model_views_maps_steps_every_action_alike_and_is_rebuilt_from_me
     assert isinstance(model, FoldedFrameEnvModel)
     assert model.state_shape == (16 + 8, 42, 42) and model.view_shape == (8, 10, 10)
     assert not model.states_are_frames and not model.views_are_frames
-    # Imagination is as cheap as the conv spatial model's (4.1 MMAC), 1/50 of the pixel
-    # model's ~257 MMAC.
-    assert macs_per_imagined_step(model) < 5_000_000
+    # 8.1 MMAC per imagined step (4.6 for the frames, 3.6 for the reward's own
+    # convolutions): 1/30 of the pixel model's ~257 MMAC.
+    assert macs_per_imagined_step(model) < 9_000_000
     with torch.no_grad():  # make the step depend on the action and the frames
         model.frame_out.weight.normal_(0, 0.1)
     frames = torch.rand(3, *ATARI_FRAMES)
