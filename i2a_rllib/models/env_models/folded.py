@@ -11,12 +11,12 @@ imagination costs the I2A update what the `conv` spatial model's maps cost.
 
 Why: on Breakout 70% of a step's copy-last-frame error is the paddle, whose next
 position follows from the velocity the frame stack shows and the action. With the same
-width and reach as the shipped `conv` model (8 channels, dilations 1-2, ~5 MMAC per
-step), a one-off predictor of this layout learnt it (one step: 0.49 of the copy
-error, action effect 0.39 after 1,500 steps of 64), where the `conv` model, which
-steps an encoded map and paints from the next map alone, stayed at 0.81 with an action
-effect of 0.01 (docs/results.md, "Why the spatial model ignores the action"). Through
-`i2a pretrain` this class has not yet been trained that far; not the default.
+width and reach as the shipped `conv` model (8 channels, dilations 1-2), this layout
+learns it: one step 0.35 of the copy error after 3,000 steps of 64 with sticky actions
+off, action effect 0.47, where the `conv` model, which steps an encoded map and paints
+from the next map alone, stayed at 0.81 with an action effect of 0.01. Through
+`i2a pretrain` on sticky random play (horizon 3): 0.74 at one step, past copying from
+five (docs/results.md, "What kept the folded model blind"); not the default.
 Trained open loop like every model (`sequence_loss`); there is no latent consistency
 term, since the state carries its own frames.
 """
