@@ -716,6 +716,26 @@ def test_folded_model_views_maps_steps_every_action_alike_and_is_rebuilt_from_me
     torch.testing.assert_close(loaded.predict_frames(frames, actions)[0], model.predict_frames(frames, actions)[0])
 
 
+
+def test_folded_model_reward_loss_trains_only_the_reward_convolutions():
+    """The reward loss must not reach the frames' path: through the transition's
+    features it held Breakout's imagined frames near copy (docs/results.md)."""
+    torch.manual_seed(0)
+    model = build_env_model("spatial", ATARI_FRAMES, 4, hparams={"architecture": "folded"})
+    with torch.no_grad():  # a frame correction that depends on the features
+        model.frame_out.weight.normal_(0, 0.1)
+    frames = torch.rand(2, *ATARI_FRAMES)
+    actions, rewards = torch.tensor([[2, 3], [1, 0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    next_frames = torch.rand(2, 2, 1, 84, 84)
+    model.sequence_loss(frames, actions, rewards, next_frames).reward.backward()
+    reward_path = {"reward_stack_conv", "reward_frame_conv", "reward_body", "reward_out"}
+    for name, parameter in model.named_parameters():
+        grad = parameter.grad
+        if name.split(".")[0] in reward_path:
+            assert grad is not None and grad.abs().sum() > 0, name
+        else:
+            assert grad is None or not grad.any(), f"the reward loss reached {name}"
+
 def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     trunk = ConvTrunk(ATARI_FRAMES)
     convs = [m for m in trunk.convs if isinstance(m, torch.nn.Conv2d)]
