@@ -15,7 +15,7 @@ width and reach as the shipped `conv` model (8 channels, dilations 1-2), this la
 learns it: one step 0.35 of the copy error after 3,000 steps of 64 with sticky actions
 off, action effect 0.47, where the `conv` model, which steps an encoded map and paints
 from the next map alone, stayed at 0.81 with an action effect of 0.01. Through
-`i2a pretrain` on sticky random play (horizon 3): 0.74 at one step, past copying from
+`i2a pretrain` on sticky random play (horizon 3): 0.55 at one step, past copying from
 five (docs/results.md, "What kept the folded model blind"); not the default.
 Trained open loop like every model (`sequence_loss`); there is no latent consistency
 term, since the state carries its own frames.
