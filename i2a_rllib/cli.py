@@ -177,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         "'{\"reward_head\": \"map\"}' reads rewards off the map with a head fitted after "
         "training on half-scoring batches (rare rewards such as Breakout's), "
         "'{\"architecture\": \"folded\"}' keeps the folded frames in the state and reads "
-        "them with the action (moves Breakout's paddle with the action; past copying from "
-        "5 steps so far, docs/results.md)",
+        "them with the action (Breakout: under copying the last frame at 1, 5 and 15 steps "
+        "after a horizon-8 fine-tune, not yet the default; docs/results.md)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)
