@@ -716,7 +716,6 @@ def test_folded_model_views_maps_steps_every_action_alike_and_is_rebuilt_from_me
     torch.testing.assert_close(loaded.predict_frames(frames, actions)[0], model.predict_frames(frames, actions)[0])
 
 
-
 def test_folded_model_reward_loss_trains_only_the_reward_convolutions():
     """The reward loss must not reach the frames' path: through the transition's
     features it held Breakout's imagined frames near copy (docs/results.md)."""
@@ -735,6 +734,7 @@ def test_folded_model_reward_loss_trains_only_the_reward_convolutions():
             assert grad is not None and grad.abs().sum() > 0, name
         else:
             assert grad is None or not grad.any(), f"the reward loss reached {name}"
+
 
 def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     trunk = ConvTrunk(ATARI_FRAMES)
