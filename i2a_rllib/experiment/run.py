@@ -30,7 +30,24 @@ def init_ray(num_cpus: Optional[int] = None, address: Optional[str] = None) -> N
     if address:
         ray.init(address=address)
     else:
-        ray.init(address="local", num_cpus=num_cpus or None, include_dashboard=False)
+        # Without the dashboard (slow to start on 2 cores) Ray Train's placement-group
+        # cleaner cannot reach the state API and warns once a second for a whole
+        # pretraining run; the hook quiets that one logger in every worker.
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or None,
+            include_dashboard=False,
+            runtime_env={"worker_process_setup_hook": "i2a_rllib.experiment.run.quiet_ray_train_cleaner"},
+        )
+
+
+def quiet_ray_train_cleaner() -> None:
+    """Worker set-up: only errors from Ray Train's placement-group cleaner (see init_ray)."""
+    import logging
+
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(
+        logging.ERROR
+    )
 
 
 def build_tuner(config, args, name: str, experiment_dir: str, stop, tune_config=None, num_to_keep=None):
