@@ -123,7 +123,7 @@ def evaluate_checkpoint(
     returns = np.zeros(num_envs)
     lengths = np.zeros(num_envs, dtype=np.int64)
     resetting = np.zeros(num_envs, dtype=bool)
-    gif, probe_obs = [], None
+    gif, probe_obs, probe_motion = [], None, 0
     recording = True
     steps = 0
     try:
@@ -140,10 +140,15 @@ def evaluate_checkpoint(
                 # Frames as GIF frames; flat states kept as they are, for their curves.
                 if obs.ndim == 2:
                     gif.append(obs[0].copy())
+                    if len(gif) == 30:
+                        probe_obs = obs[0].copy()
                 else:
                     gif.append(frame_to_gray_uint8(obs[0][-_frame_channels(obs) :]))
-                if probe_obs is None and len(gif) == 30:
-                    probe_obs = obs[0].copy()
+                    # Imagine from the state where the most moved (e.g. the ball in flight):
+                    # a still one (a serve not yet fired) would show nothing to predict.
+                    motion = _motion(obs[0], _frame_channels(obs))
+                    if motion > probe_motion:
+                        probe_obs, probe_motion = obs[0].copy(), motion
             obs, rewards, terminated, truncated, _ = env.step(actions)
             steps += num_envs
             active = ~resetting
@@ -212,6 +217,14 @@ def _rollout_noise_source(module, generator: torch.Generator):
     return lambda batch_size: {
         ROLLOUT_NOISE: torch.rand(imagination.noise_shape(batch_size), generator=generator)
     }
+
+
+def _motion(frames: np.ndarray, frame_channels: int) -> int:
+    """Pixels that changed between the two newest frames of a stack (0 with one frame)."""
+    if frames.shape[0] < 2 * frame_channels:
+        return 0
+    newest, before = frames[-frame_channels:], frames[-2 * frame_channels : -frame_channels]
+    return int((newest != before).sum())
 
 
 def _frame_channels(obs: np.ndarray) -> int:

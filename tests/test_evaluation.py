@@ -1,6 +1,9 @@
-"""Which episodes an evaluation counts (no Ray needed)."""
+"""Which episodes an evaluation counts, and the state its imagination picture starts from
+(no Ray needed)."""
 
-from i2a_rllib.evaluation import EpisodeQuota
+import numpy as np
+
+from i2a_rllib.evaluation import EpisodeQuota, _motion
 
 
 def test_episode_quota_does_not_favour_short_episodes():
@@ -26,3 +29,14 @@ def test_episode_quota_spreads_a_remainder_over_the_first_envs():
         quota.add(env_index, score=float(env_index), length=1)
     assert quota.full
     assert [score for score, _ in quota.episodes] == [0.0, 0.0, 1.0, 1.0, 2.0]
+
+
+def test_the_imagination_picture_starts_where_most_moved():
+    stack = np.zeros((4, 84, 84), np.uint8)
+    assert _motion(stack, 1) == 0  # a serve not yet fired: nothing moves
+    stack[-1, 40:42, 10:13] = 200  # the ball appears in the newest frame
+    assert _motion(stack, 1) == 6
+    assert _motion(stack[-1:], 1) == 0  # one frame: no motion to see
+    rgb_stack = np.zeros((6, 8, 8), np.uint8)  # two RGB frames
+    rgb_stack[3:, 0, 0] = 1
+    assert _motion(rgb_stack, 3) == 3
