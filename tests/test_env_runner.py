@@ -177,6 +177,24 @@ def test_thread_flags_reach_the_config(argv, expected):
     assert torch_threads_of(config) == expected
 
 
+def test_laptop_spatial_settings_are_the_ones_the_user_left_at_their_defaults():
+    """--laptop's folded layout and one pretraining worker x 32 are kept for run_pipeline
+    (which applies them once the kind is known), never over a user's own setting."""
+    from i2a_rllib.pipeline import LAPTOP_SPATIAL_PRESET, apply_presets, i2a_arg_parser
+
+    parser = i2a_arg_parser(env="ALE/Breakout-v5", env_model="spatial")
+    laptop = apply_presets(parser.parse_args(["--laptop"]), parser)
+    assert laptop.laptop_spatial == LAPTOP_SPATIAL_PRESET
+    assert laptop.env_model_hparams == {} and laptop.pretrain_workers == 2  # not yet applied
+    own = apply_presets(
+        parser.parse_args(["--laptop", "--env-model-hparams", '{"codes": 4}', "--pretrain-workers", "3"]),
+        parser,
+    )
+    assert own.laptop_spatial == {"pretrain_batch_size": 32}
+    assert own.env_model_hparams == {"codes": 4}
+    assert apply_presets(parser.parse_args([]), parser).laptop_spatial == {}
+
+
 def test_torch_compile_worker_flag_reaches_the_i2a_module_config():
     from i2a_rllib.experiment import apply_scaling_flags
     from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser
