@@ -6,7 +6,10 @@ In one run, same machine, same process settings:
      the seed's design reached ~1/430),
   2. pixel I2A: batched imagination (one env-model call per depth step for all
      B x A rollouts) vs the seed's per-action Python loop, same weights (target >= 2x),
-  3. peak memory (RSS growth) of one forward + backward at batch 256, latent I2A.
+  3. the env model's weights and maps channels-last vs NCHW, I2A forward at batch 8,
+     for the latent, spatial, folded and pixel models (same results; the RLModule keeps
+     its frozen env model channels-last),
+  4. peak memory (RSS growth) of one forward + backward at batch 256, latent I2A.
 Each is measured with 1 torch thread (what a 1-CPU EnvRunner actor gets) and with
 all cores.
 
@@ -85,6 +88,36 @@ def forward_comparison(seconds: float) -> dict:
     }
 
 
+def channels_last_comparison(seconds: float) -> dict:
+    """I2A forward at batch 8 with the env model's weights (and so its maps) in NCHW vs
+    channels-last memory (oneDNN's preferred layout for small-channel convolutions)."""
+    rows = {}
+    for name, kind, hparams in (
+        ("latent", "latent", {}),
+        ("spatial", "spatial", {}),
+        ("folded", "spatial", {"architecture": "folded"}),
+        ("pixel", "pixel", {}),
+    ):
+        torch.manual_seed(0)
+        obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
+        net = I2ANetwork(build_env_model(kind, OBS_SHAPE, NUM_ACTIONS, hparams=hparams), rollout_depth=DEPTH).eval()
+        noise = net.imagination.sample_noise(8)
+        with torch.no_grad():
+            before = net(obs, noise=noise)[0]
+        nchw = states_per_second(lambda: net(obs, noise=noise), 8, seconds)
+        net.env_model.to(memory_format=torch.channels_last)
+        channels_last = states_per_second(lambda: net(obs, noise=noise), 8, seconds)
+        with torch.no_grad():
+            difference = (net(obs, noise=noise)[0] - before).abs().max()
+        rows[name] = {
+            "nchw_states_per_s": nchw,
+            "channels_last_states_per_s": channels_last,
+            "ratio": channels_last / nchw,
+            "max_abs_logit_difference": float(difference),
+        }
+    return rows
+
+
 def pixel_imagination_comparison(seconds: float, device: torch.device = torch.device("cpu")) -> dict:
     torch.manual_seed(0)
     obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8, device=device)
@@ -143,7 +176,12 @@ def main():
         torch.set_num_threads(threads)
         forward = forward_comparison(args.seconds)
         pixel = pixel_imagination_comparison(args.seconds)
-        results[f"threads_{threads}"] = {"forward_batch_8": forward, "pixel_imagination_batch_8": pixel}
+        layouts = channels_last_comparison(args.seconds)
+        results[f"threads_{threads}"] = {
+            "forward_batch_8": forward,
+            "pixel_imagination_batch_8": pixel,
+            "env_model_channels_last_batch_8": layouts,
+        }
         print(f"--- torch threads: {threads}")
         print(
             f"Nature CNN {forward['nature_cnn_states_per_s']:8,.0f} states/s | latent I2A "
@@ -158,6 +196,12 @@ def main():
             f"{pixel['seed_loop_states_per_s']:6,.1f} states/s | ratio {pixel['ratio']:.2f} (target >= 2) "
             f"| max |difference| {pixel['max_abs_difference']:.1e}"
         )
+        for name, row in layouts.items():
+            print(
+                f"{name} I2A, env model channels-last {row['channels_last_states_per_s']:8,.1f} states/s | NCHW "
+                f"{row['nchw_states_per_s']:8,.1f} | ratio {row['ratio']:.2f} | max |logit difference| "
+                f"{row['max_abs_logit_difference']:.1e}"
+            )
     if args.device:
         device = torch.device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():

@@ -160,6 +160,34 @@ def test_env_model_is_frozen_in_the_module():
     assert trainable and not any(".env_model." in n for n in trainable)
 
 
+@pytest.mark.parametrize("kind", ["spatial", "folded", "pixel"])
+def test_the_env_model_runs_channels_last_with_the_same_outputs(kind):
+    """The module keeps its frozen env model's weights channels-last (faster small
+    convolutions on CPU); the policy is the one an NCHW copy of the same weights gives."""
+    torch.manual_seed(0)
+    module = _i2a(**_kind(kind), rollout_depth=2)
+    convolutions = [m for m in module.net.env_model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
+    assert not any(c.weight.is_contiguous() for c in convolutions if c.in_channels > 1)
+    nchw = _i2a(**_kind(kind), rollout_depth=2)
+    nchw.load_state_dict(module.state_dict())
+    nchw.net.env_model.to(memory_format=torch.contiguous_format)
+    batch = _batch(ATARI_OBS, n=4)
+    outs = []
+    for each in (module, nchw):
+        torch.manual_seed(1)
+        outs.append(each.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_latent_env_model_stays_nchw():
+    """Channels-last made the latent model's I2A slower (benchmarks/imagination.py)."""
+    module = _i2a(env_model="latent")
+    convolutions = [m for m in module.net.env_model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(c.weight.is_contiguous() for c in convolutions)
+
+
 @pytest.mark.parametrize("kind", ["latent", "spatial", "folded"])
 def test_i2a_checkpoint_round_trip(tmp_path, kind):
     module = _i2a(**_kind(kind), rollout_depth=2, rollout_action_choice="argmax")
