@@ -32,9 +32,10 @@ agent: --env-model copy. RLlib flags (--num-env-runners, --num-envs-per-env-runn
 
 Results to expect
 -----------------
-On 2 CPU cores (`--laptop`: 20k transitions, 3 pretraining epochs, 25k env steps of
-PPO with 2 epochs per batch) the run finishes in ~14 minutes (install included) with
-returns at random level (~1; it checks every stage, it does not learn at that budget).
+On 2 CPU cores (`--laptop`: 20k transitions, 3 pretraining epochs of the folded spatial
+model, 25k env steps of PPO with 2 epochs per batch) the run finishes in ~15 minutes
+(install included) with returns at random level (~1; it checks every stage, it does not
+learn at that budget).
 With the latent model and 5e5 env steps (~70 min) the return reached ~6-9
 (docs/results.md, with the curve); docs/benchmarks.md has the throughput figures.
 """
