@@ -1,7 +1,7 @@
 """Atari environment models: open-loop accuracy against copying the last frame, and cost.
 
 For each environment-model checkpoint given (default: the shipped
-`pretrained/breakout_spatial`), in one run on one machine:
+`pretrained/breakout_spatial` and `pretrained/breakout_folded`), in one run on one machine:
   - open-loop error / copy-last-frame error at k = 1, 5, 15, on held-out Breakout-v5
     data collected with sticky actions (the v5 default) and without; the model imagines
     k steps from a real observation under the actions actually taken,
@@ -51,7 +51,7 @@ HORIZONS = (1, 5, 15)
 BALL_ROWS, BALL_COLS = slice(39, 75), slice(5, 79)
 BALL_MAX_PIXELS, LIT = 12, 40
 CELL = 2  # pixels: the spatial model's fold (one latent cell)
-DEFAULT_CHECKPOINT = os.path.join(ROOT, "pretrained", "breakout_spatial")
+DEFAULT_CHECKPOINTS = [os.path.join(ROOT, "pretrained", name) for name in ("breakout_spatial", "breakout_folded")]
 
 
 def held_out_dataset(path: str, transitions: int, sticky: bool, seed: int) -> str:
@@ -160,7 +160,7 @@ def sampling_steps_per_second(checkpoint, seconds: float) -> float:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", action="append", default=None,
-                        help="env-model checkpoint(s); default: the shipped Breakout model")  # fmt: skip
+                        help="env-model checkpoint(s); default: the shipped Breakout models")  # fmt: skip
     parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_env_model"))
     parser.add_argument("--sticky-data", default=None)
     parser.add_argument("--nosticky-data", default=None)
@@ -170,7 +170,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=20.0, help="per sampling row")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "atari_env_model.json"))
     args = parser.parse_args()
-    checkpoints = args.checkpoint or [DEFAULT_CHECKPOINT]
+    checkpoints = args.checkpoint or DEFAULT_CHECKPOINTS
     from i2a_rllib.checkpoints import load_env_model, read_env_model_metadata
 
     for path in checkpoints:

@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         "training on half-scoring batches (rare rewards such as Breakout's), "
         "'{\"architecture\": \"folded\"}' keeps the folded frames in the state and reads "
         "them with the action (Breakout: under copying the last frame at 1, 5 and 15 steps "
-        "after a horizon-8 fine-tune, not yet the default; docs/results.md)",
+        "after a horizon-8 fine-tune; shipped as pretrained/breakout_folded, the layout --laptop "
+        "pretrains; docs/results.md)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-cpus", type=int, default=None)

@@ -16,8 +16,8 @@ learns it: one step 0.35 of the copy error after 3,000 steps of 64 with sticky a
 off, action effect 0.47, where the `conv` model, which steps an encoded map and paints
 from the next map alone, stayed at 0.81 with an action effect of 0.01. Through
 `i2a pretrain` on sticky random play (horizon 3, then 8): 0.62 / 0.60 / 0.92 of the copy
-error at 1 / 5 / 15 steps (docs/results.md, "What kept the folded model blind"); not
-the default yet.
+error at 1 / 5 / 15 steps (docs/results.md, "What kept the folded model blind"),
+shipped as `pretrained/breakout_folded`; `--laptop` (make run) pretrains this layout.
 Trained open loop like every model (`sequence_loss`); there is no latent consistency
 term, since the state carries its own frames.
 """
