@@ -135,10 +135,10 @@ def resolve_i2a_model_config(model_config: Dict[str, Any], obs_shape) -> Dict[st
     return config
 
 
-# Env models whose weights (and so imagined maps) the module keeps channels-last: their
-# small convolutions run 1.1-1.7x faster so on CPUs (oneDNN), with the same results; the
-# latent model's run 0.94-0.97x (benchmarks/imagination.py, docs/benchmarks.md). The env
-# model is frozen, so its memory layout is free.
+# Env models whose weights (and so imagined maps) the module keeps channels-last: I2A's
+# forward ran 1.13-1.23x faster so on an AMD EPYC host (oneDNN), ~1.0x on an Intel one,
+# with the same results; with the latent model 0.92-0.96x (benchmarks/imagination.py,
+# docs/benchmarks.md). The env model is frozen, so its memory layout is free.
 CHANNELS_LAST_KINDS = ("spatial", "pixel")
 
 
