@@ -143,10 +143,11 @@ def evaluate_checkpoint(
                     if len(gif) == 30:
                         probe_obs = obs[0].copy()
                 else:
-                    gif.append(frame_to_gray_uint8(obs[0][-_frame_channels(obs) :]))
+                    frame_channels = _frame_channels(obs)
+                    gif.append(frame_to_gray_uint8(obs[0][-frame_channels:]))
                     # Imagine from the state where the most moved (e.g. the ball in flight):
                     # a still one (a serve not yet fired) would show nothing to predict.
-                    motion = _motion(obs[0], _frame_channels(obs))
+                    motion = _motion(obs[0], frame_channels)
                     if motion > probe_motion:
                         probe_obs, probe_motion = obs[0].copy(), motion
             obs, rewards, terminated, truncated, _ = env.step(actions)

@@ -31,7 +31,8 @@ def test_episode_quota_spreads_a_remainder_over_the_first_envs():
     assert [score for score, _ in quota.episodes] == [0.0, 0.0, 1.0, 1.0, 2.0]
 
 
-def test_the_imagination_picture_starts_where_most_moved():
+def test_motion_counts_the_pixels_that_changed_between_the_two_newest_frames():
+    """What picks the imagination picture's start state (the recorded one that moved most)."""
     stack = np.zeros((4, 84, 84), np.uint8)
     assert _motion(stack, 1) == 0  # a serve not yet fired: nothing moves
     stack[-1, 40:42, 10:13] = 200  # the ball appears in the newest frame
