@@ -6,6 +6,9 @@ All agents share the Atari PPO settings (i2a_rllib.config.ATARI_PPO_SETTINGS: ba
           (or --env-model-checkpoint); the env steps that made its data (the collecting
           PPO policy's and the collection's, read from its metadata) count toward I2A's
           budget and are shown separately,
+  - i2a_folded: the same with the shipped `pretrained/breakout_folded` (the spatial
+          kind's folded layout: it imagines the ball's and paddle's motion, at half the
+          default's imagination speed), to pick the Atari default by returns,
   - copy: the same architecture imagining with the copy model (no data, no pretraining),
   - ppo:  the model-free baseline (Nature CNN).
 Writes docs/results/atari.json (key "breakout_comparison": curves and per-run figures),
@@ -20,7 +23,7 @@ iterations (algorithm state + its curve so far) and continues from there.
 
 How to run this script
 ----------------------
-`python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a]
+`python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a,i2a_folded]
  [--work-dir ~/i2a-runs/atari_comparison]` (`--seeds N`: train seeds 0..N-1 of the agents
 named); `--report-only` rewrites the report from every finished run at the budget; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
 
@@ -28,7 +31,7 @@ Results to expect
 -----------------
 docs/results.md ("Breakout: I2A vs copy model vs PPO") holds what was measured. On 2 CPU
 cores PPO runs at ~100-250 env steps/s alone (5e5 steps: 0.6-1.5 h per seed), the spatial
-I2A at ~60-90 (1.6-2.5 h) and the copy control, which imagines once per state since
+I2A at ~60-90 (1.6-2.5 h), the folded one at ~60-65 (~2.2 h) and the copy control, which imagines once per state since
 2026-12-03, at ~100-130 (~1.1-1.4 h).
 """
 
@@ -58,11 +61,13 @@ from benchmarks.paper_comparison import (  # noqa: E402
 from i2a_rllib.commands import positive_int_arg  # noqa: E402
 
 ENV_ID = "ALE/Breakout-v5"
-AGENTS = ("ppo", "copy", "i2a")
-LABELS = {"ppo": "PPO", "copy": "copy model", "i2a": "I2A (spatial model)"}
+AGENTS = ("ppo", "copy", "i2a", "i2a_folded")
+LABELS = {"ppo": "PPO", "copy": "copy model", "i2a": "I2A (spatial model)", "i2a_folded": "I2A (folded spatial model)"}
 NUM_ENV_RUNNERS, ENVS_PER_RUNNER = 1, 8
 ROLLOUT_DEPTH = 5
 DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
+# The env model each I2A agent imagines with (--env-model-checkpoint replaces i2a's).
+ENV_MODELS = {"i2a": DEFAULT_ENV_MODEL, "i2a_folded": os.path.join(ROOT, "pretrained", "breakout_folded")}
 # DreamerV3 (Hafner et al. 2023), its PPO baseline on Atari with sticky actions: Breakout
 # return at these env steps (the anchor the issue names).
 PUBLISHED_PPO = {100_000: 2.0, 500_000: 12.8, 1_000_000: 23.5}
@@ -78,8 +83,8 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_th
         config = baseline_ppo_config(ENV_ID)
     else:
         config = configure_environment(I2AConfig(), ENV_ID).imagination(
-            env_model="spatial" if agent == "i2a" else "copy",
-            env_model_checkpoint=env_model_checkpoint if agent == "i2a" else None,
+            env_model="copy" if agent == "copy" else "spatial",
+            env_model_checkpoint=None if agent == "copy" else env_model_checkpoint,
             rollout_depth=ROLLOUT_DEPTH,
             imagination_image_interval=0,
         )
@@ -162,7 +167,8 @@ def train_run(agent: str, seed: int, budget: int, env_model_checkpoint: str, wor
         algo.stop()
     # What the run's config set (a resumed run keeps its checkpoint's); 1 = Ray's default.
     threads = torch_threads_of(algo.config)[0]
-    return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d"),
+    model = {"env_model": os.path.basename(os.path.normpath(env_model_checkpoint))} if agent in ENV_MODELS else {}
+    return {"agent": agent, "seed": seed, "curve": curve, "date": time.strftime("%Y-%m-%d"), **model,
             "env_runner_threads": threads or 1,
             "torch_compile_worker": bool(algo.config.torch_compile_worker)}  # fmt: skip
 
@@ -202,7 +208,7 @@ def _cells(values: List[float], digits: int = 2) -> str:
     return f"{mean:.{digits}f}{spread} ({', '.join(f'{v:.{digits}f}' for v in values)})"
 
 
-def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_dir: str) -> str:
+def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, Dict[str, int]], out_dir: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,7 +216,7 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
     rows = []
-    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue")):
+    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue", "tab:purple")):
         agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
         if not agent_runs:
             continue
@@ -223,8 +229,8 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, int], out_
             axes[1].plot(hours, returns, color=colour, alpha=0.8, label=label)
         figures = [run_figures(r, budget) for r in agent_runs]
         pretrain = (
-            f"{data_steps['collecting_policy_steps']:,} policy + {data_steps['collected_transitions']:,} collected"
-            if agent == "i2a" and data_steps else "-"
+            f"{data_steps[agent]['collecting_policy_steps']:,} policy + {data_steps[agent]['collected_transitions']:,} collected"
+            if agent in data_steps else "-"
         )  # fmt: skip
         rows.append(
             f"| {LABELS[agent]} | {len(agent_runs)} | {_cells([f['final_return'] for f in figures])} | "
@@ -297,7 +303,8 @@ def main():
     parser.add_argument("--budget", type=positive_int_arg("--budget"), default=500_000)
     parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=2)
     parser.add_argument("--agents", default=",".join(AGENTS))
-    parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL)
+    parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL,
+                        help="the i2a agent's pretrained spatial model (i2a_folded's is pretrained/breakout_folded)")
     parser.add_argument("--checkpoint-every", type=positive_int_arg("--checkpoint-every"), default=20,
                         help="iterations between a run's checkpoints")
     parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/atari_comparison"))
@@ -313,12 +320,14 @@ def main():
     agents = [a for a in args.agents.split(",") if a]
     if not agents or set(agents) - set(AGENTS):
         parser.exit(2, f"atari_comparison.py: error: --agents {args.agents!r}: use some of {list(AGENTS)}\n")
+    env_models = {**ENV_MODELS, "i2a": args.env_model_checkpoint}
     if "i2a" in agents and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
         parser.exit(2, f"atari_comparison.py: error: --env-model-checkpoint {args.env_model_checkpoint!r} holds "
                        "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip
     runs_path = os.path.join(args.work_dir, "runs.json")
     adopt_published_runs(runs_path, os.path.join(args.out_dir, "results", "atari.json"))
-    data_steps = env_model_data_steps(args.env_model_checkpoint) if "i2a" in agents else {}
+    # The env steps behind each I2A agent's model, for the report's column.
+    data_steps = {agent: env_model_data_steps(env_models[agent]) for agent in env_models if agent in agents}
     if args.report_only:
         if not os.path.exists(runs_path):
             parser.exit(2, f"atari_comparison.py: error: --report-only: no finished runs in {runs_path}\n")
@@ -331,7 +340,7 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     runs = train_missing_runs(
         runs_path, agents, args.seeds, args.budget,
-        lambda agent, seed: train_run(agent, seed, args.budget, args.env_model_checkpoint, args.work_dir,
+        lambda agent, seed: train_run(agent, seed, args.budget, env_models.get(agent), args.work_dir,
                                       args.checkpoint_every, args.env_runner_threads, args.torch_compile_worker),
     )  # fmt: skip
     ray.shutdown()
