@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
 from tests.helpers import file_tree
 
@@ -650,6 +651,37 @@ def test_pretrain_rejects_bad_settings_before_ray(no_ray, capsys, tmp_path, flag
     _assert_rejected(code, err, seconds, *fragments, prog=prog)
     assert not (tmp_path / "out").exists()
     assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def test_pretrain_zero_epochs_refuses_a_reward_head_nothing_would_train(no_ray, capsys, tmp_path):
+    """A folded model with a fitted 'map' head, fine-tuned with --epochs 0 back to the
+    'frames' head: those convolutions would be exported untrained."""
+    model = build_env_model("spatial", (4, 84, 84), 4, hparams={"architecture": "folded", "reward_head": "map"})
+    source = save_env_model(model, str(tmp_path / "folded_map"), extra_metadata={"env_id": ENV})
+    data = write_tiny_dataset(tmp_path / "data")
+    argv = ["pretrain", "--data", data, "--output", str(tmp_path / "out"), "--init-from", source,
+            "--epochs", "0", "--hparams", '{"reward_head": "frames"}']  # fmt: skip
+    code, err, seconds = _i2a(argv, capsys)
+    _assert_rejected(code, err, seconds, "--epochs 0 with --init-from", "'reward_frame_conv'", "would stay untrained")
+    assert not (tmp_path / "out").exists()
+
+
+def test_pretrain_init_from_a_folded_model_swaps_its_reward_head_for_a_map_head(no_ray, tmp_path):
+    """`--init-from <folded model> --hparams '{"reward_head": "map"}'` (how
+    pretrained/breakout_folded got its head): every weight but the reward head's comes
+    from the checkpoint; the old head's convolutions are left out."""
+    from i2a_rllib.pretrain.train import _initial_model, plan_pretraining
+
+    torch.manual_seed(0)
+    source = build_env_model("spatial", (4, 84, 84), 4, hparams={"architecture": "folded"})
+    path = save_env_model(source, str(tmp_path / "folded"), extra_metadata={"env_id": ENV})
+    data = write_tiny_dataset(tmp_path / "data")
+    plan = plan_pretraining(data, str(tmp_path / "out"), init_from=path, epochs=1, hparams={"reward_head": "map"})
+    model = _initial_model(plan.train_config)
+    assert model.reward_head == "map" and not hasattr(model, "reward_stack_conv")
+    weights = source.state_dict()
+    kept = [key for key in model.state_dict() if not key.startswith("reward_")]
+    assert "frames_conv.weight" in kept and all(torch.equal(model.state_dict()[k], weights[k]) for k in kept)
 
 
 def test_pretrain_init_from_a_truncated_checkpoint_fails_before_ray(no_ray, capsys, tmp_path):

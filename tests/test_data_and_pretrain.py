@@ -180,7 +180,15 @@ def _dot_frames(n, shape, rng, rate):
     return obs, rewards
 
 
-def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_path):
+MAP_HEADS = {
+    "spatial": {"factor": 1, "view_pool": 1, "reward_head": "map"},
+    # The folded model's head reads the folded frame stack itself.
+    "folded": {"architecture": "folded", "factor": 2, "view_pool": 1, "reward_head": "map"},
+}
+
+
+@pytest.mark.parametrize("family", sorted(MAP_HEADS))
+def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_path, family):
     """A reward in 3% of the rows: the sample keeps every scoring row and a bounded share
     of the rest; the head, fitted alone, ranks held-out scoring rows first, and its
     expected reward stays near the data's rate where nothing scores (the prior's shift)."""
@@ -205,7 +213,7 @@ def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_
     assert (sample["obs"][kept].reshape(int(kept.sum()), -1).sum(1) == 4 * 2 * 255).all()
 
     torch.manual_seed(0)
-    model = build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "reward_head": "map"})
+    model = build_env_model("spatial", shape, 2, hparams=MAP_HEADS[family])
     frozen = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("reward_map", "reward_out"))}
     fit = fit_reward_head(model, sample, steps=300)
     assert fit["reward_head_fit_steps"] == 300 and fit["reward_head_scoring_rows"] == scoring
@@ -215,7 +223,7 @@ def test_the_map_reward_head_learns_a_rare_reward_from_half_scoring_batches(tmp_
     # The fit's own seeded starts decide the head, not the head it was handed (an
     # unseeded new head once gave held-out AUC 0.996 in one run and 0.70 in the next).
     torch.manual_seed(1)
-    other = build_env_model("spatial", shape, 2, hparams={"factor": 1, "view_pool": 1, "reward_head": "map"})
+    other = build_env_model("spatial", shape, 2, hparams=MAP_HEADS[family])
     other.load_state_dict(frozen, strict=False)
     fit_reward_head(other, sample, steps=300)
     for key, value in model.state_dict().items():

@@ -1,4 +1,4 @@
-"""Fitting the spatial model's 'map' reward head on frozen maps with balanced batches.
+"""Fitting a 'map' reward head (spatial and folded models) on frozen inputs with balanced batches.
 
 Random Breakout play scores in ~0.7% of its steps. Trained with the rest of the model by
 plain cross-entropy, a reward head sees too few scoring steps to tell them apart: the
@@ -7,7 +7,8 @@ rest with AUC 0.57, and heads trained on frozen maps by plain or class-weighted
 cross-entropy stayed at 0.5-0.64 after 3,000 batches; batches of half scoring steps
 reached 0.99 (one-offs, docs/results.md). So after pretraining the head is fitted on
 the frozen encoder's maps with such batches, and the data's class frequencies turn its
-logits back into the data's probabilities (`SpatialLatentEnvModel.set_reward_prior`).
+logits back into the data's probabilities (`EnvironmentModel.set_reward_prior`). The
+folded model's 'map' head reads the folded frame stack itself (its `reward_head_inputs`).
 """
 
 from __future__ import annotations
@@ -68,12 +69,15 @@ def scoring_sample(uri: str, shards: Sequence[str], obs_shape: Sequence[int], re
 
 
 def _encode(model, obs: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """The frozen encoder's maps of `obs` (uint8), kept in float16 (tanh outputs in [-1, 1]):
+    """What the head reads of `obs` (uint8), kept in float16 (the spatial model's maps are
+    tanh outputs in [-1, 1], the folded model's are frames in [0, 1]):
     the encoder then runs once per row, not once per row drawn (4 x 3,000 steps on
     Breakout's sample take ~50 s on 2 idle cores); the shipped Breakout model's
-    8 x 42 x 42 maps take 28 KB a row, ~0.5 GB at the sample's largest."""
+    8 x 42 x 42 maps take 28 KB a row, ~0.5 GB at the sample's largest, the folded model's
+    16 x 42 x 42 stacks 56 KB, ~1 GB."""
     with torch.no_grad():
-        return torch.cat([model.initial_state(obs[i : i + chunk].float() / 255.0).half() for i in range(0, len(obs), chunk)])
+        return torch.cat([model.reward_head_inputs(obs[i : i + chunk].float() / 255.0).half()
+                          for i in range(0, len(obs), chunk)])  # fmt: skip
 
 
 def _balanced_loss(model, maps: torch.Tensor, targets: torch.Tensor, zero: int, chunk: int = 256) -> float:

@@ -231,7 +231,8 @@ def _initial_model(config: Dict[str, Any]) -> EnvironmentModel:
     if config.get("init_from"):
         weights = load_env_model(config["init_from"])[0].state_dict()
         missing, unexpected = model.load_state_dict(weights, strict=False)
-        odd = [k for k in missing + unexpected if not k.startswith("reward_map.")]
+        # Reward-head weights may come and go with `reward_head`; nothing else may.
+        odd = [k for k in missing + unexpected if not k.startswith("reward_")]
         if odd:
             raise CheckpointError(f"--init-from {config['init_from']!r} does not fit the model: {odd}")
     return model
@@ -592,8 +593,17 @@ def plan_pretraining(
         **(extra_train_config or {}),
     }
     # Bad hparams (unknown name, a factor that does not divide the frame) fail here,
-    # not inside a Train worker.
-    _untrained_model(train_config)
+    # not inside a Train worker; so does --epochs 0 with a new head nothing would train.
+    model = _untrained_model(train_config)
+    if init_from is not None and epochs == 0:
+        weights = load_env_model(init_from)[0].state_dict()
+        untrained = sorted({k.split(".")[0] for k in model.state_dict() if k not in weights} - {"reward_map"})
+        if untrained:
+            raise ValueError(
+                f"--epochs 0 with --init-from {init_from!r}: {untrained} would stay untrained "
+                f"(reward_head={model.reward_head!r}); train them (--epochs >= 1) or pass "
+                "--hparams '{\"reward_head\": \"map\"}' (fitted after)."
+            )
 
     output = os.path.abspath(output)
     run_dir = os.path.join(output, RUN_NAME)
@@ -687,7 +697,7 @@ def _export(plan: PretrainPlan, model, metrics: Dict[str, Any], epochs_trained: 
             best_validation_loss: Optional[float], evaluate: bool) -> Dict[str, Any]:  # fmt: skip
     """Fits a 'map' reward head, evaluates (when `evaluate`) and writes `model`."""
     summary: Dict[str, Any] = {"metrics": metrics, "best_epoch": best_epoch}
-    if getattr(model, "reward_head", None) == "map":
+    if model.fits_reward_head:
         summary["reward_head_fit"] = _fit_reward_head(plan, model)
     if evaluate:
         from i2a_rllib.pretrain.evaluate import evaluate_env_model

@@ -26,7 +26,7 @@ family that models vectors (mlp.py) replaces the frame and reward losses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -198,6 +198,51 @@ class EnvironmentModel(nn.Module):
         """The newest frame (B, fc, H, W) in [0, 1] a state stands for; `canvas` is the
         last real frame (models that decode paint over it). For losses and pictures."""
         raise NotImplementedError
+
+    # --- A reward head fitted on balanced batches (pretrain/reward_head.py) ----------
+    # Families with such a head (reward_head='map') set `reward_head`, `reward_map`,
+    # `reward_out`, `reward_prior` and the `reward_logit_shift` buffer, and define
+    # `reward_head_inputs` and `map_reward_logits`.
+    @property
+    def fits_reward_head(self) -> bool:
+        """True when pretraining fits the reward head afterwards on half-scoring batches."""
+        return getattr(self, "reward_head", None) == "map"
+
+    def reward_head_inputs(self, frames: torch.Tensor) -> torch.Tensor:
+        """What the fitted head reads of real observations (B, C, H, W) in [0, 1]."""
+        raise NotImplementedError
+
+    def map_reward_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The fitted head's logits before the prior's shift (what balanced batches fit)."""
+        raise NotImplementedError
+
+    def checked_reward_prior(self, prior: Sequence[float], family: str) -> List[float]:
+        prior = [float(p) for p in prior]
+        if prior and (len(prior) != len(self.reward_values) or min(prior) < 0):
+            raise ValueError(
+                f"{family}: reward_prior={prior} must hold one frequency >= 0 "
+                f"per reward class {self.reward_values.tolist()}."
+            )
+        return prior
+
+    def balanced_logit_shift(self, prior: Sequence[float]) -> torch.Tensor:
+        """Per class: log(prior) - log(the prior of a balanced batch), which turns logits
+        fitted on balanced batches (half the rows reward 0, half the rest in their own
+        proportions) into the data's probabilities; zeros without a prior."""
+        classes = len(self.reward_values)
+        if not prior:
+            return torch.zeros(classes, device=self.reward_values.device)
+        prior = torch.tensor(prior, dtype=torch.float32, device=self.reward_values.device).clamp_min(1e-8)
+        zero = int(self.reward_class(torch.zeros(1, device=prior.device))[0])
+        others = prior.sum() - prior[zero]
+        balanced = 0.5 * prior / others.clamp_min(1e-8)
+        balanced[zero] = 0.5
+        return prior.log() - balanced.clamp_min(1e-8).log()
+
+    def set_reward_prior(self, prior: Sequence[float]) -> None:
+        """Records the training data's reward-class frequencies (after a balanced fit)."""
+        self.reward_prior = [float(p) for p in prior]
+        self.reward_logit_shift = self.balanced_logit_shift(self.reward_prior)
 
     # --- Training and pictures ------------------------------------------------------
     def reward_class(self, reward: torch.Tensor) -> torch.Tensor:

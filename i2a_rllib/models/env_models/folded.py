@@ -47,6 +47,13 @@ class FoldedFrameEnvModel(EnvironmentModel):
         change_weight: The pixels that change count 1 + change_weight times in the frame
             loss (base.py); 0 weighs every pixel the same.
         step_weighting: 'mean' or 'inverse' (step k of a window weighs 1/k; base.py).
+        reward_head: 'frames' (two convolutions over the stack and the predicted frame,
+            trained with the rest: what `pretrained/breakout_folded` has) or 'map' (two
+            stride-2 convolutions over the folded stack before the step, max, linear;
+            ~0.6 of the 3.5 MMAC), which pretraining fits afterwards on half-scoring
+            batches, as the spatial model's 'map' head (pretrain/reward_head.py).
+        reward_prior: The reward classes' frequencies in the training data, recorded by
+            that fit: they shift the 'map' head's logits back to the data's odds.
     """
 
     kind = "spatial"
@@ -64,6 +71,8 @@ class FoldedFrameEnvModel(EnvironmentModel):
         view_pool: int = 4,
         change_weight: float = 0.0,
         step_weighting: str = "mean",
+        reward_head: str = "frames",
+        reward_prior: Sequence[float] = (),
     ):
         super().__init__(obs_shape, num_actions, frame_channels, reward_values)
         in_channels, height, width = self.obs_shape
@@ -75,6 +84,13 @@ class FoldedFrameEnvModel(EnvironmentModel):
         self.dilations = tuple(int(d) for d in dilations)
         self.change_weight = float(change_weight)
         self.step_weighting = str(step_weighting)
+        if reward_head not in ("frames", "map"):
+            raise ValueError(
+                f"folded spatial model: reward_head={reward_head!r}: 'frames' (the stack and "
+                "the predicted frame) or 'map' (a conv head over the stack before the step)."
+            )
+        self.reward_head = str(reward_head)
+        self.reward_prior = self.checked_reward_prior(reward_prior, "folded spatial model")
         # Folded channels of the whole stack, and of its newest frame (the last ones).
         self.stack_channels = in_channels * self.factor**2
         self.newest_channels = self.frame_channels * self.factor**2
@@ -95,10 +111,21 @@ class FoldedFrameEnvModel(EnvironmentModel):
         # features, the reward loss held the frames near copy (Breakout, 1,000 steps:
         # k=1 0.79 of the copy error, action effect 0.06, against 0.49 / 0.47 with the
         # reward loss kept out of them; why, not measured; docs/results.md).
-        self.reward_stack_conv = nn.Conv2d(self.stack_channels, c, 3, padding=1)
-        self.reward_frame_conv = nn.Conv2d(self.newest_channels, c, 3, padding=1, bias=False)
-        self.reward_body = nn.Conv2d(c, c, 3, padding=2, dilation=2)
+        # The 'map' head reads the real or imagined stack alone, so it costs a step once
+        # per state, whatever the action, and balanced batches can fit it on real frames.
+        if self.reward_head == "map":
+            self.reward_map = nn.Sequential(
+                nn.Conv2d(self.stack_channels, c, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(c, c, 3, stride=2, padding=1),
+                nn.ReLU(),
+            )
+        else:
+            self.reward_stack_conv = nn.Conv2d(self.stack_channels, c, 3, padding=1)
+            self.reward_frame_conv = nn.Conv2d(self.newest_channels, c, 3, padding=1, bias=False)
+            self.reward_body = nn.Conv2d(c, c, 3, padding=2, dilation=2)
         self.reward_out = nn.Linear(c, len(self.reward_values))
+        self.register_buffer("reward_logit_shift", self.balanced_logit_shift(self.reward_prior), persistent=False)
 
     # --- Interface ------------------------------------------------------------------
     @property
@@ -118,6 +145,8 @@ class FoldedFrameEnvModel(EnvironmentModel):
             "view_pool": self.view_pool,
             "change_weight": self.change_weight,
             "step_weighting": self.step_weighting,
+            "reward_head": self.reward_head,
+            "reward_prior": self.reward_prior,
         }
 
     def _features(self, first_layer: torch.Tensor) -> torch.Tensor:
@@ -136,20 +165,34 @@ class FoldedFrameEnvModel(EnvironmentModel):
         features = state[:, self.stack_channels :]
         return features if self.view_pool == 1 else F.avg_pool2d(features, self.view_pool)
 
-    def _step(self, stack: torch.Tensor, first_layer: torch.Tensor, reward_first: torch.Tensor):
+    def reward_head_inputs(self, frames):
+        return F.pixel_unshuffle(frames, self.factor)
+
+    def map_reward_logits(self, stack):
+        return self.reward_out(self.reward_map(stack).amax((2, 3)))
+
+    def _step(self, stack: torch.Tensor, first_layer: torch.Tensor, reward_first: torch.Tensor = None):
+        """`reward_first`: the 'frames' head's convolution of the stack (None for 'map')."""
         features = self._features(first_layer)
         newest = stack[:, -self.newest_channels :]
         # Folding is a permutation of pixels, so the logit correction can be made folded.
         frame = torch.sigmoid(torch.logit(newest, eps=LOGIT_EPS) + self.frame_out(features))
         next_stack = torch.cat([stack[:, self.newest_channels :], frame], 1)
+        if reward_first is None:
+            return torch.cat([next_stack, features], 1), None
         r = F.relu(reward_first + self.reward_frame_conv(frame.detach()))
         r = r + F.relu(self.reward_body(r))
         reward_logits = self.reward_out(F.adaptive_max_pool2d(r, 1).flatten(1))
         return torch.cat([next_stack, features], 1), reward_logits
 
+    def _map_reward(self, stack):
+        return self.map_reward_logits(stack.detach()) + self.reward_logit_shift
+
     def transition(self, state, action):
         stack = state[:, : self.stack_channels]
         first = self.frames_conv(stack) + self.action_bias[action]
+        if self.reward_head == "map":
+            return self._step(stack, first)[0], self._map_reward(stack)
         return self._step(stack, first, self.reward_stack_conv(stack.detach()))
 
     def step_every_action(self, state):
@@ -157,8 +200,12 @@ class FoldedFrameEnvModel(EnvironmentModel):
         num_actions = self.num_actions
         stack = state[:, : self.stack_channels]
         first = (self.frames_conv(stack).unsqueeze(1) + self.action_bias.unsqueeze(0)).flatten(0, 1)
+        stacks = stack.repeat_interleave(num_actions, 0)
+        if self.reward_head == "map":
+            rewards = self.expected_reward(self._map_reward(stack)).repeat_interleave(num_actions, 0)
+            return self._step(stacks, first)[0], rewards
         reward_first = self.reward_stack_conv(stack.detach()).repeat_interleave(num_actions, 0)
-        next_state, reward_logits = self._step(stack.repeat_interleave(num_actions, 0), first, reward_first)
+        next_state, reward_logits = self._step(stacks, first, reward_first)
         return next_state, self.expected_reward(reward_logits)
 
     def frame_of(self, state, canvas):

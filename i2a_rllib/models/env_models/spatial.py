@@ -156,14 +156,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
                 "features, max over the map) or 'map' (a conv head over the map before the step)."
             )
         self.reward_head = str(reward_head)
-        self.reward_prior = [float(p) for p in reward_prior]
-        if self.reward_prior and (
-            len(self.reward_prior) != len(self.reward_values) or min(self.reward_prior) < 0
-        ):
-            raise ValueError(
-                f"spatial model: reward_prior={self.reward_prior} must hold one frequency >= 0 "
-                f"per reward class {self.reward_values.tolist()}."
-            )
+        self.reward_prior = self.checked_reward_prior(reward_prior, "spatial model")
         self.map_size = folded
         c = self.channels
         self.encoder = nn.Sequential(
@@ -203,7 +196,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
                 nn.ReLU(),
             )
         self.reward_out = nn.Linear(c, len(self.reward_values))
-        self.register_buffer("reward_logit_shift", self._logit_shift(self.reward_prior), persistent=False)
+        self.register_buffer("reward_logit_shift", self.balanced_logit_shift(self.reward_prior), persistent=False)
         # Decoder (losses and pictures only): map -> frame logits correction at full
         # resolution; it runs at every step of every training window.
         head_channels = self.decoder_channels
@@ -274,28 +267,11 @@ class SpatialLatentEnvModel(EnvironmentModel):
             reward_logits = self.reward_out(F.adaptive_max_pool2d(x, 1).flatten(1))
         return next_state, reward_logits
 
+    def reward_head_inputs(self, frames):
+        return self.initial_state(frames)
+
     def map_reward_logits(self, state):
-        """The 'map' head's logits before the prior's shift (what balanced batches fit)."""
         return self.reward_out(self.reward_map(state).amax((2, 3)))
-
-    def _logit_shift(self, prior):
-        """Per class: log(prior) - log(the prior of a balanced batch), which turns logits
-        fitted on balanced batches (half the rows reward 0, half the rest in their own
-        proportions) into the data's probabilities; zeros without a prior."""
-        classes = len(self.reward_values)
-        if not prior:
-            return torch.zeros(classes)
-        prior = torch.tensor(prior, dtype=torch.float32).clamp_min(1e-8)
-        zero = int(self.reward_class(torch.zeros(1))[0])
-        others = prior.sum() - prior[zero]
-        balanced = 0.5 * prior / others.clamp_min(1e-8)
-        balanced[zero] = 0.5
-        return prior.log() - balanced.clamp_min(1e-8).log()
-
-    def set_reward_prior(self, prior):
-        """Records the training data's reward-class frequencies (after a balanced fit)."""
-        self.reward_prior = [float(p) for p in prior]
-        self.reward_logit_shift = self._logit_shift(self.reward_prior).to(self.reward_out.weight.device)
 
     def prior_logits(self, features):
         return self.code_prior(torch.cat([features.mean((2, 3)), features.amax((2, 3))], 1))
