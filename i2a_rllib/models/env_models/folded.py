@@ -48,10 +48,12 @@ class FoldedFrameEnvModel(EnvironmentModel):
             loss (base.py); 0 weighs every pixel the same.
         step_weighting: 'mean' or 'inverse' (step k of a window weighs 1/k; base.py).
         reward_head: 'frames' (two convolutions over the stack and the predicted frame,
-            trained with the rest: what `pretrained/breakout_folded` has) or 'map' (two
-            stride-2 convolutions over the folded stack before the step, max, linear;
-            ~0.6 of the 3.5 MMAC), which pretraining fits afterwards on half-scoring
-            batches, as the spatial model's 'map' head (pretrain/reward_head.py).
+            trained with the rest; 3.5 MMAC per step on Breakout) or 'map' (two stride-2
+            convolutions over the folded stack before the step, max, linear; ~0.6 MMAC),
+            which pretraining fits afterwards on half-scoring batches, as the spatial
+            model's 'map' head (pretrain/reward_head.py). `pretrained/breakout_folded`
+            has the 'map' head since 2026-12-04 (scoring steps by argmax 0% -> 67% on
+            fresh random play; docs/results.md).
         reward_prior: The reward classes' frequencies in the training data, recorded by
             that fit: they shift the 'map' head's logits back to the data's odds.
     """
