@@ -7,8 +7,8 @@ All agents share the Atari PPO settings (i2a_rllib.config.ATARI_PPO_SETTINGS: ba
           PPO policy's and the collection's, read from its metadata) count toward I2A's
           budget and are shown separately,
   - i2a_folded: the same with the shipped `pretrained/breakout_folded` (the spatial
-          kind's folded layout: it imagines the ball's and paddle's motion, at half the
-          default's imagination speed), to pick the Atari default by returns,
+          kind's folded layout: it imagines the ball's and paddle's motion), to pick the
+          Atari default by returns,
   - copy: the same architecture imagining with the copy model (no data, no pretraining),
   - ppo:  the model-free baseline (Nature CNN).
 Writes docs/results/atari.json (key "breakout_comparison": curves and per-run figures),
@@ -31,7 +31,7 @@ Results to expect
 -----------------
 docs/results.md ("Breakout: I2A vs copy model vs PPO") holds what was measured. On 2 CPU
 cores PPO runs at ~100-250 env steps/s alone (5e5 steps: 0.6-1.5 h per seed), the spatial
-I2A at ~60-90 (1.6-2.5 h), the folded one at ~60-65 (~2.2 h) and the copy control, which imagines once per state since
+I2A at ~60-90 (1.6-2.5 h), the folded one at ~70-85 (~2 h; its seed 0 of 2026-12-04: 2.05 h) and the copy control, which imagines once per state since
 2026-12-03, at ~100-130 (~1.1-1.4 h).
 """
 

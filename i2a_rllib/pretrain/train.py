@@ -601,7 +601,7 @@ def plan_pretraining(
         if untrained:
             raise ValueError(
                 f"--epochs 0 with --init-from {init_from!r}: {untrained} would stay untrained "
-                f"(reward_head={model.reward_head!r}); train them (--epochs >= 1) or pass "
+                f"(reward_head={hparams.get('reward_head')!r}); train them (--epochs >= 1) or pass "
                 "--hparams '{\"reward_head\": \"map\"}' (fitted after)."
             )
 
