@@ -27,7 +27,8 @@ How to run this script
 ----------------------
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
- [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames] [--json FILE]`
+ [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames]
+ [--imagination-precision bf16] [--json FILE]`
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -90,14 +91,16 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
-                 env_model_checkpoint: str = None, snap_frames: bool = False):  # fmt: skip
+                 env_model_checkpoint: str = None, snap_frames: bool = False,
+                 imagination_precision: str = "fp32"):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
     each EnvRunner's torch threads (None: Ray's one per reserved CPU); `compile_worker`:
     RLlib's torch_compile_worker (I2A's exploration forward through torch.compile);
     `env_model_checkpoint`: a pretrained model of the agent's kind (None: untrained, with
-    the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`."""
+    the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`;
+    `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -109,6 +112,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
             env_model=agent,
             env_model_checkpoint=env_model_checkpoint,
             snap_imagined_frames=snap_frames,
+            imagination_precision=imagination_precision,
             rollout_depth=ROLLOUT_DEPTH,
             imagination_image_interval=0,
         )
@@ -175,13 +179,13 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
             compile_worker: bool = False, env_model_checkpoint: str = None,
-            snap_frames: bool = False) -> Dict[str, Any]:  # fmt: skip
+            snap_frames: bool = False, imagination_precision: str = "fp32") -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
-                          env_model_checkpoint, snap_frames)  # fmt: skip
+                          env_model_checkpoint, snap_frames, imagination_precision)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -239,6 +243,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             "checkpoint": env_model_checkpoint,
             "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
             "snap_imagined_frames": snap_frames,
+            "imagination_precision": imagination_precision,
         },
         "settings": settings,
         "warm_up_seconds": warm_up,
@@ -356,6 +361,8 @@ def main() -> None:
                              "in the environment it was trained on (repeatable; default: untrained models)")
     parser.add_argument("--snap-imagined-frames", action="store_true",
                         help="I2A rounds imagined frames to 0 or 1 before its rollout encoder reads them")
+    parser.add_argument("--imagination-precision", default="fp32", choices=("fp32", "bf16"),
+                        help="bf16: I2A's imagined rollouts in bfloat16 autocast (PPO has none)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -387,6 +394,7 @@ def main() -> None:
         "env_runner_threads": args.env_runner_threads or 1,
         "torch_compile_worker": args.torch_compile_worker,
         "snap_imagined_frames": args.snap_imagined_frames,
+        "imagination_precision": args.imagination_precision,
         "environments": {},
     }
     for env in envs:
@@ -400,7 +408,8 @@ def main() -> None:
             r = measure_in_fresh_process(case, agent, args.iterations, args.parts, args.batch,
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
                                          args.env_runner_threads, args.torch_compile_worker,
-                                         checkpoints.get((env, agent)), args.snap_imagined_frames)  # fmt: skip
+                                         checkpoints.get((env, agent)), args.snap_imagined_frames,
+                                         args.imagination_precision)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

@@ -232,6 +232,7 @@ class I2AConfig(PPOConfig):
         self.rollout_depth = 5
         self.rollout_action_choice = "sample"
         self.snap_imagined_frames = False
+        self.imagination_precision = "fp32"
         self.distillation_coeff = 1.0
         self.rollout_policy_checkpoint = None
         self.imagination_image_interval = 10
@@ -254,6 +255,7 @@ class I2AConfig(PPOConfig):
         rollout_depth: Optional[int] = NotProvided,
         rollout_action_choice: Optional[str] = NotProvided,
         snap_imagined_frames: Optional[bool] = NotProvided,
+        imagination_precision: Optional[str] = NotProvided,
         distillation_coeff: Optional[float] = NotProvided,
         rollout_policy_checkpoint: Optional[str] = NotProvided,
         imagination_image_interval: Optional[int] = NotProvided,
@@ -275,6 +277,10 @@ class I2AConfig(PPOConfig):
                 (Sokoban's), whose real frames are exactly that. The encoder embeds
                 each distinct frame once, and a learned model's frames otherwise
                 differ in a few low bits (docs/benchmarks.md).
+            imagination_precision: 'fp32' (default) or 'bf16': the imagined rollouts
+                (env model steps and the rollout policy acting in them) in bfloat16
+                autocast, on EnvRunners and in the learner's precompute (CPUs with
+                AMX, GPUs); the policy, values and losses keep their precision.
             distillation_coeff: Weight of the distillation loss (>= 0; 0 leaves the
                 rollout policy untrained).
             rollout_policy_checkpoint: The seed's stage 2: an RLModule (or Algorithm)
@@ -289,6 +295,7 @@ class I2AConfig(PPOConfig):
             rollout_depth=rollout_depth,
             rollout_action_choice=rollout_action_choice,
             snap_imagined_frames=snap_imagined_frames,
+            imagination_precision=imagination_precision,
             distillation_coeff=distillation_coeff,
             rollout_policy_checkpoint=rollout_policy_checkpoint,
             imagination_image_interval=imagination_image_interval,
@@ -327,6 +334,7 @@ class I2AConfig(PPOConfig):
             "rollout_depth": self.rollout_depth,
             "rollout_action_choice": self.rollout_action_choice,
             "snap_imagined_frames": self.snap_imagined_frames,
+            "imagination_precision": self.imagination_precision,
             "train_rollout_policy": self.distillation_coeff > 0,
             "rollout_policy_checkpoint": resolve_rl_module_checkpoint(
                 self.rollout_policy_checkpoint
@@ -372,6 +380,7 @@ class I2AConfig(PPOConfig):
             "rollout_depth": self.rollout_depth,
             "rollout_action_choice": self.rollout_action_choice,
             "snap_imagined_frames": self.snap_imagined_frames,
+            "imagination_precision": self.imagination_precision,
             "distillation_coeff": self.distillation_coeff,
         }
         try:

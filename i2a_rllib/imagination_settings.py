@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Mapping
 
 from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES
+from i2a_rllib.models.imagination import IMAGINATION_PRECISIONS
 from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES
 
 
@@ -24,6 +25,9 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     # Round imagined frames to 0 or 1 before the rollout encoder reads them (boards of
     # one-hot channels, e.g. Sokoban's, whose real frames are exactly that).
     "snap_imagined_frames": False,
+    # "bf16": imagined rollouts in bfloat16 autocast wherever they run (EnvRunners and
+    # the learner's precompute); the policy, value and losses stay as they were.
+    "imagination_precision": "fp32",
     # False leaves the rollout policy untrained (distillation_coeff=0, or a frozen one):
     # its parameters then need no gradient, which DDP requires of unused parameters.
     "train_rollout_policy": True,
@@ -87,6 +91,8 @@ def check_imagination_settings(
         bad("rollout_action_choice", f"is unknown; use one of {list(ROLLOUT_ACTION_CHOICES)}.")
     if not isinstance(settings.get("snap_imagined_frames", False), bool):
         bad("snap_imagined_frames", "must be True or False.")
+    if settings.get("imagination_precision", "fp32") not in IMAGINATION_PRECISIONS:
+        bad("imagination_precision", f"is unknown; use one of {list(IMAGINATION_PRECISIONS)}.")
     coeff = settings.get("distillation_coeff", 0.0)
     if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff >= 0:
         bad("distillation_coeff", "must be a number >= 0; 0 leaves the rollout policy untrained.")

@@ -81,6 +81,13 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         help="Round a frame model's imagined frames to 0 or 1 before the rollout encoder "
         "reads them (one-hot boards such as Sokoban's; docs/results.md).",
     )
+    group.add_argument(
+        "--imagination-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: imagined rollouts in bfloat16 autocast (CPUs with AMX, GPUs; 1.5-2x "
+        "faster compiled exploration on Breakout, docs/benchmarks.md). Default: fp32.",
+    )
     group.add_argument("--distillation-coeff", type=float, default=1.0)
     group.add_argument(
         "--rollout-policy-checkpoint",
@@ -211,6 +218,7 @@ def build_i2a_config(args: argparse.Namespace, env_model_checkpoint: Optional[st
         rollout_depth=args.rollout_depth,
         rollout_action_choice=args.rollout_action_choice,
         snap_imagined_frames=args.snap_imagined_frames,
+        imagination_precision=args.imagination_precision,
         distillation_coeff=args.distillation_coeff,
         rollout_policy_checkpoint=args.rollout_policy_checkpoint,
     )

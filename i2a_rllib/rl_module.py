@@ -186,6 +186,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             rollout_depth=config["rollout_depth"],
             action_choice=config["rollout_action_choice"],
             snap_frames=config["snap_imagined_frames"],
+            imagination_precision=config["imagination_precision"],
             model_free_hidden=config["model_free_hidden"],
             rollout_policy_hidden=config["rollout_policy_hidden"],
             encoder_feature_size=config["encoder_feature_size"],

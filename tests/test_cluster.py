@@ -898,3 +898,16 @@ def test_snap_imagined_frames_flag_reaches_the_module_config(scripts):
     for argv, expected in (([], False), (["--snap-imagined-frames"], True), (["--no-snap-imagined-frames"], False)):
         config = build_i2a_config(_parse(scripts, "i2a.py", argv))
         assert config.model_config["snap_imagined_frames"] is expected, argv
+
+
+def test_imagination_precision_flag_reaches_the_module_config(scripts, capsys):
+    """`--imagination-precision bf16` (fp32 by default) is what the RLModule is built with;
+    an unknown precision is refused by the parser (exit 2)."""
+    from i2a_rllib.pipeline import build_i2a_config
+
+    for argv, expected in (([], "fp32"), (["--imagination-precision", "bf16"], "bf16")):
+        config = build_i2a_config(_parse(scripts, "i2a.py", argv))
+        assert config.model_config["imagination_precision"] == expected, argv
+    with pytest.raises(SystemExit) as exit_:
+        scripts["i2a.py"].parse_args(["--imagination-precision", "fp16"])
+    assert exit_.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err

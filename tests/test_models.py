@@ -291,10 +291,10 @@ def test_imagination_runs_under_bf16_autocast_close_to_fp32(kind):
         imagination = net.imagine(obs)
         bf16_logits, _ = net(obs, imagination=imagination)
     assert bf16_logits.dtype == torch.bfloat16
-    # Frames (uint8) and maps (float16) keep their storage type; latent vectors come
-    # out bf16, which the learner's precompute stores as float32.
-    expected = net.imagine(obs).views.dtype
-    assert imagination.views.dtype == (torch.bfloat16 if kind == "latent" else expected)
+    # Frames (uint8), maps (float16) and latent vectors (float32) keep their storage
+    # type under autocast, and rewards are float32.
+    assert imagination.views.dtype == net.imagine(obs).views.dtype
+    assert imagination.rewards.dtype == torch.float32
     torch.testing.assert_close(bf16_logits.float(), logits, atol=0.02, rtol=0.05)
 
 

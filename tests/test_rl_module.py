@@ -119,13 +119,16 @@ def test_precomputed_imagination_gives_the_same_outputs(kind):
         (BOARD_OBS, 5, "copy", False),  # one view repeated: the learner broadcasts it
     ],
 )
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_exploring_ships_imagination_and_the_learner_imagines_only_the_bootstrap_rows(
-    obs_space, num_actions, kind, ships
+    obs_space, num_actions, kind, ships, precision
 ):
     """Maps and small frames travel with the episodes (large frames would be A x depth
     frames per step); the learner keeps them and imagines again only the rows RLlib
-    appended, whose outputs are copies of the previous step's."""
-    module = _i2a(obs_space, num_actions, **_kind(kind), rollout_depth=3)
+    appended, whose outputs are copies of the previous step's. With bf16 imagination
+    both sides imagine in bf16 (the setting is the module's)."""
+    module = _i2a(obs_space, num_actions, **_kind(kind), rollout_depth=3, imagination_precision=precision)
+    assert module.net.imagination.precision == precision
     batch = _batch(obs_space, n=6)
     explore = module.forward_exploration(batch)
     assert module.ships_imagination == ships

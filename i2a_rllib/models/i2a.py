@@ -32,6 +32,8 @@ class I2ANetwork(nn.Module):
         rollout_depth: Imagined steps per rollout.
         action_choice: 'sample' (the paper) or 'argmax' for the rollout policy.
         snap_frames: Round imagined frames to 0 or 1 (one-hot boards; `ImaginationCore`).
+        imagination_precision: 'fp32' or 'bf16' (the rollouts in bfloat16 autocast;
+            `ImaginationCore`).
         model_free_hidden: Width of the model-free path's FC layer.
         rollout_policy_hidden: Width of the rollout policy.
         encoder_feature_size / encoder_hidden: Rollout encoder per-step features and
@@ -46,6 +48,7 @@ class I2ANetwork(nn.Module):
         rollout_depth: int = 5,
         action_choice: str = "sample",
         snap_frames: bool = False,
+        imagination_precision: str = "fp32",
         model_free_hidden: int = 512,
         rollout_policy_hidden: int = 128,
         encoder_feature_size: int = 128,
@@ -67,6 +70,7 @@ class I2ANetwork(nn.Module):
             rollout_depth=rollout_depth,
             action_choice=action_choice,
             snap_frames=snap_frames,
+            precision=imagination_precision,
         )
         self.model_free = model_free_trunk(obs_shape, model_free_hidden)
         self.rollout_encoder = RolloutEncoder(
