@@ -85,8 +85,8 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         "--imagination-precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16: imagined rollouts in bfloat16 autocast (CPUs with AMX, GPUs; 1.5-2x "
-        "faster compiled exploration on Breakout, docs/benchmarks.md). Default: fp32.",
+        help="bf16: imagined rollouts in bfloat16 autocast (CPUs with AMX, GPUs; Breakout "
+        "sampling 1.24-1.30x faster with --torch-compile-worker, docs/benchmarks.md). Default: fp32.",
     )
     group.add_argument("--distillation-coeff", type=float, default=1.0)
     group.add_argument(
