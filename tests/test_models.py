@@ -783,6 +783,26 @@ def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     torch.testing.assert_close(out, trunk(_obs(2, ATARI_FRAMES).float() / 255))
 
 
+
+def test_the_nature_cnn_reads_channels_last_with_the_outputs_and_gradients_of_nchw():
+    """The trunk converts Atari frames to channels-last (a faster convolution gradient);
+    outputs and weight gradients are those of the plain NCHW computation. Small boards
+    stay NCHW."""
+    torch.manual_seed(0)
+    trunk = ConvTrunk(ATARI_FRAMES)
+    frames = _obs(16, ATARI_FRAMES)
+    out = trunk(frames)
+    out.square().sum().backward()
+    grads = [p.grad.clone() for p in trunk.parameters()]
+    trunk.zero_grad()
+    nchw = trunk.fc(trunk.convs(frames.float() / 255))
+    nchw.square().sum().backward()
+    torch.testing.assert_close(out, nchw, atol=1e-5, rtol=1e-5)
+    for grad, p in zip(grads, trunk.parameters()):
+        torch.testing.assert_close(grad, p.grad, atol=1e-4, rtol=1e-4)
+    assert trunk.channels_last and not ConvTrunk(SMALL_FRAMES).channels_last
+
+
 def test_spatial_decoder_width_is_saved_and_costs_imagination_nothing(tmp_path):
     from i2a_rllib.checkpoints import load_env_model, save_env_model
     from i2a_rllib.models.env_models.cost import macs_per_imagined_step
