@@ -783,7 +783,6 @@ def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     torch.testing.assert_close(out, trunk(_obs(2, ATARI_FRAMES).float() / 255))
 
 
-
 def test_the_nature_cnn_reads_channels_last_with_the_outputs_and_gradients_of_nchw():
     """The trunk converts Atari frames to channels-last (a faster convolution gradient);
     outputs and weight gradients are those of the plain NCHW computation. Small boards
