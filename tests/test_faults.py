@@ -1,8 +1,8 @@
 """Faults: a killed EnvRunner, a killed collection, a killed pretraining run, training
 resumed from a checkpoint, and run directories that must not be overwritten.
 
-Killed drivers run as subprocesses in their own process group (their embedded Ray
-included), and the whole group gets SIGKILL: no clean-up code runs, as after a power
+Killed drivers run as subprocesses in their own session (their embedded Ray
+included), and every process of it gets SIGKILL: no clean-up code runs, as after a power
 cut or an OOM kill. docs/reliability.md says what these tests show and what they do not.
 """
 
@@ -51,7 +51,7 @@ def _child_env():
 
 
 def _spawn(args, log_path):
-    """Starts a console script in its own process group (it and its Ray)."""
+    """Starts a console script in a session of its own (it and its Ray)."""
     log = open(log_path, "w")
     return subprocess.Popen(
         [os.path.join(BIN, args[0]), *args[1:]],
@@ -62,18 +62,43 @@ def _spawn(args, log_path):
     )
 
 
-def _kill_group(process):
-    """SIGKILL to the driver and every process of its Ray; waits until they are gone."""
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+def _session_pids(sid):
+    """Live processes of session `sid` (zombies are dead already: not counted)."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    # "pid (comm) state ppid pgrp session ...": comm may hold spaces.
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                pids.append(int(name))
+    return pids
+
+
+def _kill_session(process):
+    """SIGKILL to the driver and every process of its Ray; waits until they are gone.
+
+    Ray starts each worker (actors, the Train controller) in a process group of its own,
+    so a signal to the driver's group would leave them running until they notice the
+    raylet is gone, long enough to register one more checkpoint. They all stay in the
+    driver's session (start_new_session), so the whole session is killed."""
     deadline = time.time() + 60
     while time.time() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
+        pids = _session_pids(process.pid)
+        if not pids:
+            process.wait(timeout=30)
             return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.poll()  # reaps the driver; orphans are reaped by init
         time.sleep(0.2)
-    raise AssertionError(f"processes of group {process.pid} survived SIGKILL")
+    raise AssertionError(f"processes of session {process.pid} survived SIGKILL")
 
 
 def _wait_for(condition, process, log_path, timeout=300, what="condition"):
@@ -87,7 +112,7 @@ def _wait_for(condition, process, log_path, timeout=300, what="condition"):
                 + open(log_path).read()[-3000:]
             )
         time.sleep(0.05)
-    _kill_group(process)
+    _kill_session(process)
     raise AssertionError(f"timed out waiting for {what}:\n" + open(log_path).read()[-3000:])
 
 
@@ -196,7 +221,7 @@ def killed_collection(ray_session, tmp_path_factory):
         lambda: os.path.isdir(data) and any(n.startswith("shard-") for n in os.listdir(data)),
         process, log, what="the first shard",
     )
-    _kill_group(process)
+    _kill_session(process)
     after_kill = sorted(os.listdir(data))
     survivors = {n: _read_shard(data, n) for n in list_shards(*filesystem_and_path(data))}
     before_resume = file_tree(data)
@@ -279,7 +304,7 @@ def test_killed_pretraining_resumes_after_its_last_completed_epoch(killed_collec
                "--batch-size", "64", "--num-workers", "1", "--kind", "latent", "--hparams", json.dumps(TINY_ENV_MODEL)]
     process = _spawn(["i2a", *command, "--num-cpus", "2"], log)
     _wait_for(lambda: _latest_pretrain_epoch(output) >= 1, process, log, what="the first epoch checkpoint")
-    _kill_group(process)
+    _kill_session(process)
     completed = _latest_pretrain_epoch(output)  # final: nothing runs any more
     assert 1 <= completed < epochs, "killed too late to test a resume"
     assert not os.path.exists(os.path.join(output, "env_model"))
