@@ -367,7 +367,7 @@ def _atari_comparison(*flags, timeout=120):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--agents", "ppo,dreamer"], "--agents 'ppo,dreamer': use some of ['ppo', 'copy', 'i2a', 'i2a_folded']"),
+        (["--agents", "ppo,dreamer"], "--agents 'ppo,dreamer': use some of ['ppo', 'copy', 'i2a', 'i2a_folded', 'i2a_bf16']"),
         (["--budget", "0"], "--budget must be an integer >= 1, got '0'"),
         (["--seeds", "two"], "--seeds must be an integer >= 1, got 'two'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
@@ -386,7 +386,8 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     the PNG, and atari.json without losing the Atari 100k entries already there."""
     work = tmp_path / "work"
     work.mkdir()
-    returns = {"ppo": (10.0, 14.0), "copy": (3.0, 5.0), "i2a": (12.0, 12.0), "i2a_folded": (8.0, 9.0)}
+    returns = {"ppo": (10.0, 14.0), "copy": (3.0, 5.0), "i2a": (12.0, 12.0), "i2a_folded": (8.0, 9.0),
+               "i2a_bf16": (11.0, 13.0)}  # fmt: skip
     runs = [
         {"agent": agent, "seed": seed, "budget": 1000,
          "curve": [{"env_steps": s, "return": r[seed], "seconds": s / 50} for s in range(100, 1001, 100)]}
@@ -405,6 +406,9 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     assert "| I2A (spatial model) | 2 | 12.00 ± 0.00 (12.00, 12.00) | 300,032 policy + 100,000 collected |" in results
     # The folded model: 20k random-play transitions, fine-tuned on the same data (counted once).
     assert "| I2A (folded spatial model) | 2 | 8.50 ± 0.71 (8.00, 9.00) | 0 policy + 20,000 collected |" in results
+    # bf16 imagination with the default model: the same model's data.
+    assert ("| I2A (spatial model, bf16 imagination) | 2 | 12.00 ± 1.41 (11.00, 13.00) | 300,032 policy + "
+            "100,000 collected |") in results  # fmt: skip
     assert (out / "figures" / "atari_breakout_learning_curves.png").stat().st_size > 0
     saved = json.loads((out / "results" / "atari.json").read_text())
     assert saved["atari100k"] == [{"agent": "ppo", "seed": 0}]
@@ -412,15 +416,18 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
 
 
 def test_atari_comparison_agents_imagine_with_their_own_models():
-    """i2a and i2a_folded build the spatial kind from their shipped checkpoints; the copy
-    control loads none; PPO is the baseline (no imagination)."""
+    """i2a, i2a_folded and i2a_bf16 build the spatial kind from their shipped checkpoints
+    (i2a_bf16 imagines in bf16, the others in fp32); the copy control loads none; PPO is
+    the baseline (no imagination)."""
     from benchmarks.atari_comparison import DEFAULT_ENV_MODEL, ENV_MODELS, build_config
 
     for agent, checkpoint in ENV_MODELS.items():
         config = build_config(agent, 0, checkpoint)
         assert (config.env_model, config.env_model_checkpoint) == ("spatial", checkpoint)
+        assert config.imagination_precision == ("bf16" if agent == "i2a_bf16" else "fp32")
         assert os.path.isfile(os.path.join(checkpoint, "metadata.json"))
-    assert ENV_MODELS["i2a"] == DEFAULT_ENV_MODEL and ENV_MODELS["i2a_folded"].endswith("breakout_folded")
+    assert ENV_MODELS["i2a"] == ENV_MODELS["i2a_bf16"] == DEFAULT_ENV_MODEL
+    assert ENV_MODELS["i2a_folded"].endswith("breakout_folded")
     copy = build_config("copy", 0, None)
     assert (copy.env_model, copy.env_model_checkpoint) == ("copy", None)
     assert not hasattr(build_config("ppo", 0, None), "env_model")
