@@ -212,6 +212,18 @@ def run_figures(run: Dict[str, Any], budget: int) -> Dict[str, float]:
     }
 
 
+def smoothed_curve(curve: List[Dict[str, float]]):
+    """(env steps, hours, return) of a run's curve, each a moving mean of SMOOTHING
+    iterations. Iterations in which no episode ended report no return (nan): they are
+    left out, not read as 0, which dipped every curve wherever episodes outlasted an
+    iteration."""
+    points = [p for p in curve if p["return"] == p["return"]]
+    if not points:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    return (moving_mean([p["env_steps"] for p in points]), moving_mean([p["seconds"] / 3600 for p in points]),
+            moving_mean([p["return"] for p in points]))  # fmt: skip
+
+
 def _cells(values: List[float], digits: int = 2) -> str:
     values = [v for v in values if v == v]
     if not values:
@@ -234,9 +246,7 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, Dict[str, 
         if not agent_runs:
             continue
         for r in agent_runs:
-            returns = moving_mean([p["return"] if p["return"] == p["return"] else 0.0 for p in r["curve"]])
-            steps = moving_mean([p["env_steps"] for p in r["curve"]])
-            hours = moving_mean([p["seconds"] / 3600 for p in r["curve"]])
+            steps, hours, returns = smoothed_curve(r["curve"])
             label = LABELS[agent] if r is agent_runs[0] else None
             axes[0].plot(steps, returns, color=colour, alpha=0.8, label=label)
             axes[1].plot(hours, returns, color=colour, alpha=0.8, label=label)

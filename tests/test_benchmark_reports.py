@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from benchmarks.paper_comparison import (
@@ -413,6 +414,22 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     saved = json.loads((out / "results" / "atari.json").read_text())
     assert saved["atari100k"] == [{"agent": "ppo", "seed": 0}]
     assert saved["breakout_comparison"]["figures"]["ppo/1"]["final_return"] == 14.0
+
+
+def test_atari_comparison_curves_leave_out_iterations_without_a_finished_episode():
+    """An iteration in which no episode ended has no return (nan): the plotted moving mean
+    skips it instead of reading it as 0 (which dipped the curves)."""
+    from benchmarks.atari_comparison import SMOOTHING, smoothed_curve
+
+    returns = [10.0] * 12
+    returns[6] = float("nan")
+    curve = [{"env_steps": 1000 * (i + 1), "return": r, "seconds": 36.0 * (i + 1)} for i, r in enumerate(returns)]
+    steps, hours, smoothed = smoothed_curve(curve)
+    assert len(steps) == len(hours) == len(smoothed) == 11 - SMOOTHING + 1
+    assert np.allclose(smoothed, 10.0)
+    # The third window reads iterations 3-6 and 8: the 7th (nan) is skipped, not zeroed.
+    assert steps[2] == np.mean([3000, 4000, 5000, 6000, 8000])
+    assert all(len(a) == 0 for a in smoothed_curve([{"env_steps": 1024, "return": float("nan"), "seconds": 1.0}]))
 
 
 def test_atari_comparison_agents_imagine_with_their_own_models():
