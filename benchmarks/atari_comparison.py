@@ -350,8 +350,10 @@ def main():
                        "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip
     runs_path = os.path.join(args.work_dir, "runs.json")
     adopt_published_runs(runs_path, os.path.join(args.out_dir, "results", "atari.json"))
-    # The env steps behind each I2A agent's model, for the report's column.
-    data_steps = {agent: env_model_data_steps(env_models[agent]) for agent in env_models if agent in agents}
+    # The env steps behind each I2A agent's model, for the report's column: every agent's,
+    # since the report lists the finished runs of agents not trained now too.
+    data_steps = {agent: env_model_data_steps(checkpoint) for agent, checkpoint in env_models.items()
+                  if os.path.isfile(os.path.join(checkpoint, "metadata.json"))}  # fmt: skip
     if args.report_only:
         if not os.path.exists(runs_path):
             parser.exit(2, f"atari_comparison.py: error: --report-only: no finished runs in {runs_path}\n")

@@ -383,7 +383,8 @@ def test_atari_comparison_rejects_bad_input_before_ray_starts(tmp_path, flags, m
 
 def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_results(tmp_path):
     """--report-only: per-seed last-10% returns with the sample sd, each shipped model's data
-    steps (its collecting policy's and its collection's) beside its I2A, the published anchor,
+    steps (its collecting policy's and its collection's) beside its I2A whichever agents
+    --agents names, the published anchor,
     the PNG, and atari.json without losing the Atari 100k entries already there."""
     work = tmp_path / "work"
     work.mkdir()
@@ -398,7 +399,9 @@ def test_atari_comparison_report_counts_the_env_models_data_and_keeps_other_resu
     out = tmp_path / "docs"
     (out / "results").mkdir(parents=True)
     (out / "results" / "atari.json").write_text(json.dumps({"atari100k": [{"agent": "ppo", "seed": 0}]}))
-    done = _atari_comparison("--report-only", "--budget", "1000", "--work-dir", str(work), "--out-dir", str(out))
+    # --agents names only PPO: the report still counts every listed I2A model's data.
+    done = _atari_comparison("--report-only", "--agents", "ppo", "--budget", "1000", "--work-dir", str(work),
+                             "--out-dir", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = (out / "results.md").read_text()
     assert "| PPO | 2 | 12.00 ± 2.83 (10.00, 14.00) |" in results  # sample sd of 10 and 14
