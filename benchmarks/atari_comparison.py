@@ -345,7 +345,8 @@ def main():
     if not agents or set(agents) - set(AGENTS):
         parser.exit(2, f"atari_comparison.py: error: --agents {args.agents!r}: use some of {list(AGENTS)}\n")
     env_models = {**ENV_MODELS, "i2a": args.env_model_checkpoint, "i2a_bf16": args.env_model_checkpoint}
-    if {"i2a", "i2a_bf16"} & set(agents) and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
+    own_model = {"i2a", "i2a_bf16"} & set(agents)
+    if own_model and not os.path.isfile(os.path.join(args.env_model_checkpoint, "metadata.json")):
         parser.exit(2, f"atari_comparison.py: error: --env-model-checkpoint {args.env_model_checkpoint!r} holds "
                        "no environment model (metadata.json); pass a pretrained spatial model\n")  # fmt: skip
     runs_path = os.path.join(args.work_dir, "runs.json")
