@@ -9,8 +9,8 @@
 # than what some sandboxes let travel). Every step has its own time limit, so one slow
 # step cannot eat the others' time; a failed step is reported and the rest still run.
 # Writes, per step, a JSON named after it into OUT_DIR, plus card.txt (nvidia-smi).
-#   1. imagination.py --device cuda: pixel imagination batched vs the seed's per-action
-#      loop on the card (the module issue's 2x target), plus the CPU rows.
+#   1. imagination.py --device cuda --device-only: pixel imagination batched vs the seed's
+#      per-action loop on the card at batch 8 (the module issue's 2x target) and 256.
 #   2. network_update.py --device cuda: PPO updates of the Nature CNN and of I2A (latent,
 #      spatial, pixel models) in fp32 and bf16, pure torch.
 #   3. learner.py --device cuda: RLlib's Learner.update(), baseline vs I2A, fp32 and bf16.
@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-docs/results/gpu}}"
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
+# The repository's code without installing it (Ray workers, benchmark children too).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 status=0
 
 step() {  # step NAME LIMIT_S COMMAND...
@@ -43,19 +45,19 @@ fi
 mkdir -p "$OUT_DIR"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/card.txt"
 
-step imagination 120 "$PY" benchmarks/imagination.py --seconds 2 --device cuda \
+step imagination 90 "$PY" benchmarks/imagination.py --seconds 2 --device cuda --device-only \
     --json "$OUT_DIR/imagination_cuda.json"
 step network_update 150 "$PY" benchmarks/network_update.py --device cuda --batch 4096 \
     --networks nature,latent,spatial,pixel --precisions fp32,bf16 --json "$OUT_DIR/network_update_cuda.json"
 if "$PY" -c "import ray.rllib, ale_py" 2>/dev/null; then
-    step learner 90 "$PY" benchmarks/learner.py --device cuda --precisions fp32,bf16 \
+    step learner 150 "$PY" benchmarks/learner.py --device cuda --precisions fp32,bf16 \
         --json "$OUT_DIR/learner_cuda.json"
     # One fp32 run of both agents (each in its own process: Ray's start, the build, a
     # warm-up iteration, one timed iteration and the parts alone): two 60 s runs of 2
     # iterations at 1024 steps would be cut short by sampling alone (spatial I2A samples
     # ~100-200 env steps/s per EnvRunner on a CPU). bf16's gain is measured by the
     # learner and network_update steps above.
-    step throughput_fp32 120 "$PY" benchmarks/training_throughput.py --envs breakout \
+    step throughput_fp32 150 "$PY" benchmarks/training_throughput.py --envs breakout \
         --agents ppo,spatial --iterations 1 --parts 1 --batch 512 --num-gpus-per-learner 1 \
         --learner-precision fp32 --json "$OUT_DIR/throughput_cuda_fp32.json"
 else

@@ -71,15 +71,15 @@ def states_per_second(fn, batch: int, seconds: float, device: torch.device = tor
     return count / (time.perf_counter() - start)
 
 
-def forward_comparison(seconds: float) -> dict:
+def forward_comparison(seconds: float, device: torch.device = torch.device("cpu"), batch: int = 8) -> dict:
     torch.manual_seed(0)
-    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8)
-    trunk, heads = ConvTrunk(OBS_SHAPE), ActorCriticHeads(512, NUM_ACTIONS)
-    latent = I2ANetwork(build_env_model("latent", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval()
-    spatial = I2ANetwork(build_env_model("spatial", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval()
-    nature = states_per_second(lambda: heads.logits(trunk(obs)), 8, seconds)
-    i2a = states_per_second(lambda: latent(obs), 8, seconds)
-    spatial_i2a = states_per_second(lambda: spatial(obs), 8, seconds)
+    obs = torch.randint(0, 256, (batch, *OBS_SHAPE), dtype=torch.uint8, device=device)
+    trunk, heads = ConvTrunk(OBS_SHAPE).to(device), ActorCriticHeads(512, NUM_ACTIONS).to(device)
+    latent = I2ANetwork(build_env_model("latent", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval().to(device)
+    spatial = I2ANetwork(build_env_model("spatial", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval().to(device)
+    nature = states_per_second(lambda: heads.logits(trunk(obs)), batch, seconds, device)
+    i2a = states_per_second(lambda: latent(obs), batch, seconds, device)
+    spatial_i2a = states_per_second(lambda: spatial(obs), batch, seconds, device)
     return {
         "nature_cnn_states_per_s": nature,
         "latent_i2a_states_per_s": i2a,
@@ -122,13 +122,13 @@ def channels_last_comparison(seconds: float, pairs: int = 4) -> dict:
     return rows
 
 
-def pixel_imagination_comparison(seconds: float, device: torch.device = torch.device("cpu")) -> dict:
+def pixel_imagination_comparison(seconds: float, device: torch.device = torch.device("cpu"), batch: int = 8) -> dict:
     torch.manual_seed(0)
-    obs = torch.randint(0, 256, (8, *OBS_SHAPE), dtype=torch.uint8, device=device)
+    obs = torch.randint(0, 256, (batch, *OBS_SHAPE), dtype=torch.uint8, device=device)
     net = I2ANetwork(build_env_model("pixel", OBS_SHAPE, NUM_ACTIONS), rollout_depth=DEPTH).eval().to(device)
-    noise = net.imagination.sample_noise(8, device=device)
-    batched = states_per_second(lambda: net.encode_imagination(net.imagine(obs, noise)), 8, seconds, device)
-    looped = states_per_second(lambda: seed_loop_imagination_code(net, obs, noise), 8, seconds, device)
+    noise = net.imagination.sample_noise(batch, device=device)
+    batched = states_per_second(lambda: net.encode_imagination(net.imagine(obs, noise)), batch, seconds, device)
+    looped = states_per_second(lambda: seed_loop_imagination_code(net, obs, noise), batch, seconds, device)
     with torch.no_grad():
         difference = (net.encode_imagination(net.imagine(obs, noise)) - seed_loop_imagination_code(net, obs, noise)).abs().max()
     return {
@@ -170,13 +170,20 @@ def main():
         default=None,
         help="also time pixel imagination on this torch device (e.g. cuda), where batching pays",
     )
+    parser.add_argument(
+        "--device-only",
+        action="store_true",
+        help="time only the --device rows, not the CPU rows and memory (benchmarks/gpu.sh, short of device time)",
+    )
     parser.add_argument("--peak-memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.device_only and not args.device:
+        parser.exit(2, "imagination.py: error: --device-only needs --device (e.g. --device cuda)\n")
     if args.peak_memory_child:
         _peak_memory_child()
         return
     results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}"}
-    for threads in (1, os.cpu_count()):
+    for threads in () if args.device_only else (1, os.cpu_count()):
         torch.set_num_threads(threads)
         forward = forward_comparison(args.seconds)
         pixel = pixel_imagination_comparison(args.seconds)
@@ -210,19 +217,35 @@ def main():
         device = torch.device(args.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             parser.error(f"--device {args.device}: torch sees no CUDA device on this machine.")
-        pixel = pixel_imagination_comparison(args.seconds, device)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
-        results[f"device_{device.type}"] = {"device": name, "pixel_imagination_batch_8": pixel}
+        results[f"device_{device.type}"] = {"device": name}
+        # Batch 8 is the module issue's setting (and an EnvRunner's 8 envs); 256 is a
+        # learner chunk, where a GPU fills. Then the same with cuDNN's autotuner, which
+        # picks convolution algorithms by timing them (off by default in torch).
+        for autotuned in (False, True) if device.type == "cuda" else (False,):
+            torch.backends.cudnn.benchmark = autotuned
+            rows = results[f"device_{device.type}"].setdefault("cudnn_benchmark" if autotuned else "default", {})
+            for batch in (8, 256):
+                forward = forward_comparison(args.seconds, device, batch)
+                pixel = pixel_imagination_comparison(args.seconds, device, batch)
+                rows[f"forward_batch_{batch}"] = forward
+                rows[f"pixel_imagination_batch_{batch}"] = pixel
+                print(
+                    f"--- {name}, batch {batch}{', cudnn autotuned' if autotuned else ''}: Nature CNN "
+                    f"{forward['nature_cnn_states_per_s']:,.0f} | latent I2A {forward['latent_i2a_states_per_s']:,.0f}"
+                    f" | spatial I2A {forward['spatial_i2a_states_per_s']:,.0f} states/s; pixel imagination batched "
+                    f"{pixel['batched_states_per_s']:,.1f} | seed loop {pixel['seed_loop_states_per_s']:,.1f} states/s"
+                    f" | ratio {pixel['ratio']:.2f} (target >= 2) | max |difference| {pixel['max_abs_difference']:.1e}",
+                    flush=True,
+                )
+        torch.backends.cudnn.benchmark = False
+    if not args.device_only:
+        memory = peak_memory()
+        results["latent_forward_backward_batch_256"] = memory
         print(
-            f"--- {name}: pixel imagination batched {pixel['batched_states_per_s']:,.1f} states/s | seed loop "
-            f"{pixel['seed_loop_states_per_s']:,.1f} states/s | ratio {pixel['ratio']:.2f} (target >= 2)"
+            f"latent I2A forward+backward at batch 256: peak RSS growth {memory['peak_rss_growth_mib']:,.0f} MiB "
+            f"(process peak {memory['peak_rss_mib']:,.0f} MiB; target < 2048 MiB)"
         )
-    memory = peak_memory()
-    results["latent_forward_backward_batch_256"] = memory
-    print(
-        f"latent I2A forward+backward at batch 256: peak RSS growth {memory['peak_rss_growth_mib']:,.0f} MiB "
-        f"(process peak {memory['peak_rss_mib']:,.0f} MiB; target < 2048 MiB)"
-    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

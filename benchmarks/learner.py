@@ -47,6 +47,10 @@ import sys
 import tempfile
 import time
 
+# The repository root, for runs where the project is not installed (benchmarks/gpu.sh).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
 ENV_ID = "ALE/Breakout-v5"
 ENVS_PER_RUNNER = 8
 
