@@ -103,3 +103,39 @@ def test_one_training_iteration_with_a_gpu_learner():
     assert "device cuda" in result.stdout
     trained = int(result.stdout.split("trained")[-1].split()[0])
     assert trained >= 64
+
+
+def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
+    """On a GPU repeated imagined frames are grouped by row hashes (not numpy's byte
+    sort): the same groups, codes and gradients as on the CPU."""
+    result = _run(
+        """
+        import torch
+        from i2a_rllib.models.rollout_encoder import RolloutEncoder, distinct_rows
+
+        torch.manual_seed(0)
+        distinct = torch.randint(0, 256, (6, 4, 84, 84), dtype=torch.uint8)
+        views = distinct[torch.randint(0, 6, (12, 5))]
+        rows = views.flatten(0, 1).flatten(1)
+        first, where = distinct_rows(rows)
+        first_cuda, where_cuda = distinct_rows(rows.cuda())
+        assert torch.equal(rows[first][where], rows)
+        assert torch.equal(rows.cuda()[first_cuda][where_cuda], rows.cuda())
+        assert len(first) == len(first_cuda) == len(torch.unique(rows, dim=0))
+        encoder = RolloutEncoder((4, 84, 84), feature_size=32, hidden_size=16)
+        rewards = torch.randn(12, 5)
+        codes = encoder(views, rewards)
+        codes.pow(2).sum().backward()
+        grads = [p.grad.clone() for p in encoder.parameters()]
+        encoder.zero_grad()
+        encoder = encoder.cuda()
+        codes_cuda = encoder(views.cuda(), rewards.cuda())
+        codes_cuda.pow(2).sum().backward()
+        torch.testing.assert_close(codes_cuda.cpu(), codes, atol=1e-4, rtol=1e-3)
+        for cpu, cuda in zip(grads, (p.grad for p in encoder.parameters())):
+            torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-4, rtol=1e-3)
+        print("encoder ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "encoder ok" in result.stdout

@@ -12,7 +12,8 @@ from i2a_rllib.models.env_models import (
 )
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.model_free import ConvTrunk
-from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
+from i2a_rllib.models import rollout_encoder
+from i2a_rllib.models.rollout_encoder import RolloutEncoder, distinct_rows, shared_prefixes
 from i2a_rllib.models.rollout_policy import sample_with_noise
 
 SMALL_FRAMES = (4, 12, 12)  # a small frame stack keeps the pixel model fast in tests
@@ -152,7 +153,7 @@ def test_reverse_order_encoder_differs_from_forward_order():
     torch.testing.assert_close(reverse, encoder(views.flip(1), rewards.flip(1)))
 
 
-# Small boards are told apart in numpy, larger frames by torch.unique.
+# Small boards and Atari-sized frames (numpy on a CPU; row hashes on a GPU).
 @pytest.mark.parametrize("frame_shape", [(3, 6, 6), (3, 20, 20)])
 def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(frame_shape):
     torch.manual_seed(0)
@@ -180,6 +181,32 @@ def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(f
     # Float views (latent maps) are embedded as they are.
     encoder(views.float() / 255, rewards)
     assert seen[-1] == 30
+
+
+def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(monkeypatch):
+    # On a GPU rows are grouped by a 1-D unique over row hashes, checked against the rows
+    # themselves; the same function runs here on CPU tensors.
+    torch.manual_seed(0)
+    distinct = torch.randint(0, 256, (5, 3 * 20 * 20), dtype=torch.uint8)
+    rows = distinct[torch.tensor([3, 0, 3, 1, 1, 4, 0])]
+    expected_groups = [[0, 2], [1, 6], [3, 4], [5]]
+
+    def groups_of(found):
+        first, where = found
+        assert torch.equal(rows[first][where], rows)
+        return sorted(sorted(torch.nonzero(where == g).flatten().tolist()) for g in range(len(first)))
+
+    by_hash = rollout_encoder._distinct_rows_by_hash
+    assert groups_of(distinct_rows(rows)) == groups_of(by_hash(rows)) == expected_groups
+    assert distinct_rows(distinct) is None and by_hash(distinct) is None
+    # Rows that differ in one byte get different hashes.
+    near = distinct[:1].repeat(64, 1)
+    near[torch.arange(64), torch.arange(64) * 17] += 1
+    assert len(torch.unique(rollout_encoder.row_hashes(near))) == 64
+    # Every row hashing alike (a collision) still gives the exact groups.
+    monkeypatch.setattr(rollout_encoder, "row_hashes", lambda r: torch.zeros(len(r), dtype=torch.int64))
+    assert groups_of(by_hash(rows)) == expected_groups
+    assert by_hash(distinct) is None
 
 
 def test_shared_prefixes_is_the_tree_of_distinct_prefixes():
