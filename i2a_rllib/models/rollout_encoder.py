@@ -50,9 +50,10 @@ _HASH_WEIGHTS = {}
 
 def row_hashes(rows: torch.Tensor) -> torch.Tensor:
     """One int64 per row of a 2-D integer tensor, equal for equal rows: the row's bytes
-    as 16-bit words times fixed random odd 64-bit weights, summed (wrapping). Two rows
-    that differ collide with probability <= 2^-49 (a difference of two 16-bit words has
-    at most 15 factors of 2); a collision only costs `distinct_rows` its fallback."""
+    as 16-bit words times fixed random odd 64-bit weights, summed (wrapping). Rows that
+    differ in one word never collide (odd weights); in more, with probability ~2^-48 at
+    most (a difference of two 16-bit words has at most 15 factors of 2, and the weights
+    have 62 random bits). A collision only costs `distinct_rows` its fallback."""
     data = rows.contiguous().view(torch.uint8)
     data = F.pad(data, (0, data.shape[1] % 2)).view(torch.int16)
     key = (data.shape[1], data.device)
@@ -68,6 +69,8 @@ def _distinct_rows_by_hash(rows: torch.Tensor):
     its group's first row (exact: a hash collision falls back to comparing whole rows).
     torch.unique(dim=0) sorts rows by comparing them element by element; on a GPU that
     merge sort took ~90% of pixel imagination's time (docs/benchmarks.md)."""
+    if len(rows) < 2:
+        return None
     _, where = torch.unique(row_hashes(rows), return_inverse=True)
     found = _first_of_groups(where, len(rows))
     if found is None:  # distinct hashes: distinct rows
