@@ -15,14 +15,16 @@ all cores.
 
 How to run this script
 ----------------------
-`python benchmarks/imagination.py [--seconds 3] [--device cuda]`
+`python benchmarks/imagination.py [--seconds 3] [--device cuda [--device-only]]`
+(`--device cuda` adds 1 and 2 on the card at batch 8 and 256, with and without cuDNN's
+autotuner; `--device-only` skips the CPU rows, which take minutes.)
 
 Results to expect
 -----------------
 Latent I2A at ~0.4-0.5 of the Nature CNN's states/s; peak memory of a batch-256 update
 well under 2 GiB. On a CPU, batched pixel imagination runs at ~0.7-1x the seed loop
-(the pixel model is compute-bound there; batching pays on a GPU). Measured figures
-are in docs/benchmarks.md.
+(the pixel model is compute-bound there); on an H200 ~3x at batch 8, ~1.1x at 256.
+Measured figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
