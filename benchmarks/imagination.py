@@ -181,6 +181,8 @@ def main():
     args = parser.parse_args()
     if args.device_only and not args.device:
         parser.exit(2, "imagination.py: error: --device-only needs --device (e.g. --device cuda)\n")
+    if args.device and torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.exit(2, f"imagination.py: error: --device {args.device}: torch sees no CUDA device on this machine\n")
     if args.peak_memory_child:
         _peak_memory_child()
         return
@@ -217,8 +219,6 @@ def main():
             )
     if args.device:
         device = torch.device(args.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: torch sees no CUDA device on this machine.")
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
         results[f"device_{device.type}"] = {"device": name}
         # Batch 8 is the module issue's setting (and an EnvRunner's 8 envs); 256 is a

@@ -344,6 +344,23 @@ def test_network_update_times_each_network_and_precision(tmp_path):
     assert bad.returncode == 2 and "--precisions 'fp16': use fp32 and/or bf16" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--device-only"], "--device-only needs --device (e.g. --device cuda)"),
+        (["--device", "cuda"], "--device cuda: torch sees no CUDA device on this machine"),
+    ],
+)
+def test_imagination_benchmark_rejects_bad_input_at_once(tmp_path, flags, message):
+    import torch
+
+    if torch.cuda.is_available() and "cuda" in flags:
+        pytest.skip("this machine has CUDA")
+    done = _run_benchmark("imagination.py", *flags, "--json", str(tmp_path / "i.json"), timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == f"imagination.py: error: {message}"
+    assert not (tmp_path / "i.json").exists()
+
+
 def test_gpu_script_refuses_a_machine_without_cuda(tmp_path):
     """Here (no CUDA) it stops at once with one line and writes nothing; where CUDA
     exists, tests/test_gpu.py's paths and benchmarks/gpu.sh itself are what run."""
