@@ -255,11 +255,15 @@ def start_score(curve: List[Dict[str, float]], key: str, budget: int) -> float:
 
 def first_reached(curve: List[Dict[str, float]], level: float, width: int = SMOOTHING) -> Optional[Dict[str, float]]:
     """Env steps and seconds at which the `width`-iteration mean of the solved fraction
-    first reaches `level` (at the window's last iteration); None if it never does."""
-    solved = [p["solved"] if p["solved"] == p["solved"] else 0.0 for p in curve]
-    for end, mean in enumerate(moving_mean(solved, width), start=min(width, len(solved)) - 1):
+    first reaches `level` (at the window's last iteration); None if it never does.
+    Iterations in which no episode ended (nan) are left out, not read as 0."""
+    scored = [p for p in curve if p["solved"] == p["solved"]]
+    if not scored:
+        return None
+    means = moving_mean([p["solved"] for p in scored], width)
+    for end, mean in enumerate(means, start=min(width, len(scored)) - 1):
         if mean >= level:
-            return {"env_steps": curve[end]["env_steps"], "seconds": curve[end]["seconds"]}
+            return {"env_steps": scored[end]["env_steps"], "seconds": scored[end]["seconds"]}
     return None
 
 

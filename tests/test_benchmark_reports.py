@@ -61,6 +61,10 @@ def test_steps_to_a_solved_level_use_the_five_iteration_mean():
     # One lucky iteration (0.9) is not a mean of 0.6; iterations 6-10 are (step 1000).
     assert first_reached(curve, 0.6) == {"env_steps": 1000, "seconds": 100.0}
     assert first_reached(curve, 0.8) is None
+    # An iteration in which no episode ended (nan) is left out, not read as 0.
+    gap = curve[:8] + [{**curve[8], "solved": float("nan")}] + curve[9:]
+    assert first_reached(gap, 0.6) == {"env_steps": 1100, "seconds": 110.0}
+    assert first_reached([{**p, "solved": float("nan")} for p in curve], 0.6) is None
     never = [{**p, "solved": 0.1} for p in curve]
     summary = agent_summary([{"seed": 1, "curve": never}, {"seed": 0, "curve": curve}], budget=1100)
     assert summary["seeds"] == [0, 1]  # per-seed values in seed order
