@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU figures of docs/benchmarks.md in one run: under 8 minutes on one GPU (~6 on an H200).
+# The GPU figures of docs/benchmarks.md in one run: under 8 minutes on one GPU (~7 on an H200).
 #
 #   bash benchmarks/gpu.sh [OUT_DIR]      (default: $OUT, else docs/results/gpu)
 #
@@ -16,7 +16,8 @@
 #   3. learner.py --device cuda: RLlib's Learner.update(), baseline vs I2A, fp32 and bf16.
 #   4. training_throughput.py --num-gpus-per-learner 1: an end-to-end iteration on Breakout
 #      (PPO, spatial I2A, 512-step batches) with the learner on the GPU, fp32.
-#   5. tests/test_gpu.py: the CUDA tests that the CPU suite skips (where pytest exists).
+#   5. the same for spatial I2A with its EnvRunner on the GPU (learner on the CPU).
+#   6. tests/test_gpu.py: the CUDA tests that the CPU suite skips (where pytest exists).
 set -u
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-docs/results/gpu}}"
@@ -61,6 +62,11 @@ if "$PY" -c "import ray.rllib, ale_py" 2>/dev/null; then
     step throughput_fp32 150 "$PY" benchmarks/training_throughput.py --envs breakout \
         --agents ppo,spatial --iterations 1 --parts 1 --batch 512 --num-gpus-per-learner 1 \
         --learner-precision fp32 --json "$OUT_DIR/throughput_cuda_fp32.json"
+    # Spatial I2A with its EnvRunner imagining on the card (learner on the CPU): the
+    # first run found I2A bound by its EnvRunner's CPU inference.
+    step throughput_env_runner_gpu 100 "$PY" benchmarks/training_throughput.py --envs breakout \
+        --agents spatial --iterations 1 --parts 1 --batch 512 --num-gpus-per-env-runner 1 \
+        --json "$OUT_DIR/throughput_cuda_env_runner.json"
     # The CUDA tests the CPU suite skips (~1 minute on an H200).
     if "$PY" -c "import pytest" 2>/dev/null; then
         step gpu_tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py

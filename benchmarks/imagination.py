@@ -16,8 +16,8 @@ all cores.
 How to run this script
 ----------------------
 `python benchmarks/imagination.py [--seconds 3] [--device cuda [--device-only]]`
-(`--device cuda` adds 1 and 2 on the card at batch 8 and 256, with and without cuDNN's
-autotuner; `--device-only` skips the CPU rows, which take minutes.)
+(`--device cuda` adds 1 and 2 on the card at batch 8 and 256, `--cudnn-benchmark` the
+same with cuDNN's autotuner; `--device-only` skips the CPU rows, which take minutes.)
 
 Results to expect
 -----------------
@@ -177,6 +177,9 @@ def main():
         action="store_true",
         help="time only the --device rows, not the CPU rows and memory (benchmarks/gpu.sh, short of device time)",
     )
+    parser.add_argument(
+        "--cudnn-benchmark", action="store_true", help="also time the --device cuda rows with cuDNN's autotuner"
+    )
     parser.add_argument("--peak-memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device_only and not args.device:
@@ -222,9 +225,10 @@ def main():
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
         results[f"device_{device.type}"] = {"device": name}
         # Batch 8 is the module issue's setting (and an EnvRunner's 8 envs); 256 is a
-        # learner chunk, where a GPU fills. Then the same with cuDNN's autotuner, which
-        # picks convolution algorithms by timing them (off by default in torch).
-        for autotuned in (False, True) if device.type == "cuda" else (False,):
+        # learner chunk, where a GPU fills. --cudnn-benchmark repeats them with cuDNN's
+        # autotuner, which picks convolution algorithms by timing them (off in torch by
+        # default; on an H200 it changed nothing beyond the run-to-run spread).
+        for autotuned in (False, True) if device.type == "cuda" and args.cudnn_benchmark else (False,):
             torch.backends.cudnn.benchmark = autotuned
             rows = results[f"device_{device.type}"].setdefault("cudnn_benchmark" if autotuned else "default", {})
             for batch in (8, 256):

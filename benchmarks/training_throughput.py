@@ -58,7 +58,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.paper_comparison import PIXEL_MODEL as SOKOBAN_PIXEL_MODEL  # noqa: E402
 from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
-from i2a_rllib.commands import positive_int_arg  # noqa: E402
+from i2a_rllib.commands import non_negative_float_arg, positive_int_arg  # noqa: E402
 
 # Per environment: its id and board, the sampling, the PPO settings every agent shares
 # and the agents (env-model kinds) that apply. Breakout: the `i2a train` defaults (one
@@ -92,7 +92,7 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
                  env_model_checkpoint: str = None, snap_frames: bool = False,
-                 imagination_precision: str = "fp32"):  # fmt: skip
+                 imagination_precision: str = "fp32", env_runner_gpus: float = 0):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
@@ -100,7 +100,8 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     RLlib's torch_compile_worker (I2A's exploration forward through torch.compile);
     `env_model_checkpoint`: a pretrained model of the agent's kind (None: untrained, with
     the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`;
-    `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast)."""
+    `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast);
+    `env_runner_gpus`: GPUs per EnvRunner (its module, so I2A's imagination, runs there)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -129,6 +130,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     return config.env_runners(
         num_env_runners=case["num_env_runners"],
         num_envs_per_env_runner=case["envs_per_runner"],
+        num_gpus_per_env_runner=env_runner_gpus,
         rollout_fragment_length="auto",
     ).debugging(seed=0)
 
@@ -179,13 +181,14 @@ def imagination_seconds(result: Dict[str, Any]) -> float:
 def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch: int = None, gpus: int = 0,
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
             compile_worker: bool = False, env_model_checkpoint: str = None,
-            snap_frames: bool = False, imagination_precision: str = "fp32") -> Dict[str, Any]:  # fmt: skip
+            snap_frames: bool = False, imagination_precision: str = "fp32",
+            env_runner_gpus: float = 0) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
-                          env_model_checkpoint, snap_frames, imagination_precision)  # fmt: skip
+                          env_model_checkpoint, snap_frames, imagination_precision, env_runner_gpus)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -349,6 +352,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="train batch (default: each environment's)")
     parser.add_argument("--num-gpus-per-learner", type=int, default=0, choices=(0, 1),
                         help="1: the learner (in the driver) updates on a GPU")
+    parser.add_argument("--num-gpus-per-env-runner", type=non_negative_float_arg("--num-gpus-per-env-runner"),
+                        default=0.0, help="GPUs per EnvRunner: its module (I2A's imagination) runs there")
     parser.add_argument("--learner-precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--overlap-sampling", action="store_true",
                         help="also measure each Atari agent with overlapped sampling ('<agent> (overlapped)')")
@@ -384,6 +389,8 @@ def main() -> None:
 
     if args.num_gpus_per_learner and not torch.cuda.is_available():
         parser.exit(2, "training_throughput.py: error: --num-gpus-per-learner 1: torch sees no CUDA device here\n")
+    if args.num_gpus_per_env_runner and not torch.cuda.is_available():
+        parser.exit(2, "training_throughput.py: error: --num-gpus-per-env-runner: torch sees no CUDA device here\n")
     results = {
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, ray {ray.__version__}",
         "date": time.strftime("%Y-%m-%d"),
@@ -391,6 +398,7 @@ def main() -> None:
         "parts": args.parts,
         "learner_device": torch.cuda.get_device_name() if args.num_gpus_per_learner else "cpu",
         "learner_precision": args.learner_precision,
+        "num_gpus_per_env_runner": args.num_gpus_per_env_runner,
         "env_runner_threads": args.env_runner_threads or 1,
         "torch_compile_worker": args.torch_compile_worker,
         "snap_imagined_frames": args.snap_imagined_frames,
@@ -409,7 +417,7 @@ def main() -> None:
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
                                          args.env_runner_threads, args.torch_compile_worker,
                                          checkpoints.get((env, agent)), args.snap_imagined_frames,
-                                         args.imagination_precision)  # fmt: skip
+                                         args.imagination_precision, args.num_gpus_per_env_runner)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

@@ -47,6 +47,21 @@ def positive_int_arg(flag: str) -> Callable[[str], int]:
     return parse
 
 
+def non_negative_float_arg(flag: str) -> Callable[[str], float]:
+    """argparse `type=` for flags that take a number >= 0 (e.g. a fraction of a GPU)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} must be a number >= 0, got {text!r}")
+        return value
+
+    return parse
+
+
 def json_object_arg(flag: str, example: str) -> Callable[[str], Dict[str, Any]]:
     """argparse `type=` for flags that take a JSON object of settings by name."""
 

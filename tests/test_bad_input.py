@@ -815,6 +815,28 @@ def test_more_gpus_than_the_cluster_has_is_rejected_before_training(ray_session,
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--num-env-runners", "2", "--num-gpus-per-env-runner", "0.5"],
+         "--num-env-runners=2 with --num-gpus-per-env-runner=0.5 needs 1 GPUs, but the Ray cluster has 0"),
+        (["--num-env-runners", "0", "--num-gpus-per-env-runner", "1"],
+         "--num-gpus-per-env-runner=1 needs remote EnvRunners (--num-env-runners >= 1)"),
+    ],
+)
+def test_env_runner_gpus_the_cluster_lacks_are_rejected_before_training(ray_session, capsys, tmp_path, flags, message):
+    code, err, seconds = _i2a(_train_argv(tmp_path, "--env-model", "copy", *flags), capsys)
+    _assert_rejected(code, err, seconds, message)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_negative_gpu_share_per_env_runner_is_a_usage_error(no_ray, capsys, tmp_path):
+    code, err, seconds = _i2a(_train_argv(tmp_path, "--num-gpus-per-env-runner", "-1"), capsys)
+    _assert_rejected(code, err, seconds, "--num-gpus-per-env-runner must be a number >= 0, got '-1'")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_relative_checkpoint_paths_become_absolute(tmp_path, monkeypatch):
     """Tune runs trials in their own working directory: relative paths must not reach it."""
     from i2a_rllib.config import I2AConfig

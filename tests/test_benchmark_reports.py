@@ -319,6 +319,7 @@ SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
         (["--iterations", "0"], "--iterations must be an integer >= 1, got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
+        (["--num-gpus-per-env-runner", "-0.5"], "--num-gpus-per-env-runner must be a number >= 0, got '-0.5'"),
         (["--env-model-checkpoint", "pixel"], "--env-model-checkpoint 'pixel': write KIND=DIR"),
         (["--env-model-checkpoint", f"pixel={SHIPPED_MODEL}"], "holds a 'spatial' model, not 'pixel'"),
         (["--envs", "sokoban", "--env-model-checkpoint", f"spatial={SHIPPED_MODEL}"],

@@ -105,6 +105,37 @@ def test_one_training_iteration_with_a_gpu_learner():
     assert trained >= 64
 
 
+def test_one_training_iteration_with_the_env_runner_imagining_on_a_gpu():
+    """`--num-gpus-per-env-runner`: RLlib moves the EnvRunner's module to the GPU; I2A
+    imagines there and ships its imagined maps (spatial model) back to a CPU learner.
+    Written 2026-12-04 after the H200 run, which had no device time left to run it."""
+    result = _run(
+        """
+        import ray
+        from i2a_rllib.config import I2AConfig, configure_environment
+
+        ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
+        config = configure_environment(I2AConfig(), "ALE/Breakout-v5").imagination(
+            env_model="spatial", rollout_depth=2, imagination_image_interval=0)
+        config.env_runners(num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=32,
+                           num_gpus_per_env_runner=1)
+        config.training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
+        config.learners(num_learners=0, num_gpus_per_learner=0)
+        algo = config.build_algo()
+        result = algo.train()
+        devices = algo.env_runner_group.foreach_env_runner(
+            lambda runner: next(runner.module.parameters()).device.type, local_env_runner=False)
+        print("env runner devices", devices)
+        print("trained", result["learners"]["default_policy"]["num_module_steps_trained"])
+        algo.stop()
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "env runner devices ['cuda']" in result.stdout
+    trained = int(result.stdout.split("trained")[-1].split()[0])
+    assert trained >= 64
+
+
 def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
     """On a GPU repeated imagined frames are grouped by row hashes (not numpy's byte
     sort): the same groups, codes and gradients as on the CPU."""

@@ -10,7 +10,7 @@ from typing import Any, Dict
 
 from ray.rllib.examples.utils import add_rllib_example_script_args
 
-from i2a_rllib.commands import json_object_arg, positive_int_arg
+from i2a_rllib.commands import json_object_arg, non_negative_float_arg, positive_int_arg
 from i2a_rllib.experiment.preflight import check_custom_resources
 
 DEFAULT_STORAGE_PATH = "runs"
@@ -74,6 +74,14 @@ def script_arg_parser(
         help="torch threads of each remote EnvRunner (default: Ray's, one per CPU it "
         "reserves). PPO samples while its learner waits, so with one EnvRunner on a small "
         "machine (--laptop sets 2) the runner can use the learner's idle cores.",
+    )
+    parser.add_argument(
+        "--num-gpus-per-env-runner",
+        type=non_negative_float_arg("--num-gpus-per-env-runner"),
+        default=None,
+        help="GPUs (a fraction shares one) each remote EnvRunner reserves: RLlib moves its "
+        "module there, so I2A imagines on the GPU while acting. Where an EnvRunner's CPU "
+        "inference bounds I2A's sampling (docs/benchmarks.md, GPU script). Default 0.",
     )
     parser.add_argument(
         "--torch-compile-worker",
@@ -155,6 +163,8 @@ def apply_scaling_flags(config, args: argparse.Namespace):
         config.env_runners(custom_resources_per_env_runner=args.env_runner_resources)
     if getattr(args, "learner_resources", None):
         config.learners(custom_resources_per_learner=args.learner_resources)
+    if getattr(args, "num_gpus_per_env_runner", None) is not None:
+        config.env_runners(num_gpus_per_env_runner=args.num_gpus_per_env_runner)
     if getattr(args, "torch_compile_worker", False):
         config.framework(torch_compile_worker=True)
     threads = {k: getattr(args, k, None) for k in ("env_runner_threads", "learner_threads")}
@@ -186,15 +196,29 @@ def apply_script_args(config, args: argparse.Namespace):
         )
     num_learners = (args.num_learners if args.num_learners is not None else config.num_learners) or 1
     available = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    # GPUs the EnvRunners reserve come first; the learners get what is left.
+    env_runner_gpus = config.num_gpus_per_env_runner * config.num_env_runners
+    if config.num_gpus_per_env_runner and not config.num_env_runners:
+        raise ValueError(
+            f"--num-gpus-per-env-runner={config.num_gpus_per_env_runner:g} needs remote "
+            "EnvRunners (--num-env-runners >= 1): the local one samples on the CPU."
+        )
+    if env_runner_gpus > available:
+        raise ValueError(
+            f"--num-env-runners={config.num_env_runners} with --num-gpus-per-env-runner="
+            f"{config.num_gpus_per_env_runner:g} needs {env_runner_gpus:g} GPUs, but the Ray "
+            f"cluster has {available:g}. Lower them, or add GPU nodes (cluster/README.md)."
+        )
     if args.num_gpus_per_learner is None:
         # Use GPUs when there are enough for every learner; CPU otherwise.
-        config.learners(num_gpus_per_learner=1 if available >= num_learners else 0)
+        config.learners(num_gpus_per_learner=1 if available - env_runner_gpus >= num_learners else 0)
     else:
         needed = args.num_gpus_per_learner * num_learners
-        if needed > available:
+        if needed + env_runner_gpus > available:
+            beside = f" beside the EnvRunners' {env_runner_gpus:g}" if env_runner_gpus else ""
             raise ValueError(
                 f"--num-learners={num_learners} with --num-gpus-per-learner="
-                f"{args.num_gpus_per_learner} needs {needed} GPUs, but the Ray cluster has "
+                f"{args.num_gpus_per_learner} needs {needed} GPUs{beside}, but the Ray cluster has "
                 f"{available:g}. Lower them, or add GPU nodes (cluster/README.md)."
             )
         config.learners(num_gpus_per_learner=args.num_gpus_per_learner)
