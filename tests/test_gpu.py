@@ -78,62 +78,48 @@ def test_modules_forward_and_update_on_cuda_like_on_cpu():
     assert "I2ARLModule ok" in result.stdout
 
 
-def test_one_training_iteration_with_a_gpu_learner():
+def _one_iteration(env_model: str, env_runners: int, env_runner_gpus: int, learner_gpus: int, report: str):
+    """One I2A training iteration on Breakout with a GPU; `report` prints where the
+    modules ran (it sees `algo`). Returns the finished process; the env steps trained
+    are checked here."""
     result = _run(
-        """
-        import ray, torch
+        f"""
+        import ray
         from i2a_rllib.config import I2AConfig, configure_environment
 
         ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
         config = configure_environment(I2AConfig(), "ALE/Breakout-v5").imagination(
-            env_model="latent", rollout_depth=2, imagination_image_interval=0)
-        config.env_runners(num_env_runners=0, num_envs_per_env_runner=2, rollout_fragment_length=32)
+            env_model={env_model!r}, rollout_depth=2, imagination_image_interval=0)
+        config.env_runners(num_env_runners={env_runners}, num_envs_per_env_runner=2, rollout_fragment_length=32,
+                           num_gpus_per_env_runner={env_runner_gpus})
         config.training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
-        config.learners(num_learners=0, num_gpus_per_learner=1)
+        config.learners(num_learners=0, num_gpus_per_learner={learner_gpus})
         algo = config.build_algo()
         result = algo.train()
-        learner = algo.learner_group._learner
-        device = next(learner.module["default_policy"].parameters()).device
-        print("device", device.type)
+        {report}
         print("trained", result["learners"]["default_policy"]["num_module_steps_trained"])
         algo.stop()
         """
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.split("trained")[-1].split()[0]) >= 64
+    return result
+
+
+def test_one_training_iteration_with_a_gpu_learner():
+    result = _one_iteration("latent", 0, 0, 1, report=(
+        'print("device", next(algo.learner_group._learner.module["default_policy"].parameters()).device.type)'))
     assert "device cuda" in result.stdout
-    trained = int(result.stdout.split("trained")[-1].split()[0])
-    assert trained >= 64
 
 
 def test_one_training_iteration_with_the_env_runner_imagining_on_a_gpu():
     """`--num-gpus-per-env-runner`: RLlib moves the EnvRunner's module to the GPU; I2A
     imagines there and ships its imagined maps (spatial model) back to a CPU learner.
     Written 2026-12-04 after the H200 run, which had no device time left to run it."""
-    result = _run(
-        """
-        import ray
-        from i2a_rllib.config import I2AConfig, configure_environment
-
-        ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False)
-        config = configure_environment(I2AConfig(), "ALE/Breakout-v5").imagination(
-            env_model="spatial", rollout_depth=2, imagination_image_interval=0)
-        config.env_runners(num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=32,
-                           num_gpus_per_env_runner=1)
-        config.training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
-        config.learners(num_learners=0, num_gpus_per_learner=0)
-        algo = config.build_algo()
-        result = algo.train()
-        devices = algo.env_runner_group.foreach_env_runner(
-            lambda runner: next(runner.module.parameters()).device.type, local_env_runner=False)
-        print("env runner devices", devices)
-        print("trained", result["learners"]["default_policy"]["num_module_steps_trained"])
-        algo.stop()
-        """
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _one_iteration("spatial", 1, 1, 0, report=(
+        'print("env runner devices", algo.env_runner_group.foreach_env_runner('
+        'lambda runner: next(runner.module.parameters()).device.type, local_env_runner=False))'))
     assert "env runner devices ['cuda']" in result.stdout
-    trained = int(result.stdout.split("trained")[-1].split()[0])
-    assert trained >= 64
 
 
 def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
