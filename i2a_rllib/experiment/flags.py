@@ -80,8 +80,8 @@ def script_arg_parser(
         type=non_negative_float_arg("--num-gpus-per-env-runner"),
         default=None,
         help="GPUs (a fraction shares one) each remote EnvRunner reserves: RLlib moves its "
-        "module there, so I2A imagines on the GPU while acting. Where an EnvRunner's CPU "
-        "inference bounds I2A's sampling (docs/benchmarks.md, GPU script). Default 0.",
+        "module there, so I2A imagines on the GPU while acting: for when an EnvRunner's "
+        "CPU inference bounds I2A's sampling (docs/benchmarks.md, GPU script). Default 0.",
     )
     parser.add_argument(
         "--torch-compile-worker",
