@@ -191,14 +191,20 @@ def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(mon
     rows = distinct[torch.tensor([3, 0, 3, 1, 1, 4, 0])]
     expected_groups = [[0, 2], [1, 6], [3, 4], [5]]
 
-    def groups_of(found):
+    def groups_in(found, grouped):
         first, where = found
-        assert torch.equal(rows[first][where], rows)
+        assert torch.equal(grouped[first][where], grouped)
         return sorted(sorted(torch.nonzero(where == g).flatten().tolist()) for g in range(len(first)))
+
+    def groups_of(found):
+        return groups_in(found, rows)
 
     by_hash = rollout_encoder._distinct_rows_by_hash
     assert groups_of(distinct_rows(rows)) == groups_of(by_hash(rows)) == expected_groups
     assert distinct_rows(distinct) is None and by_hash(distinct) is None and by_hash(rows[:1]) is None
+    # Rows of an odd number of bytes are padded to whole 16-bit words.
+    odd = rows[:, :-1]
+    assert groups_in(by_hash(odd), odd) == expected_groups
     # Rows that differ in one byte get different hashes.
     near = distinct[:1].repeat(64, 1)
     near[torch.arange(64), torch.arange(64) * 17] += 1
