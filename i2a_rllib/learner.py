@@ -159,6 +159,42 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
         with self._autocast(enabled=False):
             return super().compute_gradients(loss_per_module, **kwargs)
 
+    @override(PPOTorchLearner)
+    def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
+        # RLlib's Adam, over trainable parameters only: I2A's frozen environment model
+        # (and a frozen, restored rollout policy) must not be in any optimizer. foreach:
+        # one call per step for all tensors instead of ~10 per tensor (same arithmetic,
+        # the same weights bit for bit; torch picks it by itself only on GPUs).
+        module = self._module[module_id]
+        params = [p for p in self.get_parameters(module) if p.requires_grad]
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer=torch.optim.Adam(params, foreach=True),
+            params=params,
+            lr_or_lr_schedule=config.lr,
+        )
+
+    @override(PPOTorchLearner)
+    def apply_gradients(self, gradients_dict) -> None:
+        # RLlib checks every gradient tensor for nan/inf twice per step, one isfinite
+        # and one host sync per tensor each time (~7% of a Sokoban I2A update on a
+        # CPU). One fused norm per tensor and a single check say the same when all are
+        # finite; otherwise (or with grad scalers or lr schedulers) RLlib's own path
+        # runs, with its warnings and zeroed gradients.
+        grads = [g for g in gradients_dict.values() if g is not None]
+        if (
+            self._grad_scalers is not None
+            or self._lr_scheduler_classes is not None
+            or not grads
+            or not bool(torch.stack(torch._foreach_norm(grads)).isfinite().all())
+        ):
+            return super().apply_gradients(gradients_dict)
+        for pid, grad in gradients_dict.items():
+            self._params[pid].grad = grad
+        for module_id, optimizer_names in self._module_optimizers.items():
+            for optimizer_name in optimizer_names:
+                self.get_optimizer(module_id, optimizer_name).step()
+
 
 class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
     """PPO/A2C learner for `I2ARLModule`: distillation loss, imagination reuse."""
@@ -169,20 +205,6 @@ class I2APPOTorchLearner(ClippedRewardPPOTorchLearner):
         self._imagination_piece = PrecomputeImagination(autocast=self._autocast)
         _insert_before_gae(self, self._imagination_piece)
         self._update_started = None
-
-    @override(PPOTorchLearner)
-    def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
-        # Only trainable parameters: the frozen environment model (and a frozen,
-        # restored rollout policy) must not be in any optimizer.
-        module = self._module[module_id]
-        params = [p for p in self.get_parameters(module) if p.requires_grad]
-        optimizer = torch.optim.Adam(params)
-        self.register_optimizer(
-            module_id=module_id,
-            optimizer=optimizer,
-            params=params,
-            lr_or_lr_schedule=config.lr,
-        )
 
     @override(PPOTorchLearner)
     def compute_loss_for_module(

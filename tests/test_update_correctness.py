@@ -307,3 +307,54 @@ def test_an_unknown_learner_precision_is_refused_with_its_choices():
     config.learners(learner_config_dict={**config.learner_config_dict, "precision": "fp16"})
     with pytest.raises(ValueError, match=r"learner_config_dict\['precision'\]='fp16': use one of \['fp32', 'bf16'\]"):
         config.validate()
+
+
+@pytest.mark.parametrize("agent", ["baseline", "i2a"])
+def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
+    """Adam over all tensors at once (foreach) and one finiteness check per step give the
+    weights RLlib's per-tensor Adam and per-tensor checks give, bit for bit; a nan
+    gradient still takes RLlib's path (zeroed, with its warning)."""
+    from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+    from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from i2a_rllib.config import baseline_ppo_config
+
+    if agent == "baseline":
+        config = baseline_ppo_config(SOKOBAN_ID, env_config=SMALL_BOARD).env_runners(
+            num_env_runners=0, num_envs_per_env_runner=4, rollout_fragment_length=16
+        ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2, lr=1e-3)
+    else:
+        config = _sokoban(env_model="copy").training(num_epochs=2)
+    config.debugging(seed=0)
+    runner = SingleAgentEnvRunner(config=config)
+    episodes = runner.sample(num_timesteps=64, explore=True)
+    ours, stock = (config.build_learner(spaces=runner.get_spaces()) for _ in range(2))
+    start = ours.module["default_policy"].get_state()
+    stock.module["default_policy"].set_state(start)
+    (optimizer,) = ours._named_optimizers.values()
+    assert optimizer.defaults["foreach"] is True
+    (stock_optimizer,) = stock._named_optimizers.values()
+    for group in stock_optimizer.param_groups:
+        group["foreach"] = False  # torch's own choice on a CPU: one tensor at a time
+    stock.apply_gradients = lambda grads: TorchLearner.apply_gradients(stock, grads)
+    for learner in (ours, stock):
+        learner.update(
+            episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 64},
+            num_epochs=2, minibatch_size=32, shuffle_batch_per_epoch=False,
+        )  # fmt: skip
+    ours_state, stock_state = (l.module["default_policy"].get_state() for l in (ours, stock))
+    assert any(not torch.equal(torch.as_tensor(ours_state[k]), torch.as_tensor(start[k])) for k in start)
+    for name, value in stock_state.items():
+        assert torch.equal(torch.as_tensor(ours_state[name]), torch.as_tensor(value)), name
+
+    # A nan gradient: RLlib's path zeroes it (and warns) and steps the rest.
+    params = ours._params
+    grads = {pid: torch.ones_like(p) for pid, p in params.items() if p.requires_grad}
+    bad = next(iter(grads))
+    grads[bad] = torch.full_like(grads[bad], float("nan"))
+    with caplog.at_level("WARNING"):
+        ours.apply_gradients(grads)
+    assert "contain `nan/inf` values" in caplog.text
+    assert torch.equal(params[bad].grad, torch.zeros_like(params[bad]))
+    assert all(torch.isfinite(p).all() for p in params.values())
