@@ -174,6 +174,13 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
             lr_or_lr_schedule=config.lr,
         )
 
+    @staticmethod
+    @override(PPOTorchLearner)
+    def _set_optimizer_lr(optimizer, lr) -> None:
+        # RLlib first hands an lr schedule's value as a 0-dim tensor, which foreach Adam
+        # refuses; single-tensor Adam reads such an lr with .item(): the same number.
+        PPOTorchLearner._set_optimizer_lr(optimizer, float(lr))
+
     @override(PPOTorchLearner)
     def apply_gradients(self, gradients_dict) -> None:
         # RLlib checks every gradient tensor for nan/inf twice per step, one isfinite

@@ -312,8 +312,9 @@ def test_an_unknown_learner_precision_is_refused_with_its_choices():
 @pytest.mark.parametrize("agent", ["baseline", "i2a"])
 def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
     """Adam over all tensors at once (foreach) and one finiteness check per step give the
-    weights RLlib's per-tensor Adam and per-tensor checks give, bit for bit; a nan
-    gradient still takes RLlib's path (zeroed, with its warning)."""
+    weights RLlib's per-tensor Adam and per-tensor checks give, bit for bit, with an lr
+    schedule (whose first value RLlib hands over as a tensor); a nan gradient still
+    takes RLlib's path (zeroed, with its warning)."""
     from ray.rllib.core.learner.torch.torch_learner import TorchLearner
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -326,7 +327,7 @@ def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
         ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2, lr=1e-3)
     else:
         config = _sokoban(env_model="copy").training(num_epochs=2)
-    config.debugging(seed=0)
+    config.training(lr=[[0, 1e-3], [128, 1e-4]]).debugging(seed=0)
     runner = SingleAgentEnvRunner(config=config)
     episodes = runner.sample(num_timesteps=64, explore=True)
     ours, stock = (config.build_learner(spaces=runner.get_spaces()) for _ in range(2))
@@ -337,12 +338,15 @@ def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
     (stock_optimizer,) = stock._named_optimizers.values()
     for group in stock_optimizer.param_groups:
         group["foreach"] = False  # torch's own choice on a CPU: one tensor at a time
+        group["lr"] = torch.tensor(group["lr"])  # how RLlib's scheduler first hands it over
     stock.apply_gradients = lambda grads: TorchLearner.apply_gradients(stock, grads)
-    for learner in (ours, stock):
-        learner.update(
-            episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: 64},
-            num_epochs=2, minibatch_size=32, shuffle_batch_per_epoch=False,
-        )  # fmt: skip
+    stock._set_optimizer_lr = TorchLearner._set_optimizer_lr
+    for step in (64, 128):  # the second update with the schedule's next (float) value
+        for learner in (ours, stock):
+            learner.update(
+                episodes=copy.deepcopy(episodes), timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: step},
+                num_epochs=2, minibatch_size=32, shuffle_batch_per_epoch=False,
+            )  # fmt: skip
     ours_state, stock_state = (l.module["default_policy"].get_state() for l in (ours, stock))
     assert any(not torch.equal(torch.as_tensor(ours_state[k]), torch.as_tensor(start[k])) for k in start)
     for name, value in stock_state.items():
