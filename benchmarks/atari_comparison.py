@@ -72,7 +72,9 @@ NUM_ENV_RUNNERS, ENVS_PER_RUNNER = 1, 8
 ROLLOUT_DEPTH = 5
 DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
 # The env model each I2A agent imagines with (--env-model-checkpoint replaces i2a's and
-# i2a_bf16's), and the precision of its imagined rollouts.
+# i2a_bf16's), and the precision of its imagined rollouts: fp32 unless named here, also
+# where the package's default ('auto') would imagine in bf16, so that each agent is what
+# its name says on every machine.
 ENV_MODELS = {"i2a": DEFAULT_ENV_MODEL, "i2a_folded": os.path.join(ROOT, "pretrained", "breakout_folded"),
               "i2a_bf16": DEFAULT_ENV_MODEL}  # fmt: skip
 IMAGINATION_PRECISIONS = {"i2a_bf16": "bf16"}

@@ -26,8 +26,9 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     # one-hot channels, e.g. Sokoban's, whose real frames are exactly that).
     "snap_imagined_frames": False,
     # "bf16": imagined rollouts in bfloat16 autocast wherever they run (EnvRunners and
-    # the learner's precompute); the policy, value and losses stay as they were.
-    "imagination_precision": "fp32",
+    # the learner's precompute); the policy, value and losses stay as they were. "auto":
+    # bf16 for spatial models on CPUs with AMX, fp32 otherwise (models/imagination.py).
+    "imagination_precision": "auto",
     # False leaves the rollout policy untrained (distillation_coeff=0, or a frozen one):
     # its parameters then need no gradient, which DDP requires of unused parameters.
     "train_rollout_policy": True,
@@ -91,7 +92,7 @@ def check_imagination_settings(
         bad("rollout_action_choice", f"is unknown; use one of {list(ROLLOUT_ACTION_CHOICES)}.")
     if not isinstance(settings.get("snap_imagined_frames", False), bool):
         bad("snap_imagined_frames", "must be True or False.")
-    if settings.get("imagination_precision", "fp32") not in IMAGINATION_PRECISIONS:
+    if settings.get("imagination_precision", "auto") not in IMAGINATION_PRECISIONS:
         bad("imagination_precision", f"is unknown; use one of {list(IMAGINATION_PRECISIONS)}.")
     coeff = settings.get("distillation_coeff", 0.0)
     if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff >= 0:

@@ -83,10 +83,11 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--imagination-precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
         help="bf16: imagined rollouts in bfloat16 autocast (CPUs with AMX, GPUs; Breakout "
-        "sampling 1.24-1.30x faster with --torch-compile-worker, docs/benchmarks.md). Default: fp32.",
+        "sampling 1.24-1.30x faster with --torch-compile-worker, docs/benchmarks.md). "
+        "Default auto: bf16 for spatial models imagining on a CPU with AMX, else fp32.",
     )
     group.add_argument("--distillation-coeff", type=float, default=1.0)
     group.add_argument(

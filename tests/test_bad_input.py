@@ -298,7 +298,7 @@ def test_config_api_rejects_bad_imagination_settings():
         config.copy().imagination(rollout_action_choice="greedy").validate()
     with pytest.raises(ValueError, match=r"snap_imagined_frames='yes'.*True or False"):
         config.copy().imagination(snap_imagined_frames="yes").validate()
-    with pytest.raises(ValueError, match=r"imagination_precision='fp16'\) is unknown; use one of \['fp32', 'bf16'\]"):
+    with pytest.raises(ValueError, match=r"imagination_precision='fp16'\) is unknown; use one of \['auto', 'fp32', 'bf16'\]"):
         config.copy().imagination(imagination_precision="fp16").validate()
     with pytest.raises(ValueError, match=r"rollout_depth=2.5\) must be an integer >= 1"):
         config.copy().imagination(rollout_depth=2.5).validate()

@@ -901,11 +901,12 @@ def test_snap_imagined_frames_flag_reaches_the_module_config(scripts):
 
 
 def test_imagination_precision_flag_reaches_the_module_config(scripts, capsys):
-    """`--imagination-precision bf16` (fp32 by default) is what the RLModule is built with;
+    """`--imagination-precision bf16` (auto by default) is what the RLModule is built with;
     an unknown precision is refused by the parser (exit 2)."""
     from i2a_rllib.pipeline import build_i2a_config
 
-    for argv, expected in (([], "fp32"), (["--imagination-precision", "bf16"], "bf16")):
+    for argv, expected in (([], "auto"), (["--imagination-precision", "bf16"], "bf16"),
+                           (["--imagination-precision", "fp32"], "fp32")):  # fmt: skip
         config = build_i2a_config(_parse(scripts, "i2a.py", argv))
         assert config.model_config["imagination_precision"] == expected, argv
     with pytest.raises(SystemExit) as exit_:

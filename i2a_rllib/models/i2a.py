@@ -32,8 +32,8 @@ class I2ANetwork(nn.Module):
         rollout_depth: Imagined steps per rollout.
         action_choice: 'sample' (the paper) or 'argmax' for the rollout policy.
         snap_frames: Round imagined frames to 0 or 1 (one-hot boards; `ImaginationCore`).
-        imagination_precision: 'fp32' or 'bf16' (the rollouts in bfloat16 autocast;
-            `ImaginationCore`).
+        imagination_precision: 'fp32', 'bf16' (the rollouts in bfloat16 autocast) or
+            'auto' (bf16 for spatial models on CPUs with AMX; `ImaginationCore`).
         model_free_hidden: Width of the model-free path's FC layer.
         rollout_policy_hidden: Width of the rollout policy.
         encoder_feature_size / encoder_hidden: Rollout encoder per-step features and

@@ -14,6 +14,7 @@ batch and reused across epochs and minibatches.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -43,7 +44,19 @@ class Imagination:
 
 # "bf16": the rollouts (env model steps, the rollout policy acting in them) run in
 # bfloat16 autocast; what they return is float32 rewards and the usual view dtypes.
-IMAGINATION_PRECISIONS = ("fp32", "bf16")
+# "auto": bf16 where it was measured to pay and to learn as fp32 does, fp32 elsewhere:
+# the spatial family's models (the Atari default) on a CPU with AMX tiles (Breakout,
+# 3 seeds each, docs/benchmarks.md). On GPUs bf16 did not pay at these sizes, on CPUs
+# without AMX autocast is slower, and no frame or vector model was checked for learning.
+IMAGINATION_PRECISIONS = ("auto", "fp32", "bf16")
+AUTO_BF16_KINDS = ("spatial",)
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, on which oneDNN runs bf16 convolutions."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check is not None and check())
 
 
 def quantize_frames(frames: torch.Tensor) -> torch.Tensor:
@@ -71,7 +84,8 @@ class ImaginationCore(nn.Module):
         autocast (CPUs with AMX, GPUs): on an AMX Xeon, compiled EnvRunner sampling of
         the shipped Breakout models took 1.24-1.30x less time and training ran
         1.09-1.18x faster end to end, imagined maps within ~0.4% of fp32's
-        (docs/benchmarks.md); 'fp32' leaves the caller's precision."""
+        (docs/benchmarks.md); 'fp32' leaves the caller's precision; 'auto' is 'bf16'
+        for a spatial model imagining on a CPU with AMX, 'fp32' otherwise."""
         super().__init__()
         if rollout_depth < 1:
             raise ValueError(f"rollout_depth must be >= 1, got {rollout_depth}.")
@@ -90,6 +104,7 @@ class ImaginationCore(nn.Module):
                 f"Unknown imagination precision {precision!r}; use one of {list(IMAGINATION_PRECISIONS)}."
             )
         self.precision = precision
+        self._auto_bf16 = precision == "auto" and env_model.kind in AUTO_BF16_KINDS
 
     @property
     def num_actions(self) -> int:
@@ -113,8 +128,14 @@ class ImaginationCore(nn.Module):
         # precision, rounded the same way on EnvRunners and learners.
         return view.half() if view.dim() == 4 else view.float()
 
-    def _autocast(self, device: torch.device):
+    def bf16_on(self, device: torch.device) -> bool:
+        """Whether rollouts imagined on `device` run in bfloat16 autocast."""
         if self.precision == "bf16":
+            return True
+        return self._auto_bf16 and device.type == "cpu" and cpu_has_amx()
+
+    def _autocast(self, device: torch.device):
+        if self.bf16_on(device):
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
