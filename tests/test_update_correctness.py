@@ -324,7 +324,7 @@ def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
     if agent == "baseline":
         config = baseline_ppo_config(SOKOBAN_ID, env_config=SMALL_BOARD).env_runners(
             num_env_runners=0, num_envs_per_env_runner=4, rollout_fragment_length=16
-        ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2, lr=1e-3)
+        ).training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2)
     else:
         config = _sokoban(env_model="copy").training(num_epochs=2)
     config.training(lr=[[0, 1e-3], [128, 1e-4]]).debugging(seed=0)
