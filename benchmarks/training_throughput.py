@@ -92,7 +92,8 @@ PHASES = ("sample", "update", "imagination", "sync", "other")
 def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int = 0, precision: str = "fp32",
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
                  env_model_checkpoint: str = None, snap_frames: bool = False,
-                 imagination_precision: str = "fp32", env_runner_gpus: float = 0):  # fmt: skip
+                 imagination_precision: str = "fp32", env_runner_gpus: float = 0,
+                 rollout_depth: int = ROLLOUT_DEPTH):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
@@ -101,7 +102,8 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     `env_model_checkpoint`: a pretrained model of the agent's kind (None: untrained, with
     the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`;
     `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast);
-    `env_runner_gpus`: GPUs per EnvRunner (its module, so I2A's imagination, runs there)."""
+    `env_runner_gpus`: GPUs per EnvRunner (its module, so I2A's imagination, runs there);
+    `rollout_depth`: I2A's imagined steps per rollout."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -114,7 +116,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
             env_model_checkpoint=env_model_checkpoint,
             snap_imagined_frames=snap_frames,
             imagination_precision=imagination_precision,
-            rollout_depth=ROLLOUT_DEPTH,
+            rollout_depth=rollout_depth,
             imagination_image_interval=0,
         )
         if env_model_checkpoint is None and agent in case["env_model_hparams"]:
@@ -182,13 +184,14 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
             compile_worker: bool = False, env_model_checkpoint: str = None,
             snap_frames: bool = False, imagination_precision: str = "fp32",
-            env_runner_gpus: float = 0) -> Dict[str, Any]:  # fmt: skip
+            env_runner_gpus: float = 0, rollout_depth: int = ROLLOUT_DEPTH) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
-                          env_model_checkpoint, snap_frames, imagination_precision, env_runner_gpus)  # fmt: skip
+                          env_model_checkpoint, snap_frames, imagination_precision, env_runner_gpus,
+                          rollout_depth)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -247,6 +250,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
             "snap_imagined_frames": snap_frames,
             "imagination_precision": imagination_precision,
+            "rollout_depth": rollout_depth,
         },
         "settings": settings,
         "warm_up_seconds": warm_up,
@@ -368,6 +372,8 @@ def main() -> None:
                         help="I2A rounds imagined frames to 0 or 1 before its rollout encoder reads them")
     parser.add_argument("--imagination-precision", default="fp32", choices=("fp32", "bf16"),
                         help="bf16: I2A's imagined rollouts in bfloat16 autocast (PPO has none)")
+    parser.add_argument("--rollout-depth", type=positive_int_arg("--rollout-depth"), default=ROLLOUT_DEPTH,
+                        help=f"I2A's imagined steps per rollout (default {ROLLOUT_DEPTH}, the paper's)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -403,6 +409,7 @@ def main() -> None:
         "torch_compile_worker": args.torch_compile_worker,
         "snap_imagined_frames": args.snap_imagined_frames,
         "imagination_precision": args.imagination_precision,
+        "rollout_depth": args.rollout_depth,
         "environments": {},
     }
     for env in envs:
@@ -417,7 +424,8 @@ def main() -> None:
                                          args.num_gpus_per_learner, args.learner_precision, overlap,
                                          args.env_runner_threads, args.torch_compile_worker,
                                          checkpoints.get((env, agent)), args.snap_imagined_frames,
-                                         args.imagination_precision, args.num_gpus_per_env_runner)  # fmt: skip
+                                         args.imagination_precision, args.num_gpus_per_env_runner,
+                                         args.rollout_depth)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "
