@@ -250,7 +250,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
             "snap_imagined_frames": snap_frames,
             "imagination_precision": imagination_precision,
-            "rollout_depth": rollout_depth,
+            "rollout_depth": config.rollout_depth,  # what the config holds, the module reads
         },
         "settings": settings,
         "warm_up_seconds": warm_up,

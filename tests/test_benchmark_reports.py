@@ -280,18 +280,21 @@ def _run_benchmark(script: str, *args: str, timeout: float = 300) -> subprocess.
 def test_training_throughput_breaks_each_iteration_down(tmp_path):
     """A real (small) run: every iteration's phases add up to its wall clock, the
     imagination is part of I2A's update and absent from PPO's, and the bound is the
-    parts' own. I2A imagines in bf16 here, through RLlib (the setting is recorded)."""
+    parts' own. I2A imagines in bf16 and 2 steps deep here, through RLlib (the settings are
+    recorded)."""
     out = tmp_path / "throughput.json"
     done = _run_benchmark("training_throughput.py", "--envs", "sokoban", "--agents", "ppo,perfect",
                           "--iterations", "2", "--parts", "1", "--batch", "256", "--env-runner-threads", "2",
-                          "--imagination-precision", "bf16", "--json", str(out))  # fmt: skip
+                          "--imagination-precision", "bf16", "--rollout-depth", "2", "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["env_runner_threads"] == 2 and results["imagination_precision"] == "bf16"
+    assert results["rollout_depth"] == 2
     agents = results["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
     assert agents["perfect"]["env_model"] == {
-        "checkpoint": None, "hparams": {}, "snap_imagined_frames": False, "imagination_precision": "bf16"}  # fmt: skip
+        "checkpoint": None, "hparams": {}, "snap_imagined_frames": False, "imagination_precision": "bf16",
+        "rollout_depth": 2}  # fmt: skip
     assert agents["ppo"]["env_model"] is None
     for name, r in agents.items():
         assert r["settings"] == {"train_batch_size_per_learner": 256, "minibatch_size": 256, "num_epochs": 4}
@@ -317,6 +320,7 @@ SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
         (["--envs", "pong"], "--envs 'pong': use some of ['breakout', 'sokoban']"),
         (["--envs", "sokoban", "--agents", "spatial"], "--agents 'spatial': use some of"),
         (["--iterations", "0"], "--iterations must be an integer >= 1, got '0'"),
+        (["--rollout-depth", "0"], "--rollout-depth must be an integer >= 1, got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
         (["--num-gpus-per-env-runner", "-0.5"], "--num-gpus-per-env-runner must be a number >= 0, got '-0.5'"),
