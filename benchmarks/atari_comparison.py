@@ -38,8 +38,9 @@ Results to expect
 docs/results.md ("Breakout: I2A vs copy model vs PPO") holds what was measured. On 2 CPU
 cores PPO runs at ~100-250 env steps/s alone (5e5 steps: 0.6-1.5 h per seed), the spatial
 I2A at ~60-90 (1.6-2.5 h; i2a_bf16 ~1.1-1.2x faster on an AMX CPU, slower where the CPU
-has no bf16 instructions), the folded one at ~70-85 (~2 h; its seed 0 of 2026-12-04: 2.05 h) and the copy control, which imagines once per state since
-2026-12-03, at ~100-130 (~1.1-1.4 h).
+has no bf16 instructions; i2a_depth2 at ~210-230 on an AMX CPU, 0.60-0.67 h), the folded
+one at ~70-85 (~2 h; its seed 0 of 2026-12-04: 2.05 h) and the copy control, which
+imagines once per state since 2026-12-03, at ~100-130 (~1.1-1.4 h).
 """
 
 from __future__ import annotations
