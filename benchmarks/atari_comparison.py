@@ -12,9 +12,10 @@ All agents share the Atari PPO settings (i2a_rllib.config.ATARI_PPO_SETTINGS: ba
   - i2a_bf16: i2a's model and settings, its imagined rollouts in bfloat16 autocast
           (`imagination_precision="bf16"`, 1.1-1.2x end to end on an AMX CPU): whether
           the cheaper imagination learns as well, before it becomes a default,
-  - i2a_depth2: i2a_bf16 with 2 imagined steps per rollout instead of the paper's 5
-          (1.6x end to end on an AMX CPU, docs/benchmarks.md): whether the shorter
-          rollouts learn as well, before the Atari default changes,
+  - i2a_depth2, i2a_depth3: i2a_bf16 with 2 or 3 imagined steps per rollout instead of
+          the paper's 5 (1.6x and 1.37x end to end on an AMX CPU, docs/benchmarks.md):
+          whether the shorter rollouts learn as well, before the Atari default changes
+          (depth 2, three seeds: not shown to),
   - copy: the same architecture imagining with the copy model (no data, no pretraining),
   - ppo:  the model-free baseline (Nature CNN).
 Writes docs/results/atari.json (key "breakout_comparison": curves and per-run figures),
@@ -29,7 +30,7 @@ iterations (algorithm state + its curve so far) and continues from there.
 
 How to run this script
 ----------------------
-`python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a,i2a_folded,i2a_bf16,i2a_depth2]
+`python benchmarks/atari_comparison.py [--budget 500000] [--seeds 2] [--agents ppo,copy,i2a,i2a_folded,i2a_bf16,i2a_depth2,i2a_depth3]
  [--work-dir ~/i2a-runs/atari_comparison]` (`--seeds N`: train seeds 0..N-1 of the agents
 named); `--report-only` rewrites the report from every finished run at the budget; `--budget 2048 --seeds 1 --agents ppo` for a smoke run.
 
@@ -69,10 +70,11 @@ from benchmarks.paper_comparison import (  # noqa: E402
 from i2a_rllib.commands import positive_int_arg  # noqa: E402
 
 ENV_ID = "ALE/Breakout-v5"
-AGENTS = ("ppo", "copy", "i2a", "i2a_folded", "i2a_bf16", "i2a_depth2")
+AGENTS = ("ppo", "copy", "i2a", "i2a_folded", "i2a_bf16", "i2a_depth2", "i2a_depth3")
 LABELS = {"ppo": "PPO", "copy": "copy model", "i2a": "I2A (spatial model)", "i2a_folded": "I2A (folded spatial model)",
           "i2a_bf16": "I2A (spatial model, bf16 imagination)",
-          "i2a_depth2": "I2A (spatial model, bf16 imagination, depth 2)"}  # fmt: skip
+          "i2a_depth2": "I2A (spatial model, bf16 imagination, depth 2)",
+          "i2a_depth3": "I2A (spatial model, bf16 imagination, depth 3)"}  # fmt: skip
 NUM_ENV_RUNNERS, ENVS_PER_RUNNER = 1, 8
 ROLLOUT_DEPTH = 5
 DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
@@ -81,9 +83,9 @@ DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
 # where the package's default ('auto') would imagine in bf16, so that each agent is what
 # its name says on every machine.
 ENV_MODELS = {"i2a": DEFAULT_ENV_MODEL, "i2a_folded": os.path.join(ROOT, "pretrained", "breakout_folded"),
-              "i2a_bf16": DEFAULT_ENV_MODEL, "i2a_depth2": DEFAULT_ENV_MODEL}  # fmt: skip
-IMAGINATION_PRECISIONS = {"i2a_bf16": "bf16", "i2a_depth2": "bf16"}
-ROLLOUT_DEPTHS = {"i2a_depth2": 2}  # the others imagine ROLLOUT_DEPTH steps
+              "i2a_bf16": DEFAULT_ENV_MODEL, "i2a_depth2": DEFAULT_ENV_MODEL, "i2a_depth3": DEFAULT_ENV_MODEL}  # fmt: skip
+IMAGINATION_PRECISIONS = {"i2a_bf16": "bf16", "i2a_depth2": "bf16", "i2a_depth3": "bf16"}
+ROLLOUT_DEPTHS = {"i2a_depth2": 2, "i2a_depth3": 3}  # the others imagine ROLLOUT_DEPTH steps
 # DreamerV3 (Hafner et al. 2023), its PPO baseline on Atari with sticky actions: Breakout
 # return at these env steps (the anchor the issue names).
 PUBLISHED_PPO = {100_000: 2.0, 500_000: 12.8, 1_000_000: 23.5}
@@ -250,7 +252,7 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, Dict[str, 
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
     rows = []
-    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue", "tab:purple", "tab:cyan", "tab:red")):
+    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue", "tab:purple", "tab:cyan", "tab:red", "tab:brown")):
         agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
         if not agent_runs:
             continue
@@ -336,7 +338,7 @@ def main():
     parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=2)
     parser.add_argument("--agents", default=",".join(AGENTS))
     parser.add_argument("--env-model-checkpoint", default=DEFAULT_ENV_MODEL,
-                        help="the pretrained spatial model of the i2a, i2a_bf16 and i2a_depth2 agents (i2a_folded's is "
+                        help="the pretrained spatial model of the i2a, i2a_bf16 and i2a_depth* agents (i2a_folded's is "
                              "pretrained/breakout_folded)")  # fmt: skip
     parser.add_argument("--checkpoint-every", type=positive_int_arg("--checkpoint-every"), default=20,
                         help="iterations between a run's checkpoints")

@@ -394,7 +394,7 @@ def _atari_comparison(*flags, timeout=120):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--agents", "ppo,dreamer"], "--agents 'ppo,dreamer': use some of ['ppo', 'copy', 'i2a', 'i2a_folded', 'i2a_bf16', 'i2a_depth2']"),
+        (["--agents", "ppo,dreamer"], "--agents 'ppo,dreamer': use some of ['ppo', 'copy', 'i2a', 'i2a_folded', 'i2a_bf16', 'i2a_depth2', 'i2a_depth3']"),
         (["--budget", "0"], "--budget must be an integer >= 1, got '0'"),
         (["--seeds", "two"], "--seeds must be an integer >= 1, got 'two'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
@@ -462,19 +462,19 @@ def test_atari_comparison_curves_leave_out_iterations_without_a_finished_episode
 
 
 def test_atari_comparison_agents_imagine_with_their_own_models():
-    """i2a, i2a_folded, i2a_bf16 and i2a_depth2 build the spatial kind from their shipped
-    checkpoints (i2a_bf16 and i2a_depth2 imagine in bf16, the others in fp32; i2a_depth2
-    2 steps deep, the others 5); the copy control loads none; PPO is the baseline (no
-    imagination)."""
+    """i2a, i2a_folded, i2a_bf16 and i2a_depth2/3 build the spatial kind from their shipped
+    checkpoints (i2a_bf16 and i2a_depth2/3 imagine in bf16, the others in fp32;
+    i2a_depth2/3 2 and 3 steps deep, the others 5); the copy control loads none; PPO is
+    the baseline (no imagination)."""
     from benchmarks.atari_comparison import DEFAULT_ENV_MODEL, ENV_MODELS, build_config
 
     for agent, checkpoint in ENV_MODELS.items():
         config = build_config(agent, 0, checkpoint)
         assert (config.env_model, config.env_model_checkpoint) == ("spatial", checkpoint)
-        assert config.imagination_precision == ("bf16" if agent in ("i2a_bf16", "i2a_depth2") else "fp32")
-        assert config.rollout_depth == (2 if agent == "i2a_depth2" else 5)
+        assert config.imagination_precision == ("bf16" if agent in ("i2a_bf16", "i2a_depth2", "i2a_depth3") else "fp32")
+        assert config.rollout_depth == {"i2a_depth2": 2, "i2a_depth3": 3}.get(agent, 5)
         assert os.path.isfile(os.path.join(checkpoint, "metadata.json"))
-    assert ENV_MODELS["i2a"] == ENV_MODELS["i2a_bf16"] == ENV_MODELS["i2a_depth2"] == DEFAULT_ENV_MODEL
+    assert ENV_MODELS["i2a"] == ENV_MODELS["i2a_bf16"] == ENV_MODELS["i2a_depth2"] == ENV_MODELS["i2a_depth3"] == DEFAULT_ENV_MODEL
     assert ENV_MODELS["i2a_folded"].endswith("breakout_folded")
     copy = build_config("copy", 0, None)
     assert (copy.env_model, copy.env_model_checkpoint) == ("copy", None)
