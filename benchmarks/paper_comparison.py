@@ -562,15 +562,7 @@ def main():
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     os.makedirs(work_dir, exist_ok=True)
     if any(agent_parts(a)[0] == "i2a" for a in agents):  # only the learned model needs data and pretraining
-        from i2a_rllib.data.collect import collect
-        from i2a_rllib.pretrain.train import pretrain
-
-        data = os.path.join(work_dir, "data")
-        collect(ENV_ID, data, args.collect_transitions, num_actors=2, num_envs_per_actor=32,
-                shard_size=max(100, args.collect_transitions // 20), env_config=env_config)
-        if not os.path.isdir(checkpoint):
-            pretrain(data, model_dir, kind="pixel", num_workers=2, hparams=PIXEL_MODEL,
-                     **{**PRETRAIN, "epochs": args.pretrain_epochs})
+        learned_model(work_dir, env_config, args.collect_transitions, args.pretrain_epochs)
     runs = train_missing_runs(
         results_path, agents, args.seeds, args.budget,
         lambda agent, seed: {
@@ -580,6 +572,22 @@ def main():
     )
     ray.shutdown()
     report(runs, args, model_metrics_of(checkpoint, args.out_dir, env_config), env_config)
+
+
+def learned_model(work_dir: str, env_config, transitions: int = 50_000, epochs: int = PRETRAIN["epochs"]) -> str:
+    """The learned pixel model of the board in `work_dir` (the `i2a` agent's): random-play
+    transitions collected into <work_dir>/data and the model pretrained on them, each
+    only if not there yet; returns its checkpoint. Needs Ray running."""
+    from i2a_rllib.data.collect import collect
+    from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
+
+    data, model_dir = os.path.join(work_dir, "data"), os.path.join(work_dir, "env_model")
+    checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
+    collect(ENV_ID, data, transitions, num_actors=2, num_envs_per_actor=32,
+            shard_size=max(100, transitions // 20), env_config=env_config)
+    if not os.path.isdir(checkpoint):
+        pretrain(data, model_dir, kind="pixel", num_workers=2, hparams=PIXEL_MODEL, **{**PRETRAIN, "epochs": epochs})
+    return checkpoint
 
 
 def model_metrics_of(checkpoint: str, out_dir: Optional[str] = None, env_config=None) -> Dict[str, Any]:

@@ -621,3 +621,74 @@ def test_atari_env_model_report_keeps_the_trials_recorded_beside_it(tmp_path):
     assert json.loads(path.read_text()) == {"date": "today", "models": ["new row"], "decoder_check": {"kept": 1}}
     write_report(str(tmp_path / "fresh" / "report.json"), {"models": []})
     assert json.loads((tmp_path / "fresh" / "report.json").read_text()) == {"models": []}
+
+
+def _sokoban_wall_clock(*flags):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "sokoban_wall_clock.py"), *flags],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--variants", "ppo_tuned,dreamer"], "--variants 'ppo_tuned,dreamer': unknown ['dreamer']"),
+        (["--seeds", "0"], "--seeds must be an integer >= 1, got '0'"),
+        (["--ppo-budget", "many"], "--ppo-budget must be an integer >= 1, got 'many'"),
+        (["--report-only"], "--report-only: no runs in"),
+    ],
+)
+def test_sokoban_wall_clock_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
+    done = _sokoban_wall_clock(*flags, "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results.md").exists()
+
+
+def test_sokoban_wall_clock_variants_change_only_their_imagination():
+    """Each variant is its paper_comparison agent with the tuned PPO's settings; only the
+    rollout depth and frame snapping differ."""
+    from benchmarks.paper_comparison import tuned_settings
+    from benchmarks.sokoban_wall_clock import ENV_CONFIG, TUNED_AT, build
+
+    docs = os.path.join(ROOT, "docs")
+    tuned = tuned_settings("ppo_tuned", TUNED_AT, ENV_CONFIG, docs)
+    ppo = build("ppo_tuned", 0, None, docs)
+    short = build("learned_depth2", 1, "/model", docs)
+    perfect = build("perfect_depth2", 0, None, docs)
+    assert ppo.lr == short.lr == perfect.lr == tuned["lr"] and short.minibatch_size == tuned["minibatch_size"]
+    assert (short.env_model, short.rollout_depth, short.snap_imagined_frames, short.env_model_checkpoint) == (
+        "pixel", 2, True, "/model")
+    assert (perfect.env_model, perfect.rollout_depth, perfect.snap_imagined_frames) == ("perfect", 2, False)
+    assert build("learned", 0, "/model", docs).rollout_depth == 5 and short.seed == 1
+
+
+def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_path):
+    """--report-only: seconds to 0.8 per seed and on the means, the wall-clock verdict
+    against the tuned PPO, and the depth criterion (three seeds, the depth-5 floor)."""
+    def run(variant, seed, solved, seconds_per_step, budget=1000):
+        return {"agent": variant, "seed": seed, "budget": budget, "date": "2026-12-05",
+                "curve": [{"env_steps": s, "return": 0.0, "solved": solved(s), "seconds": s * seconds_per_step}
+                          for s in range(100, budget + 1, 100)]}  # fmt: skip
+
+    runs = [run("ppo_tuned", seed, lambda s: 0.9 if s > 500 else 0.1, 0.01, 2000) for seed in range(3)]
+    # depth 2 reaches 0.8 in 500 steps at half PPO's time per step; ends at 0.99 (over the floor).
+    runs += [run("learned_depth2", seed, lambda s: 0.99 if s > 100 else 0.0, 0.005) for seed in range(3)]
+    # perfect depth 2 ends at 0.9, under its 0.995 floor, and is slower on the clock.
+    runs += [run("perfect_depth2", seed, lambda s: 0.9, 0.1) for seed in range(2)]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs.json").write_text(json.dumps(runs))
+    done = _sokoban_wall_clock("--report-only", "--work-dir", str(work), "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    results = (tmp_path / "results.md").read_text()
+    # PPO's 5-iteration mean first reaches 0.8 at 1,000 steps (10 s); depth 2's at 600 (3 s),
+    # the perfect model's at its 5th iteration, 500 steps (50 s).
+    assert "| PPO (tuned) | 0, 1, 2 | 100, 100, 100 | 0.900 (0.900, 0.900, 0.900) | 1,000, 1,000, 1,000 | 10, 10, 10 | 10 ± 0 |" in results
+    assert "| 600, 600, 600 | 3, 3, 3 | 3 ± 0 |" in results and "(PPO (tuned): 2,000; I2A, learned model (snapped), depth 2: 1,000; I2A, perfect model, depth 2: 1,000)" in results
+    assert "I2A, learned model (snapped), depth 2: 0.30x the tuned PPO's seconds to 0.8 on the means (target <= 1: **met**)" in results
+    assert "depth 2: last-10% solved 0.990 over 3 seed(s) against the depth-5 seeds' lowest 0.984 (three seeds at least that on the mean: **met**)" in results
+    assert "I2A, perfect model, depth 2: 5.00x the tuned PPO's seconds to 0.8 on the means (target <= 1: **not met**)" in results
+    assert "last-10% solved 0.900 over 2 seed(s) against the depth-5 seeds' lowest 0.995 (three seeds at least that on the mean: **not met**)" in results
+    assert (tmp_path / "figures" / "sokoban_5x5_time_to_solve.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "results" / "sokoban_time_to_solve.json").read_text())
+    assert saved["variants"]["learned_depth2"]["rollout_depth"] == 2 and len(saved["runs"]) == 8
+    assert saved["variants"]["ppo_tuned"]["seconds_to_level"] == [10.0, 10.0, 10.0]

@@ -1,0 +1,300 @@
+"""Sokoban 5x5 on the clock: seconds to 0.8 solved, I2A variants against the tuned PPO.
+
+The compute issue's wall-clock target: on the same 2 cores, I2A reaches a 0.8 solved
+fraction (5-iteration mean) no later than the tuned PPO. Every variant is an agent of
+benchmarks/paper_comparison.py (its config, sampling and the tuned PPO's settings from
+benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
+  - ppo_tuned: the tuned PPO, trained to 5e5 env steps (it reaches 0.8 after ~330-390k),
+  - learned: I2A with the learned pixel model (paper_comparison.py's recipe: 50k
+    random-play transitions, 10 epochs), its imagined frames snapped to 0 or 1 (the
+    learned model's fastest setting, docs/results.md), 5 imagined steps per rollout,
+  - learned_depth2, learned_depth3: the same imagining 2 or 3 steps,
+  - perfect, perfect_depth2: I2A with Sokoban's exact rules, 5 or 2 steps.
+The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
+solved fraction is the comparison's learning figure too.
+
+A shorter rollout is a learning change, judged by the criterion written down before
+the first run (docs/benchmarks.md "Rollout depth on Sokoban"): its three seeds' mean
+last-10% solved fraction at least the lowest of the depth-5 seeds' with the same model
+(learned, snapped: 0.984, 2026-12-03; perfect: 0.995, 2026-12-03).
+
+Runs go one at a time, seed by seed (seed 0 of every variant named, then seed 1, ...),
+so the host's drift spreads over the variants; each is timed on its own, so run nothing
+else meanwhile. Finished (variant, seed) runs are kept in <work-dir>/runs.json and read
+back (resumable). Writes docs/results/sokoban_time_to_solve.json, the figure
+docs/figures/sokoban_5x5_time_to_solve.png (solved fraction against env steps and
+against seconds) and the section of docs/results.md.
+
+How to run this script
+----------------------
+`python benchmarks/sokoban_wall_clock.py [--variants ppo_tuned,learned_depth2,...] [--seeds 3]
+ [--work-dir ~/i2a-runs/sokoban_wall_clock]`; `--report-only` rewrites the report from the
+finished runs; `--variants ppo_tuned --seeds 1 --ppo-budget 20000` for a smoke run.
+
+Results to expect
+-----------------
+On a 2-core AMX host the tuned PPO trains at ~2,000-5,000 env steps/s (0.8 solved after
+~70-190 s), the learned-model I2A at depth 5 at ~260-340 snapped (~280 s). The learned
+model and its data take ~10 minutes once per work directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.paper_comparison import (  # noqa: E402
+    ENV_CONFIG,
+    SMOOTHING,
+    agent_summary,
+    board_name,
+    build_config,
+    learned_model,
+    mean_and_sample_sd,
+    moving_mean,
+    train_missing_runs,
+    train_run,
+    update_results_section,
+)
+from i2a_rllib.commands import positive_int_arg  # noqa: E402
+
+LEVEL = 0.8  # the solved fraction the target times
+TUNED_AT = 300_000  # the budget benchmarks/sokoban_tuning.py tuned the PPO settings at
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    label: str
+    agent: str  # paper_comparison.py's agent: config, env model and tuned settings
+    rollout_depth: Optional[int] = None  # None: the PPO baseline, which imagines nothing
+    snap: bool = False  # imagination(snap_imagined_frames=...)
+    ppo: bool = False  # trains --ppo-budget env steps instead of --budget
+
+
+VARIANTS = {
+    "ppo_tuned": Variant("PPO (tuned)", "ppo_tuned", ppo=True),
+    "learned": Variant("I2A, learned model (snapped), depth 5", "i2a+ppo_tuned", 5, snap=True),
+    "learned_depth3": Variant("I2A, learned model (snapped), depth 3", "i2a+ppo_tuned", 3, snap=True),
+    "learned_depth2": Variant("I2A, learned model (snapped), depth 2", "i2a+ppo_tuned", 2, snap=True),
+    "perfect": Variant("I2A, perfect model, depth 5", "i2a_perfect+ppo_tuned", 5),
+    "perfect_depth2": Variant("I2A, perfect model, depth 2", "i2a_perfect+ppo_tuned", 2),
+}
+# The criterion for a shorter rollout (set before the first run): the lowest last-10%
+# solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
+# (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
+DEPTH5_LOWEST_SEED = {"learned": 0.984, "perfect": 0.995}
+SECTION_TITLE = "## Sokoban 5x5 on the clock: seconds to 0.8 solved"
+RESULTS_KEY = "sokoban_time_to_solve"
+
+
+def build(variant: str, seed: int, checkpoint: Optional[str], out_dir: str):
+    v = VARIANTS[variant]
+    config = build_config(v.agent, seed, checkpoint, ENV_CONFIG, budget=TUNED_AT, out_dir=out_dir)
+    if not v.ppo:
+        config.imagination(rollout_depth=v.rollout_depth, snap_imagined_frames=v.snap)
+    return config
+
+
+def model_family(variant: str) -> str:
+    return "learned" if VARIANTS[variant].agent.startswith("i2a+") else "perfect"
+
+
+def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per variant (in VARIANTS order): paper_comparison's per-seed figures at the
+    variant's budget, plus the seconds to LEVEL and their mean and sample sd."""
+    summaries = {}
+    for variant in VARIANTS:
+        variant_runs = [r for r in runs if r["agent"] == variant]
+        if not variant_runs:
+            continue
+        s = agent_summary(variant_runs, variant_runs[0]["budget"])
+        seconds = [h and h * 3600 for h in s[f"hours_to_{LEVEL}"]]
+        reached = [x for x in seconds if x is not None]
+        s["seconds_to_level"] = seconds
+        s["seconds_mean"], s["seconds_sd"] = mean_and_sample_sd(reached) if reached else (None, None)
+        s["budget"] = variant_runs[0]["budget"]
+        summaries[variant] = s
+    return summaries
+
+
+def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
+    lines = []
+    ppo = summaries.get("ppo_tuned")
+    for variant, s in summaries.items():
+        v = VARIANTS[variant]
+        if v.ppo:
+            continue
+        if ppo and ppo["seconds_mean"] and s["seconds_mean"] and None not in s["seconds_to_level"]:
+            ratio = s["seconds_mean"] / ppo["seconds_mean"]
+            lines.append(f"{v.label}: {ratio:.2f}x the tuned PPO's seconds to {LEVEL} on the means "
+                         f"(target <= 1: **{'met' if ratio <= 1 else 'not met'}**).")
+        if v.rollout_depth != 5:
+            floor = DEPTH5_LOWEST_SEED[model_family(variant)]
+            ok = len(s["seeds"]) >= 3 and s["solved_mean"] >= floor
+            lines.append(f"{v.label}: last-10% solved {s['solved_mean']:.3f} over {len(s['seeds'])} seed(s) "
+                         f"against the depth-5 seeds' lowest {floor:.3f} (three seeds at least that on the "
+                         f"mean: **{'met' if ok else 'not met'}**).")
+    return lines
+
+
+def _fmt(values, fmt) -> str:
+    return ", ".join("-" if x is None else fmt(x) for x in values)
+
+
+def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:purple", "tab:pink")))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
+    for variant in summaries:
+        for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):
+            scored = [p for p in r["curve"] if p["solved"] == p["solved"]]
+            solved = moving_mean([p["solved"] for p in scored])
+            style = dict(color=colours[variant], alpha=0.8, label=VARIANTS[variant].label if i == 0 else None)
+            axes[0].plot(moving_mean([p["env_steps"] for p in scored]), solved, **style)
+            axes[1].plot(moving_mean([p["seconds"] for p in scored]), solved, **style)
+    for ax, xlabel in zip(axes, ("env steps", "seconds of training (2-core machine, one run at a time)")):
+        ax.axhline(LEVEL, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")
+    # The race to LEVEL, not the I2A runs' long tails, fills the clock panel.
+    slowest = max((x for s in summaries.values() for x in s["seconds_to_level"] if x), default=None)
+    axes[1].set_xlim(0, 2 * slowest if slowest else None)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9)
+    fig.suptitle(f"Sokoban {board_name(ENV_CONFIG)}: time to {LEVEL} solved, one line per seed")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    os.makedirs(os.path.dirname(png), exist_ok=True)
+    fig.savefig(png)
+    plt.close(fig)
+
+
+def model_line(runs: List[Dict[str, Any]]) -> str:
+    """The learned model's held-out error ratios to copying the last frame, as its runs recorded them."""
+    figures = sorted({" / ".join(f"{m.get(f'error_ratio_{k}_step', float('nan')):.3f}" for k in (1, 5, 15))
+                      for r in runs if (m := r.get("env_model_metrics"))})  # fmt: skip
+    return (" The learned model's held-out error / copying the last frame at 1 / 5 / 15 steps: "
+            f"{', '.join(figures)}.") if figures else ""  # fmt: skip
+
+
+def report(runs: List[Dict[str, Any]], out_dir: str) -> Dict[str, Any]:
+    summaries = summarise(runs)
+    png = os.path.join(out_dir, "figures", "sokoban_5x5_time_to_solve.png")
+    write_figure(runs, summaries, png)
+    rows = [
+        "| variant | seeds | env steps/s | last-10% solved | env steps to 0.8 | seconds to 0.8 | mean ± sd |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, s in summaries.items():
+        mean = "-" if s["seconds_mean"] is None else f"{s['seconds_mean']:.0f} ± {s['seconds_sd']:.0f}"
+        rows.append(
+            f"| {VARIANTS[variant].label} | {', '.join(map(str, s['seeds']))} "
+            f"| {_fmt(s['env_steps_per_s'], lambda x: f'{x:,.0f}')} "
+            f"| {s['solved_mean']:.3f} ({_fmt(s['solved_last_10pct'], lambda x: f'{x:.3f}')}) "
+            f"| {_fmt(s[f'env_steps_to_{LEVEL}'], lambda x: f'{x:,}')} "
+            f"| {_fmt(s['seconds_to_level'], lambda x: f'{x:.0f}')} | {mean} |"
+        )
+    dates = sorted({r["date"] for r in runs})
+    section = "\n".join([
+        SECTION_TITLE, "",
+        f"`python benchmarks/sokoban_wall_clock.py` ({', '.join(dates)}): one run at a time, seed by seed; the "
+        "tuned PPO's settings for every variant; env steps per run ("
+        + "; ".join(f"{VARIANTS[v].label}: {s['budget']:,}" for v, s in summaries.items())
+        + f"); '{LEVEL}' is where the {SMOOTHING}-iteration mean of the solved fraction first got "
+        "there ('-' never). Spreads are sample standard deviations over the seeds that got there."
+        + model_line(runs), "",
+        *rows, "",
+        *[f"- {line}" for line in verdicts(summaries)], "",
+        f"![time to {LEVEL} solved](figures/{os.path.basename(png)})", "",
+    ])
+    update_results_section(out_dir, section, SECTION_TITLE)
+    payload = {"machine": machine(), "level": LEVEL, "tuned_at": TUNED_AT,
+               "variants": {v: dataclasses.asdict(VARIANTS[v]) | summaries[v] for v in summaries},
+               "depth5_lowest_seed": DEPTH5_LOWEST_SEED, "runs": runs}  # fmt: skip
+    path = os.path.join(out_dir, "results", RESULTS_KEY + ".json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(path + ".tmp", path)
+    return payload
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    return f"{platform.node() or 'host'}, {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="ppo_tuned,learned_depth2", help=f"comma-separated, of {list(VARIANTS)}")
+    parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=3)
+    parser.add_argument("--budget", type=positive_int_arg("--budget"), default=300_000, help="I2A's env steps")
+    parser.add_argument("--ppo-budget", type=positive_int_arg("--ppo-budget"), default=500_000)
+    parser.add_argument("--work-dir", default=os.path.expanduser("~/i2a-runs/sokoban_wall_clock"))
+    parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--report-only", action="store_true", help="Write the report from the finished runs.")
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        parser.exit(2, f"sokoban_wall_clock.py: error: --variants {args.variants!r}: unknown {unknown}; "
+                       f"use {list(VARIANTS)}\n")  # fmt: skip
+    runs_path = os.path.join(args.work_dir, "runs.json")
+    if args.report_only:
+        if not os.path.exists(runs_path):
+            parser.exit(2, f"sokoban_wall_clock.py: error: --report-only: no runs in {args.work_dir}\n")
+        report(json.load(open(runs_path)), args.out_dir)
+        return
+    from benchmarks.paper_comparison import tuned_settings
+
+    try:  # the tuned PPO's settings exist before anything starts
+        tuned_settings("ppo_tuned", TUNED_AT, ENV_CONFIG, args.out_dir)
+    except ValueError as e:
+        parser.exit(2, f"sokoban_wall_clock.py: error: {e}\n")
+
+    import ray
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    os.makedirs(args.work_dir, exist_ok=True)
+    checkpoint, model_metrics = None, {}
+    if any(model_family(v) == "learned" and not VARIANTS[v].ppo for v in variants):
+        from benchmarks.paper_comparison import model_metrics_of
+
+        checkpoint = learned_model(args.work_dir, ENV_CONFIG)
+        model_metrics = model_metrics_of(checkpoint)
+
+    def train_one(variant: str, seed: int) -> Dict[str, Any]:
+        budget = args.ppo_budget if VARIANTS[variant].ppo else args.budget
+        started = time.strftime("%H:%M")
+        run = train_run(variant, seed, budget, checkpoint, ENV_CONFIG,
+                        build=lambda _agent, s, ckpt, _env: build(variant, s, ckpt, args.out_dir))  # fmt: skip
+        learned = model_family(variant) == "learned" and not VARIANTS[variant].ppo
+        return {**run, "started": started, "budget": budget, "env_model_metrics": model_metrics if learned else None}
+
+    # train_missing_runs matches runs by one budget; each variant has its own, so one call each per seed.
+    for seed in range(args.seeds):
+        for variant in variants:
+            budget = args.ppo_budget if VARIANTS[variant].ppo else args.budget
+            train_missing_runs(runs_path, [variant], seed + 1, budget, train_one)
+    ray.shutdown()
+    report(json.load(open(runs_path)), args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
