@@ -47,12 +47,13 @@ imagines once per state since 2026-12-03, at ~100-130 (~1.1-1.4 h).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -70,22 +71,35 @@ from benchmarks.paper_comparison import (  # noqa: E402
 from i2a_rllib.commands import positive_int_arg  # noqa: E402
 
 ENV_ID = "ALE/Breakout-v5"
-AGENTS = ("ppo", "copy", "i2a", "i2a_folded", "i2a_bf16", "i2a_depth2", "i2a_depth3")
-LABELS = {"ppo": "PPO", "copy": "copy model", "i2a": "I2A (spatial model)", "i2a_folded": "I2A (folded spatial model)",
-          "i2a_bf16": "I2A (spatial model, bf16 imagination)",
-          "i2a_depth2": "I2A (spatial model, bf16 imagination, depth 2)",
-          "i2a_depth3": "I2A (spatial model, bf16 imagination, depth 3)"}  # fmt: skip
 NUM_ENV_RUNNERS, ENVS_PER_RUNNER = 1, 8
-ROLLOUT_DEPTH = 5
 DEFAULT_ENV_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
-# The env model each I2A agent imagines with (--env-model-checkpoint replaces i2a's and
-# i2a_bf16's), and the precision of its imagined rollouts: fp32 unless named here, also
-# where the package's default ('auto') would imagine in bf16, so that each agent is what
-# its name says on every machine.
-ENV_MODELS = {"i2a": DEFAULT_ENV_MODEL, "i2a_folded": os.path.join(ROOT, "pretrained", "breakout_folded"),
-              "i2a_bf16": DEFAULT_ENV_MODEL, "i2a_depth2": DEFAULT_ENV_MODEL, "i2a_depth3": DEFAULT_ENV_MODEL}  # fmt: skip
-IMAGINATION_PRECISIONS = {"i2a_bf16": "bf16", "i2a_depth2": "bf16", "i2a_depth3": "bf16"}
-ROLLOUT_DEPTHS = {"i2a_depth2": 2, "i2a_depth3": 3}  # the others imagine ROLLOUT_DEPTH steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Agent:
+    """One agent of the comparison: what it imagines with, in which precision and how
+    deep. Precision is fp32 unless named, also where the package's default ('auto') would
+    imagine in bf16, so that each agent is what its name says on every machine."""
+
+    label: str
+    colour: str  # its lines in the figure
+    env_model: Optional[str] = None  # a spatial model's checkpoint, "copy", or None (PPO imagines nothing)
+    imagination_precision: str = "fp32"
+    rollout_depth: int = 5  # the paper's
+
+
+AGENTS = {
+    "ppo": Agent("PPO", "tab:green"),
+    "copy": Agent("copy model", "tab:orange", "copy"),
+    "i2a": Agent("I2A (spatial model)", "tab:blue", DEFAULT_ENV_MODEL),
+    "i2a_folded": Agent("I2A (folded spatial model)", "tab:purple", os.path.join(ROOT, "pretrained", "breakout_folded")),
+    "i2a_bf16": Agent("I2A (spatial model, bf16 imagination)", "tab:cyan", DEFAULT_ENV_MODEL, "bf16"),
+    "i2a_depth2": Agent("I2A (spatial model, bf16 imagination, depth 2)", "tab:red", DEFAULT_ENV_MODEL, "bf16", 2),
+    "i2a_depth3": Agent("I2A (spatial model, bf16 imagination, depth 3)", "tab:brown", DEFAULT_ENV_MODEL, "bf16", 3),
+}
+# The pretrained model each I2A agent imagines with (--env-model-checkpoint replaces the
+# shipped default's, for every agent that imagines with it).
+ENV_MODELS = {name: a.env_model for name, a in AGENTS.items() if a.env_model not in (None, "copy")}
 # DreamerV3 (Hafner et al. 2023), its PPO baseline on Atari with sticky actions: Breakout
 # return at these env steps (the anchor the issue names).
 PUBLISHED_PPO = {100_000: 2.0, 500_000: 12.8, 1_000_000: 23.5}
@@ -97,15 +111,17 @@ def build_config(agent: str, seed: int, env_model_checkpoint: str, env_runner_th
                  compile_worker: bool = False):  # fmt: skip
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
-    if agent == "ppo":
+    spec = AGENTS[agent]
+    if spec.env_model is None:
         config = baseline_ppo_config(ENV_ID)
     else:
+        copy = spec.env_model == "copy"
         config = configure_environment(I2AConfig(), ENV_ID).imagination(
-            env_model="copy" if agent == "copy" else "spatial",
-            env_model_checkpoint=None if agent == "copy" else env_model_checkpoint,
-            rollout_depth=ROLLOUT_DEPTHS.get(agent, ROLLOUT_DEPTH),
+            env_model="copy" if copy else "spatial",
+            env_model_checkpoint=None if copy else env_model_checkpoint,
+            rollout_depth=spec.rollout_depth,
             imagination_image_interval=0,
-            imagination_precision=IMAGINATION_PRECISIONS.get(agent, "fp32"),
+            imagination_precision=spec.imagination_precision,
         )
     config.env_runners(
         num_env_runners=NUM_ENV_RUNNERS, num_envs_per_env_runner=ENVS_PER_RUNNER, rollout_fragment_length="auto"
@@ -252,22 +268,22 @@ def write_report(runs, budget: int, seeds: int, data_steps: Dict[str, Dict[str, 
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=110)
     rows = []
-    for agent, colour in zip(AGENTS, ("tab:green", "tab:orange", "tab:blue", "tab:purple", "tab:cyan", "tab:red", "tab:brown")):
+    for agent, spec in AGENTS.items():
         agent_runs = sorted((r for r in runs if r["agent"] == agent), key=lambda r: r["seed"])
         if not agent_runs:
             continue
         for r in agent_runs:
             steps, hours, returns = smoothed_curve(r["curve"])
-            label = LABELS[agent] if r is agent_runs[0] else None
-            axes[0].plot(steps, returns, color=colour, alpha=0.8, label=label)
-            axes[1].plot(hours, returns, color=colour, alpha=0.8, label=label)
+            label = spec.label if r is agent_runs[0] else None
+            axes[0].plot(steps, returns, color=spec.colour, alpha=0.8, label=label)
+            axes[1].plot(hours, returns, color=spec.colour, alpha=0.8, label=label)
         figures = [run_figures(r, budget) for r in agent_runs]
         pretrain = (
             f"{data_steps[agent]['collecting_policy_steps']:,} policy + {data_steps[agent]['collected_transitions']:,} collected"
             if agent in data_steps else "-"
         )  # fmt: skip
         rows.append(
-            f"| {LABELS[agent]} | {len(agent_runs)} | {_cells([f['final_return'] for f in figures])} | "
+            f"| {spec.label} | {len(agent_runs)} | {_cells([f['final_return'] for f in figures])} | "
             f"{pretrain} | {np.mean([f['env_steps_per_s'] for f in figures]):,.0f} | "
             f"{np.mean([f['hours'] for f in figures]):.2f} |"
         )

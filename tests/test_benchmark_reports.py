@@ -462,11 +462,11 @@ def test_atari_comparison_curves_leave_out_iterations_without_a_finished_episode
 
 
 def test_atari_comparison_agents_imagine_with_their_own_models():
-    """i2a, i2a_folded, i2a_bf16 and i2a_depth2/3 build the spatial kind from their shipped
-    checkpoints (i2a_bf16 and i2a_depth2/3 imagine in bf16, the others in fp32;
-    i2a_depth2/3 2 and 3 steps deep, the others 5); the copy control loads none; PPO is
-    the baseline (no imagination)."""
-    from benchmarks.atari_comparison import DEFAULT_ENV_MODEL, ENV_MODELS, build_config
+    """Each I2A agent builds the spatial kind from its shipped checkpoint, in the precision
+    and to the depth its entry names (i2a_bf16 and i2a_depth2/3 in bf16, 2 and 3 steps deep
+    for the depth agents, the others fp32 and 5); the copy control loads none; PPO is the
+    baseline (no imagination)."""
+    from benchmarks.atari_comparison import AGENTS, DEFAULT_ENV_MODEL, ENV_MODELS, build_config
 
     for agent, checkpoint in ENV_MODELS.items():
         config = build_config(agent, 0, checkpoint)
@@ -474,11 +474,13 @@ def test_atari_comparison_agents_imagine_with_their_own_models():
         assert config.imagination_precision == ("bf16" if agent in ("i2a_bf16", "i2a_depth2", "i2a_depth3") else "fp32")
         assert config.rollout_depth == {"i2a_depth2": 2, "i2a_depth3": 3}.get(agent, 5)
         assert os.path.isfile(os.path.join(checkpoint, "metadata.json"))
+    assert set(ENV_MODELS) == set(AGENTS) - {"ppo", "copy"}
     assert ENV_MODELS["i2a"] == ENV_MODELS["i2a_bf16"] == ENV_MODELS["i2a_depth2"] == ENV_MODELS["i2a_depth3"] == DEFAULT_ENV_MODEL
     assert ENV_MODELS["i2a_folded"].endswith("breakout_folded")
     copy = build_config("copy", 0, None)
-    assert (copy.env_model, copy.env_model_checkpoint) == ("copy", None)
+    assert (copy.env_model, copy.env_model_checkpoint, copy.rollout_depth) == ("copy", None, 5)
     assert not hasattr(build_config("ppo", 0, None), "env_model")
+    assert len({a.colour for a in AGENTS.values()}) == len(AGENTS)  # one colour per agent in the figure
 
 
 def test_atari_comparison_on_a_fresh_machine_keeps_the_published_runs(tmp_path):
