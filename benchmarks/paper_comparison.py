@@ -371,10 +371,17 @@ def write_figure(runs, summaries, env_config, png: str) -> None:
     axes[2].set_ylabel(f"solved fraction (mean of {SMOOTHING} iterations)")
     for ax, xlabel in zip(axes, ("env steps", "env steps", "hours of training (2-core machine)")):
         ax.set_xlabel(xlabel)
-    # One legend under the panels: inside, it hides the curves that end near 1.0.
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=9)
-    fig.suptitle(f"Sokoban {board_name(env_config)}: one line per seed")
+    save_with_legend_below(fig, axes[0], f"Sokoban {board_name(env_config)}: one line per seed", png, ncol=4)
+
+
+def save_with_legend_below(fig, labelled_axis, title: str, png: str, ncol: int) -> None:
+    """Titles `fig`, puts one legend (`labelled_axis`'s lines) under the panels, where it
+    hides none of the curves that end near 1.0, writes it to `png` and closes it."""
+    import matplotlib.pyplot as plt
+
+    handles, labels = labelled_axis.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9)
+    fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     os.makedirs(os.path.dirname(png), exist_ok=True)
     fig.savefig(png)

@@ -66,6 +66,7 @@ from benchmarks.paper_comparison import (  # noqa: E402
     learned_model,
     mean_and_sample_sd,
     moving_mean,
+    save_with_legend_below,
     train_missing_runs,
     train_run,
     update_results_section,
@@ -192,13 +193,8 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     # The race to LEVEL, not the I2A runs' long tails, fills the clock panel.
     slowest = max((x for s in summaries.values() for x in s["seconds_to_level"] if x), default=None)
     axes[1].set_xlim(0, 2 * slowest if slowest else None)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=9)
-    fig.suptitle(f"Sokoban {board_name(ENV_CONFIG)}: time to {LEVEL} solved, one line per seed")
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
-    os.makedirs(os.path.dirname(png), exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
+    save_with_legend_below(fig, axes[0], f"Sokoban {board_name(ENV_CONFIG)}: time to {LEVEL} solved, one line per seed",
+                           png, ncol=3)  # fmt: skip
 
 
 def model_line(runs: List[Dict[str, Any]]) -> str:
