@@ -51,8 +51,6 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
