@@ -520,7 +520,6 @@ def train_missing_runs(
 
 def main():
     from i2a_rllib.commands import json_object_arg
-    from i2a_rllib.pretrain.train import ENV_MODEL_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=int, default=300_000)
@@ -547,8 +546,7 @@ def main():
     # One work directory per board: data, env model and runs of other boards stay apart.
     work_dir = os.path.join(args.work_dir, board_slug(env_config))
     results_path = os.path.join(work_dir, "runs.json")
-    model_dir = os.path.join(work_dir, "env_model")
-    checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
+    checkpoint = learned_model_path(work_dir)
     if args.report_only:
         if not os.path.exists(results_path):
             parser.exit(2, f"paper_comparison.py: error: --report-only: no runs in {work_dir}\n")
@@ -581,19 +579,25 @@ def main():
     report(runs, args, model_metrics_of(checkpoint, args.out_dir, env_config), env_config)
 
 
+def learned_model_path(work_dir: str) -> str:
+    """Where `learned_model` keeps the board's pretrained model: <work_dir>/env_model/<ENV_MODEL_DIR>."""
+    from i2a_rllib.pretrain.train import ENV_MODEL_DIR
+
+    return os.path.join(work_dir, "env_model", ENV_MODEL_DIR)
+
+
 def learned_model(work_dir: str, env_config, transitions: int = 50_000, epochs: int = PRETRAIN["epochs"]) -> str:
     """The learned pixel model of the board in `work_dir` (the `i2a` agent's): random-play
     transitions collected into <work_dir>/data and the model pretrained on them, each
     only if not there yet; returns its checkpoint. Needs Ray running."""
     from i2a_rllib.data.collect import collect
-    from i2a_rllib.pretrain.train import ENV_MODEL_DIR, pretrain
+    from i2a_rllib.pretrain.train import pretrain
 
-    data, model_dir = os.path.join(work_dir, "data"), os.path.join(work_dir, "env_model")
-    checkpoint = os.path.join(model_dir, ENV_MODEL_DIR)
+    data, checkpoint = os.path.join(work_dir, "data"), learned_model_path(work_dir)
     collect(ENV_ID, data, transitions, num_actors=2, num_envs_per_actor=32,
             shard_size=max(100, transitions // 20), env_config=env_config)
     if not os.path.isdir(checkpoint):
-        pretrain(data, model_dir, kind="pixel", num_workers=2, hparams=PIXEL_MODEL, **{**PRETRAIN, "epochs": epochs})
+        pretrain(data, os.path.dirname(checkpoint), kind="pixel", num_workers=2, hparams=PIXEL_MODEL, **{**PRETRAIN, "epochs": epochs})
     return checkpoint
 
 
