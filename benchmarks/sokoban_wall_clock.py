@@ -9,6 +9,8 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     random-play transitions, 10 epochs), its imagined frames snapped to 0 or 1 (the
     learned model's fastest setting, docs/results.md), 5 imagined steps per rollout,
   - learned_depth3, learned_depth2, learned_depth1: the same imagining 3, 2 or 1 steps,
+  - learned_depth2_2epochs: depth 2 with 2 epochs per batch instead of the tuned PPO's 4
+    (I2A's update is ~2/3 of its iteration at depth 2),
   - perfect, perfect_depth2: I2A with Sokoban's exact rules, 5 or 2 steps.
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
@@ -82,6 +84,7 @@ class Variant:
     rollout_depth: Optional[int] = None  # None: the PPO baseline, which imagines nothing
     snap: bool = False  # imagination(snap_imagined_frames=...)
     ppo: bool = False  # trains --ppo-budget env steps instead of --budget
+    num_epochs: Optional[int] = None  # None: the tuned PPO's (4)
 
 
 VARIANTS = {
@@ -90,6 +93,8 @@ VARIANTS = {
     "learned_depth3": Variant("I2A, learned model (snapped), depth 3", "i2a+ppo_tuned", 3, snap=True),
     "learned_depth2": Variant("I2A, learned model (snapped), depth 2", "i2a+ppo_tuned", 2, snap=True),
     "learned_depth1": Variant("I2A, learned model (snapped), depth 1", "i2a+ppo_tuned", 1, snap=True),
+    "learned_depth2_2epochs": Variant("I2A, learned model (snapped), depth 2, 2 epochs", "i2a+ppo_tuned", 2, snap=True,
+                                      num_epochs=2),
     "perfect": Variant("I2A, perfect model, depth 5", "i2a_perfect+ppo_tuned", 5),
     "perfect_depth2": Variant("I2A, perfect model, depth 2", "i2a_perfect+ppo_tuned", 2),
 }
@@ -108,6 +113,8 @@ def build(variant: str, seed: int, checkpoint: Optional[str]):
     config = build_config(v.agent, seed, checkpoint, ENV_CONFIG, budget=TUNED_AT, out_dir=DOCS)
     if not v.ppo:
         config.imagination(rollout_depth=v.rollout_depth, snap_imagined_frames=v.snap)
+    if v.num_epochs is not None:
+        config.training(num_epochs=v.num_epochs)
     return config
 
 
@@ -175,7 +182,8 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:purple", "tab:pink")))
+    colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
+                                  "tab:pink")))  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     for variant in summaries:
         for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):

@@ -647,7 +647,7 @@ def test_sokoban_wall_clock_rejects_bad_input_before_ray_starts(tmp_path, flags,
 
 def test_sokoban_wall_clock_variants_change_only_their_imagination():
     """Each variant is its paper_comparison agent with the tuned PPO's settings; only the
-    rollout depth and frame snapping differ."""
+    rollout depth, frame snapping and (where named) the epochs differ."""
     from benchmarks.paper_comparison import tuned_settings
     from benchmarks.sokoban_wall_clock import ENV_CONFIG, TUNED_AT, build
 
@@ -660,6 +660,7 @@ def test_sokoban_wall_clock_variants_change_only_their_imagination():
         "pixel", 2, True, "/model")
     assert (perfect.env_model, perfect.rollout_depth, perfect.snap_imagined_frames) == ("perfect", 2, False)
     assert build("learned", 0, "/model").rollout_depth == 5 and short.seed == 1
+    assert short.num_epochs == tuned["num_epochs"] == 4 and build("learned_depth2_2epochs", 0, "/model").num_epochs == 2
 
 
 def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_path):
