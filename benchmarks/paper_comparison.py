@@ -588,8 +588,9 @@ def learned_model_path(work_dir: str) -> str:
 
 def learned_model(work_dir: str, env_config, transitions: int = 50_000, epochs: int = PRETRAIN["epochs"]) -> str:
     """The learned pixel model of the board in `work_dir` (the `i2a` agent's): random-play
-    transitions collected into <work_dir>/data and the model pretrained on them, each
-    only if not there yet; returns its checkpoint. Needs Ray running."""
+    transitions collected into <work_dir>/data (a collection already there is topped up
+    to `transitions`) and the model pretrained on them once; returns its checkpoint.
+    Needs Ray running."""
     from i2a_rllib.data.collect import collect
     from i2a_rllib.pretrain.train import pretrain
 
@@ -597,7 +598,8 @@ def learned_model(work_dir: str, env_config, transitions: int = 50_000, epochs: 
     collect(ENV_ID, data, transitions, num_actors=2, num_envs_per_actor=32,
             shard_size=max(100, transitions // 20), env_config=env_config)
     if not os.path.isdir(checkpoint):
-        pretrain(data, os.path.dirname(checkpoint), kind="pixel", num_workers=2, hparams=PIXEL_MODEL, **{**PRETRAIN, "epochs": epochs})
+        pretrain(data, os.path.dirname(checkpoint), kind="pixel", num_workers=2, hparams=PIXEL_MODEL,
+                 **{**PRETRAIN, "epochs": epochs})
     return checkpoint
 
 
