@@ -220,7 +220,9 @@ def report(runs: List[Dict[str, Any]], out_dir: str) -> Dict[str, Any]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for variant, s in summaries.items():
-        mean = "-" if s["seconds_mean"] is None else f"{s['seconds_mean']:.0f} ± {s['seconds_sd']:.0f}"
+        mean = "-" if s["seconds_mean"] is None else f"{s['seconds_mean']:.0f}"
+        if s["seconds_sd"] == s["seconds_sd"] and s["seconds_sd"] is not None:  # no sd for a single seed
+            mean += f" ± {s['seconds_sd']:.0f}"
         rows.append(
             f"| {VARIANTS[variant].label} | {', '.join(map(str, s['seeds']))} | {', '.join(s['started'])} "
             f"| {_fmt(s['env_steps_per_s'], lambda x: f'{x:,.0f}')} "

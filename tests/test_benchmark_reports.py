@@ -676,6 +676,7 @@ def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_
     runs += [run("learned_depth2", seed, lambda s: 0.99 if s > 100 else 0.0, 0.005) for seed in range(3)]
     # perfect depth 2 ends at 0.9, under its 0.995 floor, and is slower on the clock.
     runs += [run("perfect_depth2", seed, lambda s: 0.9, 0.1) for seed in range(2)]
+    runs += [run("learned", 0, lambda s: 0.9, 0.02)]  # a single seed: a mean, no sd
     work = tmp_path / "work"
     work.mkdir()
     (work / "runs.json").write_text(json.dumps(runs))
@@ -685,14 +686,17 @@ def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_
     # PPO's 5-iteration mean first reaches 0.8 at 1,000 steps (10 s); depth 2's at 600 (3 s),
     # the perfect model's at its 5th iteration, 500 steps (50 s).
     assert "| PPO (tuned) | 0, 1, 2 | -, -, - | 100, 100, 100 | 0.900 (0.900, 0.900, 0.900) | 1,000, 1,000, 1,000 | 10, 10, 10 | 10 ± 0 |" in results
-    assert "| 600, 600, 600 | 3, 3, 3 | 3 ± 0 |" in results and "(PPO (tuned): 2,000; I2A, learned model (snapped), depth 2: 1,000; I2A, perfect model, depth 2: 1,000)" in results
+    assert "| 600, 600, 600 | 3, 3, 3 | 3 ± 0 |" in results and ("(PPO (tuned): 2,000; I2A, learned model (snapped), depth 5: 1,000; I2A, learned model (snapped), depth 2: 1,000; "
+                                                      "I2A, perfect model, depth 2: 1,000)") in results
     assert ("I2A, learned model (snapped), depth 2: 0.30x the tuned PPO's seconds to 0.8 on the means (<= 1: yes); "
             "last-10% solved 0.990 over 3 seed(s) against the depth-5 seeds' lowest 0.984 (three seeds at least that on "
             "the mean: yes); this setting and the wall-clock target (I2A <= PPO): **met**.") in results
     assert ("I2A, perfect model, depth 2: 5.00x the tuned PPO's seconds to 0.8 on the means (<= 1: no); last-10% "
             "solved 0.900 over 2 seed(s) against the depth-5 seeds' lowest 0.995 (three seeds at least that on the "
             "mean: no); this setting and the wall-clock target (I2A <= PPO): **not met**.") in results
+    assert "| I2A, learned model (snapped), depth 5 | 0 | - | 50 |" in results and "| 500 | 10 | 10 |" in results
+    assert "nan" not in results
     assert (tmp_path / "figures" / "sokoban_5x5_time_to_solve.png").stat().st_size > 0
     saved = json.loads((tmp_path / "results" / "sokoban_time_to_solve.json").read_text())
-    assert saved["variants"]["learned_depth2"]["rollout_depth"] == 2 and len(saved["runs"]) == 8
+    assert saved["variants"]["learned_depth2"]["rollout_depth"] == 2 and len(saved["runs"]) == 9
     assert saved["variants"]["ppo_tuned"]["seconds_to_level"] == [10.0, 10.0, 10.0]
