@@ -38,8 +38,8 @@ Results to expect
 -----------------
 docs/results.md ("Sokoban 5x5 on the clock") holds what was measured. On a 2-core AMX
 host (2026-12-05) the tuned PPO trains at ~3,200-3,600 env steps/s and reaches 0.8 solved
-after ~95 s; the learned-model I2A at depth 2 at ~800-850 (~100 s to 0.8, ~6 min per
-3e5-step run), at depth 1 ~1,200-1,400, the perfect model at depth 2 ~1,000-1,150. The
+after ~95 s; the learned-model I2A at depth 5 at ~470 (~150 s to 0.8, ~11 min per
+3e5-step run), at depth 2 at ~800-850 (~100 s, ~6 min), at depth 1 ~1,200-1,400, the perfect model at depth 2 ~1,000-1,150. The
 learned model and its data take ~2 minutes once per work directory.
 """
 
