@@ -59,7 +59,9 @@ sys.path.insert(0, ROOT)
 from benchmarks.paper_comparison import (  # noqa: E402
     DOCS,
     ENV_CONFIG,
+    ENV_MODEL_OF_AGENT,
     SMOOTHING,
+    agent_parts,
     agent_summary,
     board_name,
     build_config,
@@ -118,8 +120,15 @@ def build(variant: str, seed: int, checkpoint: Optional[str]):
     return config
 
 
-def model_family(variant: str) -> str:
-    return "learned" if VARIANTS[variant].agent.startswith("i2a+") else "perfect"
+def model_family(variant: str) -> Optional[str]:
+    """'learned' or 'perfect': the model the variant imagines with (paper_comparison's
+    agent says which); None for the PPO baseline."""
+    kind = ENV_MODEL_OF_AGENT.get(agent_parts(VARIANTS[variant].agent)[0])
+    return {"pixel": "learned", "perfect": "perfect"}.get(kind)
+
+
+def budget_of(variant: str, i2a_budget: int, ppo_budget: int) -> int:
+    return ppo_budget if VARIANTS[variant].ppo else i2a_budget
 
 
 def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
@@ -244,7 +253,11 @@ def report(runs: List[Dict[str, Any]], out_dir: str) -> Dict[str, Any]:
         f"![time to {LEVEL} solved](figures/{os.path.basename(png)})", "",
     ])
     update_results_section(out_dir, section, SECTION_TITLE)
-    payload = {"machine": machine(), "level": LEVEL, "tuned_at": TUNED_AT,
+    import platform
+
+    import torch
+
+    payload = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}", "level": LEVEL, "tuned_at": TUNED_AT,
                "variants": {v: dataclasses.asdict(VARIANTS[v]) | summaries[v] for v in summaries},
                "depth5_lowest_seed": DEPTH5_LOWEST_SEED, "runs": runs}  # fmt: skip
     path = os.path.join(out_dir, "results", RESULTS_KEY + ".json")
@@ -253,14 +266,6 @@ def report(runs: List[Dict[str, Any]], out_dir: str) -> Dict[str, Any]:
         json.dump(payload, f, indent=1)
     os.replace(path + ".tmp", path)
     return payload
-
-
-def machine() -> str:
-    import platform
-
-    import torch
-
-    return f"{platform.node() or 'host'}, {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 
 def main():
@@ -296,25 +301,24 @@ def main():
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     os.makedirs(args.work_dir, exist_ok=True)
     checkpoint, model_metrics = None, {}
-    if any(model_family(v) == "learned" and not VARIANTS[v].ppo for v in variants):
+    if any(model_family(v) == "learned" for v in variants):
         from benchmarks.paper_comparison import model_metrics_of
 
         checkpoint = learned_model(args.work_dir, ENV_CONFIG)
         model_metrics = model_metrics_of(checkpoint)
 
     def train_one(variant: str, seed: int) -> Dict[str, Any]:
-        budget = args.ppo_budget if VARIANTS[variant].ppo else args.budget
+        budget = budget_of(variant, args.budget, args.ppo_budget)
         started = time.strftime("%H:%M")
         run = train_run(variant, seed, budget, checkpoint, ENV_CONFIG,
                         build=lambda _agent, s, ckpt, _env: build(variant, s, ckpt))  # fmt: skip
-        learned = model_family(variant) == "learned" and not VARIANTS[variant].ppo
+        learned = model_family(variant) == "learned"
         return {**run, "started": started, "budget": budget, "env_model_metrics": model_metrics if learned else None}
 
     # train_missing_runs matches runs by one budget; each variant has its own, so one call each per seed.
     for seed in range(args.seeds):
         for variant in variants:
-            budget = args.ppo_budget if VARIANTS[variant].ppo else args.budget
-            train_missing_runs(runs_path, [variant], seed + 1, budget, train_one)
+            train_missing_runs(runs_path, [variant], seed + 1, budget_of(variant, args.budget, args.ppo_budget), train_one)
     ray.shutdown()
     report(json.load(open(runs_path)), args.out_dir)
 

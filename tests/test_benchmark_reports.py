@@ -660,6 +660,9 @@ def test_sokoban_wall_clock_variants_change_only_their_imagination():
         "pixel", 2, True, "/model")
     assert (perfect.env_model, perfect.rollout_depth, perfect.snap_imagined_frames) == ("perfect", 2, False)
     assert build("learned", 0, "/model").rollout_depth == 5 and short.seed == 1
+    from benchmarks.sokoban_wall_clock import model_family
+
+    assert [model_family(v) for v in ("ppo_tuned", "learned_depth1", "perfect_depth2")] == [None, "learned", "perfect"]
     assert short.num_epochs == tuned["num_epochs"] == 4 and build("learned_depth2_2epochs", 0, "/model").num_epochs == 2
 
 
