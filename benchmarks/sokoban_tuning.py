@@ -9,6 +9,15 @@ them on the sweep's own measure). Every trial runs the whole budget (no early st
 the score is the solved fraction over the last 10% of the budget, as in the comparison,
 which an early-stopped trial does not have).
 
+`--variant <v> --objective seconds` tunes a variant of benchmarks/sokoban_wall_clock.py
+for the compute issue's wall-clock target instead: the same space and number of trials,
+the first trial the variant's own settings (the tuned PPO's), each trial scored by the
+seconds of training until its 5-iteration mean solved fraction first reaches 0.8 and
+stopped there (or after --max-seconds, default 240 s: unscored); writes
+docs/results/sokoban_clock_tuning_<variant>_5x5_1box.json, whose fastest settings
+sokoban_wall_clock.py's "..._clock_tuned" variants train with on 3 seeds. Trials are
+timed one at a time: run nothing else meanwhile.
+
 Writes docs/results/sokoban_tuning_<agent>_<board>.json (every trial's settings, first-10% and
 last-10% solved fraction, wall clock; the best settings), which paper_comparison.py's
 "<agent>_tuned" rows then train on 3 seeds. Trials are Tune trials under
@@ -19,6 +28,9 @@ How to run this script
 `python benchmarks/sokoban_tuning.py [--agent ppo] [--trials 12] [--budget 300000]`
 (PPO: ~2 min per trial on 2 CPU cores; I2A and its copy control ~20 min per trial.
 `--budget 20000 --trials 2` for a smoke run.)
+`python benchmarks/sokoban_tuning.py --variant ppo_tuned|learned_depth2 --objective seconds`
+(PPO ~1.5-4 min per trial, the depth-2 I2A ~2-4 min; the learned model comes from
+sokoban_wall_clock.py's work dir.)
 
 Results to expect
 -----------------
@@ -34,7 +46,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -43,7 +55,6 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.paper_comparison import (  # noqa: E402
     ENV_CONFIG,
-    PPO_SETTINGS,
     board_name,
     board_slug,
     build_config,
@@ -51,6 +62,15 @@ from benchmarks.paper_comparison import (  # noqa: E402
     start_score,
     tuning_path,
 )
+
+from benchmarks.sokoban_wall_clock import (  # noqa: E402
+    LEVEL,
+    VARIANTS,
+    build as build_variant,
+    clock_tuning_path,
+    model_family,
+)
+from benchmarks.paper_comparison import SMOOTHING, first_reached, learned_model_path  # noqa: E402
 
 SOLVED = "env_runners/episode_solved"
 STEPS = "env_runners/num_env_steps_sampled_lifetime"
@@ -66,6 +86,42 @@ SEARCH_SPACE = {
 SEARCH_SEED = 0
 # paper_comparison.py's agents that run the shared PPO settings (and so can be tuned).
 TUNABLE_AGENTS = ("ppo", "copy", "i2a", "i2a_perfect")
+# sokoban_wall_clock.py's variants that run the tuned PPO's settings (the clock sweeps' starting point).
+TUNABLE_VARIANTS = tuple(v for v, spec in VARIANTS.items() if spec.settings_from is None and spec.num_epochs is None)
+OBJECTIVES = {
+    "solved": "the solved fraction over the last 10% of --budget env steps (higher is better)",
+    "seconds": f"seconds of training until the {SMOOTHING}-iteration mean solved fraction first reaches {LEVEL} "
+               "(lower is better; a trial stops there, or after --max-seconds)",
+}
+DEFAULT_BUDGET = 300_000  # the 'solved' objective's
+
+
+def _nested(result: Dict[str, Any], key: str):
+    """`result[a][b]` for key 'a/b' (Tune hands stoppers nested results)."""
+    for part in key.split("/"):
+        if not isinstance(result, dict) or part not in result:
+            return None
+        result = result[part]
+    return result
+
+
+class StopAtLevel:
+    """Tune stopper of the 'seconds' objective: a trial ends once the SMOOTHING-iteration
+    mean of its solved fraction reaches `level` (iterations without a finished episode
+    left out, as paper_comparison.first_reached does), after `max_seconds` of training,
+    or at `max_steps` env steps."""
+
+    def __init__(self, level: float, max_seconds: float, max_steps: float = float("inf")):
+        self.level, self.max_seconds, self.max_steps = level, max_seconds, max_steps
+        self.solved: Dict[str, List[float]] = {}
+
+    def __call__(self, trial_id: str, result: Dict[str, Any]) -> bool:
+        solved = _nested(result, SOLVED)
+        history = self.solved.setdefault(trial_id, [])
+        if solved is not None and solved == solved:
+            history.append(float(solved))
+        reached = len(history) >= SMOOTHING and float(np.mean(history[-SMOOTHING:])) >= self.level
+        return reached or result.get("time_total_s", 0.0) >= self.max_seconds or (_nested(result, STEPS) or 0) >= self.max_steps
 
 
 def tune_domains() -> Dict[str, Any]:
@@ -92,38 +148,52 @@ def trial_curve(frame) -> List[Dict[str, float]]:
     return curve
 
 
-def summarise(results, agent: str, budget: int, env_config, experiment_dir: str) -> Dict[str, Any]:
-    """Every trial's settings and scores, ranked by last-10% solved fraction."""
+def summarise(results, name: str, objective: str, budget: Optional[int], env_config, experiment_dir: str,
+              first_trial: str = "the comparison's shared settings") -> Dict[str, Any]:
+    """Every trial's settings and scores, ranked by the objective: the last-10% solved
+    fraction (trials that ran the whole budget), or the seconds to LEVEL (trials that
+    got there)."""
     trials = []
     for result in results:
         if result.error is not None or result.metrics_dataframe is None:
             trials.append({"settings": _settings(result.config), "error": repr(result.error)})
             continue
         curve = trial_curve(result.metrics_dataframe)
-        trials.append(
-            {
-                "settings": _settings(result.config),
-                "solved_last_10pct": final_score(curve, "solved", budget),
-                "solved_first_10pct": start_score(curve, "solved", budget),
-                "env_steps": curve[-1]["env_steps"] if curve else 0,
-                "seconds": curve[-1]["seconds"] if curve else float("nan"),
-                "curve": curve,
-            }
-        )
-    scored = [t for t in trials if "solved_last_10pct" in t and t["env_steps"] >= budget]
-    scored.sort(key=lambda t: -t["solved_last_10pct"])
+        if objective == "seconds":
+            reached = first_reached(curve, LEVEL) if curve else None
+            scores = {f"seconds_to_{LEVEL}": reached and reached["seconds"],
+                      f"env_steps_to_{LEVEL}": reached and reached["env_steps"]}  # fmt: skip
+        else:
+            scores = {"solved_last_10pct": final_score(curve, "solved", budget),
+                      "solved_first_10pct": start_score(curve, "solved", budget)}  # fmt: skip
+        trials.append({
+            "settings": _settings(result.config),
+            **scores,
+            "env_steps": curve[-1]["env_steps"] if curve else 0,
+            "seconds": curve[-1]["seconds"] if curve else float("nan"),
+            "curve": curve,
+        })
+    if objective == "seconds":
+        scored = sorted((t for t in trials if t.get(f"seconds_to_{LEVEL}") is not None),
+                        key=lambda t: t[f"seconds_to_{LEVEL}"])  # fmt: skip
+        best_score = {f"best_seconds_to_{LEVEL}": scored[0][f"seconds_to_{LEVEL}"] if scored else None}
+    else:
+        scored = [t for t in trials if "solved_last_10pct" in t and t["env_steps"] >= budget]
+        scored.sort(key=lambda t: -t["solved_last_10pct"])
+        best_score = {"best_solved_last_10pct": scored[0]["solved_last_10pct"] if scored else None}
     return {
-        "agent": agent,
+        "agent": name,
+        "objective": objective,
         "budget": budget,
         "env_config": env_config,
         "board": board_name(env_config),
         "search_space": {k: list(v) for k, v in SEARCH_SPACE.items()},
         "search_seed": SEARCH_SEED,
-        "first_trial": "the comparison's shared settings",
+        "first_trial": first_trial,
         "experiment_dir": experiment_dir,
         "trials": trials,
         "best": scored[0]["settings"] if scored else None,
-        "best_solved_last_10pct": scored[0]["solved_last_10pct"] if scored else None,
+        **best_score,
     }
 
 
@@ -137,29 +207,50 @@ def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def main() -> None:
-    from i2a_rllib.commands import json_object_arg
+    from i2a_rllib.commands import json_object_arg, positive_int_arg
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agent", choices=TUNABLE_AGENTS, default="ppo")
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--budget", type=int, default=300_000)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--agent", choices=TUNABLE_AGENTS, default=None, help="paper_comparison.py's agent (default: ppo)")
+    which.add_argument("--variant", choices=TUNABLE_VARIANTS, default=None,
+                       help="sokoban_wall_clock.py's variant instead (5x5 board; starts from the tuned PPO's settings)")
+    parser.add_argument("--objective", choices=tuple(OBJECTIVES), default="solved",
+                        help="; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items()).replace("%", "%%"))
+    parser.add_argument("--trials", type=positive_int_arg("--trials"), default=12)
+    parser.add_argument("--budget", type=positive_int_arg("--budget"), default=None,
+                        help=f"env steps per trial (default: {DEFAULT_BUDGET:,} for 'solved', no cap for 'seconds')")
+    parser.add_argument("--max-seconds", type=positive_int_arg("--max-seconds"), default=240,
+                        help=f"'seconds': a trial that has not reached {LEVEL} stops after this much training")
     parser.add_argument("--env-config", type=json_object_arg("--env-config", json.dumps(ENV_CONFIG)),
                         default=ENV_CONFIG, help=f"Sokoban settings as JSON (default: {json.dumps(ENV_CONFIG)})")
     parser.add_argument("--env-model-checkpoint", default=None,
-                        help="the pixel model the 'i2a' agent imagines with (paper_comparison.py's work dir)")
+                        help="the pixel model the 'i2a' agent imagines with (paper_comparison.py's work dir); "
+                             "a learned --variant's default: sokoban_wall_clock.py's, ~/i2a-runs/sokoban_wall_clock")
     parser.add_argument("--storage-path", default=os.path.expanduser("~/i2a-runs/sokoban_tuning"))
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
     args = parser.parse_args()
+    name = args.variant or args.agent or "ppo"
     try:  # bad input: one line, before Ray starts
         board_name(args.env_config)
     except (TypeError, ValueError) as e:
         parser.exit(2, f"sokoban_tuning.py: error: --env-config: {e}\n")
-    if args.trials < 1 or args.budget < 1:
-        parser.exit(2, "sokoban_tuning.py: error: --trials and --budget must be >= 1\n")
-    if args.agent == "i2a" and not (args.env_model_checkpoint and os.path.isdir(args.env_model_checkpoint)):
-        parser.exit(2, "sokoban_tuning.py: error: --agent i2a needs --env-model-checkpoint <dir> "
-                       "(runs/paper_comparison/<board>/env_model/env_model)\n")
-    checkpoint = os.path.abspath(args.env_model_checkpoint) if args.env_model_checkpoint else None
+    if args.objective == "seconds" and not args.variant:
+        parser.exit(2, "sokoban_tuning.py: error: --objective seconds tunes a --variant of sokoban_wall_clock.py "
+                       f"(one of {list(TUNABLE_VARIANTS)})\n")  # fmt: skip
+    if args.variant and args.env_config != ENV_CONFIG:
+        parser.exit(2, f"sokoban_tuning.py: error: --variant runs on sokoban_wall_clock.py's board, "
+                       f"{json.dumps(ENV_CONFIG)}; leave out --env-config\n")  # fmt: skip
+    budget = args.budget if args.budget is not None else (DEFAULT_BUDGET if args.objective == "solved" else None)
+    checkpoint = args.env_model_checkpoint
+    if args.variant and model_family(args.variant) == "learned" and checkpoint is None:
+        checkpoint = learned_model_path(os.path.expanduser("~/i2a-runs/sokoban_wall_clock"))
+    if (name == "i2a" or (args.variant and model_family(args.variant) == "learned")) and not (
+        checkpoint and os.path.isdir(checkpoint)
+    ):
+        parser.exit(2, f"sokoban_tuning.py: error: {'--agent' if name == 'i2a' else '--variant'} {name} needs "
+                       f"--env-model-checkpoint <dir> (not found: {checkpoint}; paper_comparison.py's and "
+                       "sokoban_wall_clock.py's work dirs hold one under env_model/)\n")  # fmt: skip
+    checkpoint = os.path.abspath(checkpoint) if checkpoint else None
 
     import ray
     from ray import tune
@@ -169,16 +260,26 @@ def main() -> None:
     # as in paper_comparison.py (which builds the algorithm in its own process). One
     # trial at a time; the algorithm's process waits while the runners sample.
     ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
-    name = f"{args.agent}_{board_slug(args.env_config)}_{args.budget}"
-    experiment_dir = os.path.join(args.storage_path, name)
-    config = build_config(args.agent, 0, checkpoint, args.env_config)
+    if args.objective == "seconds":
+        run_name = f"{name}_{board_slug(args.env_config)}_clock{args.max_seconds}s"
+        stop = StopAtLevel(LEVEL, args.max_seconds, budget or float("inf"))
+    else:
+        run_name = f"{name}_{board_slug(args.env_config)}_{budget}"
+        stop = {STEPS: budget}
+    first_trial = "the tuned PPO's settings" if args.variant else "the comparison's shared settings"
+    experiment_dir = os.path.join(args.storage_path, run_name)
+    if args.variant:
+        config = build_variant(args.variant, 0, checkpoint)
+    else:
+        config = build_config(name, 0, checkpoint, args.env_config)
     if tune.Tuner.can_restore(experiment_dir):
         print(f"[tune] resuming {experiment_dir}", flush=True)
         tuner = tune.Tuner.restore(experiment_dir, trainable=config.algo_class, resume_errored=True)
     else:
+        # The first trial runs the config's own settings (Tune's param space is
+        # config.to_dict(), which spells lambda_ "lambda").
+        untuned = {_key(setting): getattr(config, setting) for setting in SEARCH_SPACE}
         config.training(**tune_domains())
-        # Tune's param space is config.to_dict(), which spells lambda_ "lambda".
-        untuned = {_key(name): PPO_SETTINGS[name] for name in SEARCH_SPACE}
         tuner = tune.Tuner(
             config.algo_class,
             param_space=config,
@@ -188,24 +289,30 @@ def main() -> None:
                 search_alg=BasicVariantGenerator(points_to_evaluate=[untuned], random_state=SEARCH_SEED),
             ),
             run_config=tune.RunConfig(
-                name=name,
+                name=run_name,
                 storage_path=args.storage_path,
-                stop={STEPS: args.budget},
+                stop=stop,
                 verbose=1,
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
     start = time.time()
     results = tuner.fit()
-    summary = summarise(results, args.agent, args.budget, args.env_config, experiment_dir)
+    summary = summarise(results, name, args.objective, budget, args.env_config, experiment_dir, first_trial)
     summary["sweep_hours"] = (time.time() - start) / 3600
+    if args.objective == "seconds":
+        summary["max_seconds"] = args.max_seconds
     ray.shutdown()
-    path = tuning_path(args.out_dir, args.agent, args.env_config)
+    if args.objective == "seconds":
+        path = clock_tuning_path(args.out_dir, name)
+    else:
+        path = tuning_path(args.out_dir, name, args.env_config)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(summary, f, indent=1)
-    for trial in sorted(summary["trials"], key=lambda t: -t.get("solved_last_10pct", -1)):
-        print(f"[tune] {trial.get('solved_last_10pct', float('nan')):.3f} solved (last 10%)  {trial['settings']}")
+    score = f"seconds_to_{LEVEL}" if args.objective == "seconds" else "solved_last_10pct"
+    for trial in summary["trials"]:
+        print(f"[tune] {score}: {trial.get(score)}  {trial['settings']}")
     print(f"[tune] best: {summary['best']} -> {path}")
 
 

@@ -11,7 +11,12 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
   - learned_depth3, learned_depth2, learned_depth1: the same imagining 3, 2 or 1 steps,
   - learned_depth2_2epochs: depth 2 with 2 epochs per batch instead of the tuned PPO's 4
     (I2A's update is ~2/3 of its iteration at depth 2),
-  - perfect, perfect_depth2: I2A with Sokoban's exact rules, 5 or 2 steps.
+  - perfect, perfect_depth2: I2A with Sokoban's exact rules, 5 or 2 steps,
+  - ppo_clock_tuned, learned_depth2_clock_tuned: the tuned PPO and learned_depth2 with
+    the settings their own clock sweeps found fastest to 0.8 (`python
+    benchmarks/sokoban_tuning.py --variant ppo_tuned|learned_depth2 --objective seconds`:
+    the same 12 trials of the same space for both); the I2A one is timed against the
+    clock-tuned PPO.
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
@@ -64,6 +69,7 @@ from benchmarks.paper_comparison import (  # noqa: E402
     agent_parts,
     agent_summary,
     board_name,
+    board_slug,
     build_config,
     learned_model,
     mean_and_sample_sd,
@@ -87,6 +93,10 @@ class Variant:
     snap: bool = False  # imagination(snap_imagined_frames=...)
     ppo: bool = False  # trains --ppo-budget env steps instead of --budget
     num_epochs: Optional[int] = None  # None: the tuned PPO's (4)
+    # The variant whose clock sweep's best settings this one trains with
+    # (benchmarks/sokoban_tuning.py --variant <it> --objective seconds); None: the tuned PPO's.
+    settings_from: Optional[str] = None
+    baseline: str = "ppo_tuned"  # the PPO variant its seconds to LEVEL are held against
 
 
 VARIANTS = {
@@ -99,6 +109,10 @@ VARIANTS = {
                                       num_epochs=2),
     "perfect": Variant("I2A, perfect model, depth 5", "i2a_perfect+ppo_tuned", 5),
     "perfect_depth2": Variant("I2A, perfect model, depth 2", "i2a_perfect+ppo_tuned", 2),
+    # Both agents tuned for the clock, with the same sweep (docs/benchmarks.md "Tuned for the clock").
+    "ppo_clock_tuned": Variant("PPO (tuned for the clock)", "ppo_tuned", ppo=True, settings_from="ppo_tuned"),
+    "learned_depth2_clock_tuned": Variant("I2A, learned model (snapped), depth 2, tuned for the clock", "i2a+ppo_tuned",
+                                          2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned"),
 }
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
@@ -108,15 +122,38 @@ SECTION_TITLE = "## Sokoban 5x5 on the clock: seconds to 0.8 solved"
 RESULTS_KEY = "sokoban_time_to_solve"
 
 
+def clock_tuning_path(out_dir: str, variant: str) -> str:
+    """Where `sokoban_tuning.py --variant <variant> --objective seconds` writes its sweep."""
+    return os.path.join(out_dir, "results", f"sokoban_clock_tuning_{variant}_{board_slug(ENV_CONFIG)}.json")
+
+
+def clock_tuned_settings(variant: str, out_dir: str = DOCS) -> Dict[str, Any]:
+    """The fastest settings to LEVEL the clock sweep of `variant` found.
+
+    Raises:
+        ValueError: No such sweep, or none of its trials got to LEVEL.
+    """
+    path = clock_tuning_path(out_dir, variant)
+    if not os.path.exists(path):
+        raise ValueError(f"needs {os.path.relpath(path, ROOT)}: run `python benchmarks/sokoban_tuning.py "
+                         f"--variant {variant} --objective seconds` first")  # fmt: skip
+    best = json.load(open(path)).get("best")
+    if not best:
+        raise ValueError(f"{os.path.relpath(path, ROOT)}: no trial got to {LEVEL} solved; nothing to train with")
+    return dict(best)
+
+
 def build(variant: str, seed: int, checkpoint: Optional[str]):
-    """The variant's config; the tuned PPO's settings are read from the repository's
-    docs/results (an input, whatever --out-dir the report goes to)."""
+    """The variant's config; the tuned PPO's settings (and a clock sweep's) are read from
+    the repository's docs/results (an input, whatever --out-dir the report goes to)."""
     v = VARIANTS[variant]
     config = build_config(v.agent, seed, checkpoint, ENV_CONFIG, budget=TUNED_AT, out_dir=DOCS)
     if not v.ppo:
         config.imagination(rollout_depth=v.rollout_depth, snap_imagined_frames=v.snap)
     if v.num_epochs is not None:
         config.training(num_epochs=v.num_epochs)
+    if v.settings_from is not None:
+        config.training(**clock_tuned_settings(v.settings_from))
     return config
 
 
@@ -157,18 +194,19 @@ def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
     and, for a rollout shorter than the paper's 5, the learning check; a variant meets
     the wall-clock target only if it passes both."""
     lines = []
-    ppo = summaries.get("ppo_tuned")
     for variant, s in summaries.items():
         v = VARIANTS[variant]
         if v.ppo:
             continue
         parts, passed = [], True
+        ppo = summaries.get(v.baseline)
+        ppo_label = f"the {'clock-' if VARIANTS[v.baseline].settings_from else ''}tuned PPO"
         if ppo and ppo["seconds_mean"] and None not in s["seconds_to_level"]:
             ratio = s["seconds_mean"] / ppo["seconds_mean"]
-            parts.append(f"{ratio:.2f}x the tuned PPO's seconds to {LEVEL} on the means (<= 1: {'yes' if ratio <= 1 else 'no'})")
+            parts.append(f"{ratio:.2f}x {ppo_label}'s seconds to {LEVEL} on the means (<= 1: {'yes' if ratio <= 1 else 'no'})")
             passed = ratio <= 1
         else:
-            parts.append(f"not every seed of it and the tuned PPO reached {LEVEL}")
+            parts.append(f"not every seed of it and {ppo_label} reached {LEVEL}")
             passed = False
         if v.rollout_depth != 5:
             floor = DEPTH5_LOWEST_SEED[model_family(variant)]
@@ -192,7 +230,7 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     import matplotlib.pyplot as plt
 
     colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                                  "tab:pink")))  # fmt: skip
+                                  "tab:pink", "tab:olive", "tab:gray")))  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     for variant in summaries:
         for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):
@@ -210,6 +248,18 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     axes[1].set_xlim(0, 2 * slowest if slowest else None)
     save_with_legend_below(fig, axes[0], f"Sokoban {board_name(ENV_CONFIG)}: time to {LEVEL} solved, one line per seed",
                            png, ncol=3)  # fmt: skip
+
+
+def clock_tuned_line(runs: List[Dict[str, Any]], summaries) -> str:
+    """The settings each 'tuned for the clock' variant in the report trained with, as its runs recorded them."""
+    lines = []
+    for variant in summaries:
+        if VARIANTS[variant].settings_from:
+            used = sorted({json.dumps(r["settings"], sort_keys=True) for r in runs if r["agent"] == variant})
+            shown = " or ".join(", ".join(f"{k}={x:.3g}" for k, x in json.loads(u).items()) for u in used)
+            lines.append(f"{VARIANTS[variant].label}: {shown} (docs/results/"
+                         f"{os.path.basename(clock_tuning_path(DOCS, VARIANTS[variant].settings_from))})")  # fmt: skip
+    return "; instead of them, " + "; ".join(lines) if lines else ""
 
 
 def model_line(runs: List[Dict[str, Any]]) -> str:
@@ -245,7 +295,8 @@ def report(runs: List[Dict[str, Any]], out_dir: str) -> Dict[str, Any]:
         f"`python benchmarks/sokoban_wall_clock.py` ({', '.join(dates)}): one run at a time, seed by seed; the "
         "tuned PPO's settings for every variant; env steps per run ("
         + "; ".join(f"{VARIANTS[v].label}: {s['budget']:,}" for v, s in summaries.items())
-        + f"); '{LEVEL}' is where the {SMOOTHING}-iteration mean of the solved fraction first got "
+        + ")" + clock_tuned_line(runs, summaries)
+        + f"; '{LEVEL}' is where the {SMOOTHING}-iteration mean of the solved fraction first got "
         "there ('-' never). Spreads are sample standard deviations over the seeds that got there."
         + model_line(runs), "",
         *rows, "",
@@ -291,8 +342,11 @@ def main():
         return
     from benchmarks.paper_comparison import tuned_settings
 
-    try:  # the tuned PPO's settings exist before anything starts
+    try:  # the tuned PPO's settings (and the clock sweeps' asked for) exist before anything starts
         tuned_settings("ppo_tuned", TUNED_AT, ENV_CONFIG, DOCS)
+        for variant in variants:
+            if VARIANTS[variant].settings_from:
+                clock_tuned_settings(VARIANTS[variant].settings_from)
     except ValueError as e:
         parser.exit(2, f"sokoban_wall_clock.py: error: {e}\n")
 
@@ -313,7 +367,9 @@ def main():
         run = train_run(variant, seed, budget, checkpoint, ENV_CONFIG,
                         build=lambda _agent, s, ckpt, _env: build(variant, s, ckpt))  # fmt: skip
         learned = model_family(variant) == "learned"
-        return {**run, "started": started, "budget": budget, "env_model_metrics": model_metrics if learned else None}
+        source = VARIANTS[variant].settings_from
+        return {**run, "started": started, "budget": budget, "env_model_metrics": model_metrics if learned else None,
+                **({"settings": clock_tuned_settings(source)} if source else {})}  # fmt: skip
 
     # train_missing_runs matches runs by one budget; each variant has its own, so one call each per seed.
     for seed in range(args.seeds):

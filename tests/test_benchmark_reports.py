@@ -244,8 +244,12 @@ def test_tuned_rows_need_their_sweep_before_ray_starts(tmp_path):
     "flags, message",
     [
         (["--agent", "i2a"], "--agent i2a needs --env-model-checkpoint"),
-        (["--trials", "0"], "--trials and --budget must be >= 1"),
+        (["--trials", "0"], "--trials must be an integer >= 1, got '0'"),
         (["--env-config", '{"dim_room": [4, 4]}'], "dim_room=(4, 4) is too small"),
+        (["--objective", "seconds"], "--objective seconds tunes a --variant of sokoban_wall_clock.py"),
+        (["--variant", "learned_depth2", "--env-model-checkpoint", "/no/model"], "--variant learned_depth2 needs --env-model-checkpoint"),
+        (["--variant", "ppo_tuned", "--objective", "seconds", "--max-seconds", "0"], "--max-seconds must be an integer >= 1, got '0'"),
+        (["--variant", "ppo_tuned", "--env-config", '{"dim_room": [7, 7]}'], "leave out --env-config"),
     ],
 )
 def test_tuning_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
@@ -256,6 +260,56 @@ def test_tuning_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
     )  # fmt: skip
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "docs").exists()
+
+
+def test_clock_sweep_stops_a_trial_at_the_level_or_the_time_limit():
+    """The 'seconds' objective's stopper: the 5-iteration mean of the solved fraction
+    (iterations without a finished episode left out), per trial, or the time limit."""
+    from benchmarks.sokoban_tuning import StopAtLevel
+
+    stop = StopAtLevel(0.8, max_seconds=100)
+    result = lambda solved, seconds=1.0: {"env_runners": {"episode_solved": solved, "num_env_steps_sampled_lifetime": 10},
+                                          "time_total_s": seconds}  # fmt: skip
+    assert [stop("a", result(x)) for x in (0.9, 0.9, float("nan"), 0.9, 0.9)] == [False] * 5  # 4 scored iterations
+    assert stop("b", result(1.0)) is False  # another trial's history is its own
+    assert stop("a", result(0.5)) is True  # mean of 0.9, 0.9, 0.9, 0.9, 0.5 = 0.82
+    assert stop("c", result(0.0, seconds=100.0)) is True
+    assert StopAtLevel(0.8, 100, max_steps=10)("d", result(0.0)) is True
+
+
+def test_clock_sweep_ranks_trials_by_seconds_to_the_level():
+    import types
+
+    import pandas as pd
+
+    from benchmarks.sokoban_tuning import summarise
+
+    def trial(lr, solved, seconds_per_iteration):
+        frame = pd.DataFrame({"env_runners/num_env_steps_sampled_lifetime": [100 * (i + 1) for i in range(len(solved))],
+                              "env_runners/episode_solved": solved,
+                              "time_total_s": [seconds_per_iteration * (i + 1) for i in range(len(solved))]})  # fmt: skip
+        return types.SimpleNamespace(error=None, metrics_dataframe=frame, config={"lr": lr})
+
+    results = [trial(1e-3, [0.9] * 6, 10.0), trial(2e-3, [0.9] * 5, 3.0), trial(3e-3, [0.1] * 9, 1.0),
+               types.SimpleNamespace(error=RuntimeError("died"), metrics_dataframe=None, config={"lr": 4e-3})]  # fmt: skip
+    summary = summarise(results, "learned_depth2", "seconds", None, {"dim_room": [5, 5], "num_boxes": 1}, "/runs")
+    assert summary["best"]["lr"] == 2e-3 and summary["best_seconds_to_0.8"] == 15.0
+    assert [t.get("seconds_to_0.8") for t in summary["trials"]] == [50.0, 15.0, None, None]
+    assert summary["trials"][0]["env_steps_to_0.8"] == 500 and "error" in summary["trials"][3]
+    assert "solved_last_10pct" not in summary["trials"][0]  # a trial stopped at 0.8 has no last 10%
+
+
+def test_clock_tuned_variants_need_their_sweep(tmp_path):
+    from benchmarks.sokoban_wall_clock import clock_tuned_settings
+
+    with pytest.raises(ValueError, match="sokoban_tuning.py --variant learned_depth2 --objective seconds"):
+        clock_tuned_settings("learned_depth2", str(tmp_path))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "sokoban_clock_tuning_ppo_tuned_5x5_1box.json").write_text(json.dumps({"best": None}))
+    with pytest.raises(ValueError, match="no trial got to 0.8 solved"):
+        clock_tuned_settings("ppo_tuned", str(tmp_path))
+    (tmp_path / "results" / "sokoban_clock_tuning_ppo_tuned_5x5_1box.json").write_text(json.dumps({"best": {"lr": 0.002}}))
+    assert clock_tuned_settings("ppo_tuned", str(tmp_path)) == {"lr": 0.002}
 
 
 def test_each_board_reads_its_own_sweep(tmp_path):
@@ -703,3 +757,24 @@ def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_
     saved = json.loads((tmp_path / "results" / "sokoban_time_to_solve.json").read_text())
     assert saved["variants"]["learned_depth2"]["rollout_depth"] == 2 and len(saved["runs"]) == 9
     assert saved["variants"]["ppo_tuned"]["seconds_to_level"] == [10.0, 10.0, 10.0]
+
+
+def test_sokoban_wall_clock_times_a_clock_tuned_i2a_against_the_clock_tuned_ppo(tmp_path):
+    def run(variant, seed, seconds_per_step, settings):
+        return {"agent": variant, "seed": seed, "budget": 1000, "date": "2026-12-05", "settings": settings,
+                "curve": [{"env_steps": s, "return": 0.0, "solved": 0.99, "seconds": s * seconds_per_step}
+                          for s in range(100, 1001, 100)]}  # fmt: skip
+
+    runs = [run("ppo_clock_tuned", seed, 0.01, {"lr": 0.002, "num_epochs": 2}) for seed in range(3)]
+    runs += [run("learned_depth2_clock_tuned", seed, 0.012, {"lr": 0.0005, "num_epochs": 8}) for seed in range(3)]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs.json").write_text(json.dumps(runs))
+    done = _sokoban_wall_clock("--report-only", "--work-dir", str(work), "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    results = (tmp_path / "results.md").read_text()
+    assert ("instead of them, PPO (tuned for the clock): lr=0.002, num_epochs=2 (docs/results/sokoban_clock_tuning_"
+            "ppo_tuned_5x5_1box.json); I2A, learned model (snapped), depth 2, tuned for the clock: lr=0.0005, "
+            "num_epochs=8 (docs/results/sokoban_clock_tuning_learned_depth2_5x5_1box.json)") in results
+    assert ("I2A, learned model (snapped), depth 2, tuned for the clock: 1.20x the clock-tuned PPO's seconds to 0.8 "
+            "on the means (<= 1: no)") in results
