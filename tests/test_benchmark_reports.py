@@ -684,6 +684,16 @@ def _sokoban_wall_clock(*flags):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
+def _sokoban_wall_clock_report(tmp_path, runs) -> str:
+    """results.md after `--report-only` over `runs`."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs.json").write_text(json.dumps(runs))
+    done = _sokoban_wall_clock("--report-only", "--work-dir", str(work), "--out-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "results.md").read_text()
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -734,12 +744,7 @@ def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_
     # perfect depth 2 ends at 0.9, under its 0.995 floor, and is slower on the clock.
     runs += [run("perfect_depth2", seed, lambda s: 0.9, 0.1) for seed in range(2)]
     runs += [run("learned", 0, lambda s: 0.9, 0.02)]  # a single seed: a mean, no sd
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "runs.json").write_text(json.dumps(runs))
-    done = _sokoban_wall_clock("--report-only", "--work-dir", str(work), "--out-dir", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    results = (tmp_path / "results.md").read_text()
+    results = _sokoban_wall_clock_report(tmp_path, runs)
     # PPO's 5-iteration mean first reaches 0.8 at 1,000 steps (10 s); depth 2's at 600 (3 s),
     # the perfect model's at its 5th iteration, 500 steps (50 s).
     assert "| PPO (tuned) | 0, 1, 2 | -, -, - | 100, 100, 100 | 0.900 (0.900, 0.900, 0.900) | 1,000, 1,000, 1,000 | 10, 10, 10 | 10 ± 0 |" in results
@@ -769,12 +774,7 @@ def test_sokoban_wall_clock_times_a_clock_tuned_i2a_against_the_clock_tuned_ppo(
 
     runs = [run("ppo_clock_tuned", seed, 0.01, {"lr": 0.002, "num_epochs": 2}) for seed in range(3)]
     runs += [run("learned_depth2_clock_tuned", seed, 0.012, {"lr": 0.0005, "num_epochs": 8}) for seed in range(3)]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "runs.json").write_text(json.dumps(runs))
-    done = _sokoban_wall_clock("--report-only", "--work-dir", str(work), "--out-dir", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    results = (tmp_path / "results.md").read_text()
+    results = _sokoban_wall_clock_report(tmp_path, runs)
     assert ("instead of them, PPO (tuned for the clock): lr=0.002, num_epochs=2 (docs/results/sokoban_clock_tuning_"
             "ppo_tuned_5x5_1box.json); I2A, learned model (snapped), depth 2, tuned for the clock: lr=0.0005, "
             "num_epochs=8 (docs/results/sokoban_clock_tuning_learned_depth2_5x5_1box.json)") in results
