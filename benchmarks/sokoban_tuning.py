@@ -57,14 +57,16 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.paper_comparison import (  # noqa: E402
     ENV_CONFIG,
+    SMOOTHING,
     board_name,
     board_slug,
     build_config,
     final_score,
+    first_reached,
+    learned_model_path,
     start_score,
     tuning_path,
 )
-
 from benchmarks.sokoban_wall_clock import (  # noqa: E402
     LEVEL,
     VARIANTS,
@@ -72,7 +74,6 @@ from benchmarks.sokoban_wall_clock import (  # noqa: E402
     clock_tuning_path,
     model_family,
 )
-from benchmarks.paper_comparison import SMOOTHING, first_reached, learned_model_path  # noqa: E402
 
 SOLVED = "env_runners/episode_solved"
 STEPS = "env_runners/num_env_steps_sampled_lifetime"
