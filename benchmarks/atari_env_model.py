@@ -151,8 +151,8 @@ def sampling_steps_per_second(checkpoint, seconds: float) -> float:
         config = baseline_ppo_config(ENV_ID, env_config=env_config)
     else:
         config = configure_environment(I2AConfig(), ENV_ID, env_config=env_config).imagination(
-            env_model_checkpoint=checkpoint, imagination_image_interval=0
-        )
+            env_model_checkpoint=checkpoint, rollout_depth=5, imagination_image_interval=0
+        )  # depth 5: what its table measured before the spatial models' default became 3
     config.env_runners(num_env_runners=0, num_envs_per_env_runner=8)
     return env_runner_steps_per_second(config, seconds)
 

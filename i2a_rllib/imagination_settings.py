@@ -20,7 +20,9 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     # Metadata of that checkpoint, recorded when the checkpoint was set, so that a
     # restored agent rebuilds the model where the checkpoint path no longer exists.
     "env_model_metadata": None,
-    "rollout_depth": 5,
+    # Imagined steps per rollout, or "auto": 3 for the spatial models (the Atari default),
+    # the paper's 5 for every other (models/imagination.py).
+    "rollout_depth": "auto",
     "rollout_action_choice": "sample",
     # Round imagined frames to 0 or 1 before the rollout encoder reads them (boards of
     # one-hot channels, e.g. Sokoban's, whose real frames are exactly that).
@@ -86,8 +88,9 @@ def check_imagination_settings(
 
     if "env_model" in settings and settings["env_model"] not in (*ENV_MODEL_KINDS, "auto"):
         bad("env_model", f"is not an environment model kind; use one of {['auto', *ENV_MODEL_KINDS]}.")
-    if "rollout_depth" in settings and not _is_int(settings["rollout_depth"], minimum=1):
-        bad("rollout_depth", "must be an integer >= 1 (the paper uses 5).")
+    depth = settings.get("rollout_depth", "auto")
+    if depth != "auto" and not _is_int(depth, minimum=1):
+        bad("rollout_depth", "must be an integer >= 1 (the paper uses 5) or 'auto'.")
     if settings.get("rollout_action_choice", "sample") not in ROLLOUT_ACTION_CHOICES:
         bad("rollout_action_choice", f"is unknown; use one of {list(ROLLOUT_ACTION_CHOICES)}.")
     if not isinstance(settings.get("snap_imagined_frames", False), bool):

@@ -55,6 +55,18 @@ LAPTOP_SPATIAL_PRESET: Dict[str, Any] = dict(
 )
 
 
+def rollout_depth_arg(text: str):
+    """argparse `type=` for --rollout-depth: 'auto' or an integer (I2AConfig checks >= 1)."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--rollout-depth must be an integer >= 1 or 'auto', got {text!r}"
+        ) from None
+
+
 def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
     """RLlib's example-script flags + run location + I2A and pipeline flags."""
     parser = script_arg_parser(
@@ -72,7 +84,13 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         "--env-model", default="auto", choices=["auto", "latent", "spatial", "pixel", "mlp", "copy", "perfect"]
     )
     group.add_argument("--env-model-checkpoint", default=os.environ.get("I2A_ENV_MODEL_CHECKPOINT"))
-    group.add_argument("--rollout-depth", type=int, default=5)
+    group.add_argument(
+        "--rollout-depth",
+        type=rollout_depth_arg,
+        default="auto",
+        help="Imagined steps per rollout, or auto (default): 3 for the spatial models (the "
+        "Atari default; docs/benchmarks.md 'Rollout depth on Breakout'), 5 (the paper's) else.",
+    )
     group.add_argument("--rollout-action-choice", default="sample", choices=["sample", "argmax"])
     group.add_argument(
         "--snap-imagined-frames",

@@ -34,7 +34,7 @@ from i2a_rllib.imagination_settings import (
 )
 from i2a_rllib.models.env_models import RULE_KINDS, resolve_env_model, resolve_kind
 from i2a_rllib.models.i2a import I2ANetwork
-from i2a_rllib.models.imagination import Imagination
+from i2a_rllib.models.imagination import Imagination, resolve_rollout_depth
 from i2a_rllib.models.model_free import ActorCriticHeads, model_free_trunk
 from i2a_rllib.spaces import check_agent_spaces
 
@@ -132,6 +132,7 @@ def resolve_i2a_model_config(model_config: Dict[str, Any], obs_shape) -> Dict[st
 
         metadata = config["env_model_metadata"] = read_env_model_metadata(path)
     config["env_model"] = resolve_kind(config["env_model"], obs_shape, metadata)
+    config["rollout_depth"] = resolve_rollout_depth(config["rollout_depth"], config["env_model"])
     return config
 
 
@@ -248,9 +249,10 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     def ships_imagination(self) -> bool:
         """Whether exploring returns the imagination (`IMAGINED_VIEWS`/`_REWARDS`) for
         the episodes to carry to the learner, which then imagines only RLlib's
-        bootstrap rows: yes for maps or vectors (the shipped spatial model's: 20
-        float16 maps of 8 x 10 x 10, 32 KB per step, against 12 s of imagination per
-        1024-step Breakout batch on a CPU learner) and for frames up to
+        bootstrap rows: yes for maps or vectors (the shipped spatial model's at its
+        default depth 3: 12 float16 maps of 8 x 10 x 10, 19 KB per step; at depth 5,
+        32 KB against 12 s of imagination per 1024-step Breakout batch on a CPU
+        learner) and for frames up to
         SHIPPED_FRAMES_LIMIT_BYTES per step (Sokoban 5x5: 25 boards of 175 bytes);
         no for larger frames (Breakout's 20 frames of 84 x 84 would be 141 KB per step:
         the learner imagines those again from the shipped noise) and for models

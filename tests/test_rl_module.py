@@ -176,6 +176,19 @@ def test_auto_imagination_precision_is_bf16_only_for_spatial_models_on_a_cpu_wit
     assert (torch.bfloat16 in seen) is bf16 and seen
 
 
+@pytest.mark.parametrize("kind, depth", [("spatial", 3), ("folded", 3), ("latent", 5), ("pixel", 5), ("copy", 5)])
+def test_auto_rollout_depth_is_3_for_spatial_models_and_the_papers_5_else(kind, depth):
+    """The default: 3 imagined steps where 3 learned as well as 5 and cost far less (the
+    spatial models on Breakout); the paper's 5 for every other model. An explicit
+    depth wins, and a checkpoint keeps the depth it recorded."""
+    module = _i2a(ATARI_OBS, 4, **_kind(kind))
+    assert module.i2a_config["rollout_depth"] == module.net.imagination.rollout_depth == depth
+    explore = module.forward_exploration(_batch(ATARI_OBS, n=2))
+    if module.ships_imagination:  # the maps that travel: A x depth per step
+        assert explore[IMAGINED_VIEWS].shape[:3] == (2, 4, depth)
+    assert _i2a(ATARI_OBS, 4, **_kind(kind), rollout_depth=4).net.imagination.rollout_depth == 4
+
+
 def test_env_model_is_frozen_in_the_module():
     module = _i2a(env_model="latent")
     assert all(not p.requires_grad for p in module.net.env_model.parameters())
@@ -231,6 +244,7 @@ def test_i2a_checkpoint_round_trip(tmp_path, kind):
     [
         ({"env_model": "dreamer"}, "env_model'\\]='dreamer' is not an environment model kind"),
         ({"rollout_depth": 0}, "rollout_depth'\\]=0 must be an integer >= 1"),
+        ({"rollout_depth": "deep"}, "rollout_depth'\\]='deep' must be an integer >= 1 \\(the paper uses 5\\) or 'auto'"),
         ({"rollout_action_choice": "greedy"}, "rollout_action_choice"),
         ({"encoder_hidden": -3}, "encoder_hidden"),
         ({"env_model_checkpoint": "/no/such/env_model"}, "does not exist"),

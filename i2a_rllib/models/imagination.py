@@ -51,6 +51,19 @@ class Imagination:
 IMAGINATION_PRECISIONS = ("auto", "fp32", "bf16")
 AUTO_BF16_KINDS = ("spatial",)
 
+# Imagined steps per rollout. "auto": 3 for the spatial family's models (the Atari
+# default), where each imagined step costs ~1 s per 1,024 env steps on a 2-core CPU
+# (sampling and update) and 3 steps learned as well as 5 on Breakout (3 seeds each;
+# 2 steps did not: docs/benchmarks.md "Rollout depth on Breakout"); the paper's 5
+# for every other model (on Sokoban deeper rollouts did better in the paper).
+PAPER_ROLLOUT_DEPTH = 5
+AUTO_ROLLOUT_DEPTHS = {"spatial": 3}
+
+
+def resolve_rollout_depth(depth, kind: str) -> int:
+    """`depth`, or for "auto" the default of this env-model kind."""
+    return AUTO_ROLLOUT_DEPTHS.get(kind, PAPER_ROLLOUT_DEPTH) if depth == "auto" else depth
+
 
 @functools.lru_cache(maxsize=None)
 def cpu_has_amx() -> bool:
