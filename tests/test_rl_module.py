@@ -180,7 +180,7 @@ def test_auto_imagination_precision_is_bf16_only_for_spatial_models_on_a_cpu_wit
 def test_auto_rollout_depth_is_3_for_spatial_models_and_the_papers_5_else(kind, depth):
     """The default: 3 imagined steps where 3 learned as well as 5 and cost far less (the
     spatial models on Breakout); the paper's 5 for every other model. An explicit
-    depth wins, and a checkpoint keeps the depth it recorded."""
+    depth wins."""
     module = _i2a(ATARI_OBS, 4, **_kind(kind))
     assert module.i2a_config["rollout_depth"] == module.net.imagination.rollout_depth == depth
     explore = module.forward_exploration(_batch(ATARI_OBS, n=2))
