@@ -28,7 +28,9 @@ How to run this script
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
  [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames]
- [--imagination-precision bf16] [--json FILE]`
+ [--imagination-precision bf16] [--rollout-depth auto|D] [--json FILE]`
+(`--rollout-depth auto`, the default, is each env model's own: 3 for Breakout's
+spatial models since 2026-12-05, 5 before; the paper's 5 for Sokoban's.)
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -58,7 +60,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.paper_comparison import PIXEL_MODEL as SOKOBAN_PIXEL_MODEL  # noqa: E402
 from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
-from i2a_rllib.commands import non_negative_float_arg, positive_int_arg  # noqa: E402
+from i2a_rllib.commands import non_negative_float_arg, positive_int_arg, rollout_depth_arg  # noqa: E402
 
 # Per environment: its id and board, the sampling, the PPO settings every agent shares
 # and the agents (env-model kinds) that apply. Breakout: the `i2a train` defaults (one
@@ -85,7 +87,7 @@ CASES: Dict[str, Dict[str, Any]] = {
         env_model_hparams={"pixel": SOKOBAN_PIXEL_MODEL},
     ),
 }
-ROLLOUT_DEPTH = 5
+ROLLOUT_DEPTH = "auto"  # the env model's default: 3 for the spatial models, 5 (the paper's) else
 PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
@@ -93,7 +95,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
                  env_model_checkpoint: str = None, snap_frames: bool = False,
                  imagination_precision: str = "fp32", env_runner_gpus: float = 0,
-                 rollout_depth: int = ROLLOUT_DEPTH):  # fmt: skip
+                 rollout_depth=ROLLOUT_DEPTH):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
@@ -103,7 +105,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`;
     `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast);
     `env_runner_gpus`: GPUs per EnvRunner (its module, so I2A's imagination, runs there);
-    `rollout_depth`: I2A's imagined steps per rollout."""
+    `rollout_depth`: I2A's imagined steps per rollout ('auto': its env model's default)."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -184,10 +186,12 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
             compile_worker: bool = False, env_model_checkpoint: str = None,
             snap_frames: bool = False, imagination_precision: str = "fp32",
-            env_runner_gpus: float = 0, rollout_depth: int = ROLLOUT_DEPTH) -> Dict[str, Any]:  # fmt: skip
+            env_runner_gpus: float = 0, rollout_depth=ROLLOUT_DEPTH) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+    from i2a_rllib.models.imagination import resolve_rollout_depth
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
                           env_model_checkpoint, snap_frames, imagination_precision, env_runner_gpus,
@@ -250,7 +254,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             "hparams": None if env_model_checkpoint else case["env_model_hparams"].get(agent, {}),
             "snap_imagined_frames": snap_frames,
             "imagination_precision": imagination_precision,
-            "rollout_depth": config.rollout_depth,  # what the config holds, the module reads
+            "rollout_depth": resolve_rollout_depth(config.rollout_depth, agent),  # as the module reads it
         },
         "settings": settings,
         "warm_up_seconds": warm_up,
@@ -372,8 +376,9 @@ def main() -> None:
                         help="I2A rounds imagined frames to 0 or 1 before its rollout encoder reads them")
     parser.add_argument("--imagination-precision", default="fp32", choices=("fp32", "bf16"),
                         help="bf16: I2A's imagined rollouts in bfloat16 autocast (PPO has none)")
-    parser.add_argument("--rollout-depth", type=positive_int_arg("--rollout-depth"), default=ROLLOUT_DEPTH,
-                        help=f"I2A's imagined steps per rollout (default {ROLLOUT_DEPTH}, the paper's)")
+    parser.add_argument("--rollout-depth", type=rollout_depth_arg, default=ROLLOUT_DEPTH,
+                        help="I2A's imagined steps per rollout (default auto: the env model's default, "
+                             "3 for the spatial models, the paper's 5 else)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]

@@ -47,6 +47,19 @@ def positive_int_arg(flag: str) -> Callable[[str], int]:
     return parse
 
 
+def rollout_depth_arg(text: str):
+    """argparse `type=` for --rollout-depth: 'auto' (the env model's default depth) or
+    an integer >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int_arg("--rollout-depth")(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"--rollout-depth must be an integer >= 1 or 'auto', got {text!r}"
+        ) from None
+
+
 def non_negative_float_arg(flag: str) -> Callable[[str], float]:
     """argparse `type=` for flags that take a number >= 0 (e.g. a fraction of a GPU)."""
 

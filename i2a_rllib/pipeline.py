@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any, Dict, Optional
 
-from i2a_rllib.commands import json_object_arg
+from i2a_rllib.commands import json_object_arg, rollout_depth_arg
 from i2a_rllib.experiment import (
     RunDirectoryError,
     check_output_location,
@@ -53,18 +53,6 @@ LAPTOP_SPATIAL_PRESET: Dict[str, Any] = dict(
     pretrain_workers=1,
     pretrain_batch_size=32,
 )
-
-
-def rollout_depth_arg(text: str):
-    """argparse `type=` for --rollout-depth: 'auto' or an integer (I2AConfig checks >= 1)."""
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--rollout-depth must be an integer >= 1 or 'auto', got {text!r}"
-        ) from None
 
 
 def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:

@@ -195,7 +195,7 @@ def _train_argv(tmp_path, *flags):
     [
         (["--env", "ALE/NoSuchGame-v5", "--env-model", "copy"], ["Unknown Atari game id 'ALE/NoSuchGame-v5'", "i2a envs"]),
         (["--env", "NoSuchEnv-v0", "--env-model", "copy"], ["Unknown environment 'NoSuchEnv-v0'", "Known ids", "'CartPole-v1'"]),
-        (["--env-model", "copy", "--rollout-depth", "0"], ["rollout_depth=0", ">= 1"]),
+        (["--env-model", "copy", "--rollout-depth", "0"], ["--rollout-depth must be an integer >= 1 or 'auto'", "'0'"]),
         (["--env-model", "copy", "--rollout-depth", "deep"], ["--rollout-depth must be an integer >= 1 or 'auto'", "'deep'"]),
         (["--env-model", "copy", "--distillation-coeff", "-0.5"], ["distillation_coeff=-0.5", ">= 0"]),
         (["--env-model", "copy", "--train-batch-size", "32", "--minibatch-size", "64"], ["`minibatch_size` (64) must be <= `train_batch_size_per_learner` (32)"]),

@@ -374,7 +374,7 @@ SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
         (["--envs", "pong"], "--envs 'pong': use some of ['breakout', 'sokoban']"),
         (["--envs", "sokoban", "--agents", "spatial"], "--agents 'spatial': use some of"),
         (["--iterations", "0"], "--iterations must be an integer >= 1, got '0'"),
-        (["--rollout-depth", "0"], "--rollout-depth must be an integer >= 1, got '0'"),
+        (["--rollout-depth", "0"], "--rollout-depth must be an integer >= 1 or 'auto', got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
         (["--num-gpus-per-env-runner", "-0.5"], "--num-gpus-per-env-runner must be a number >= 0, got '-0.5'"),
