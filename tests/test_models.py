@@ -313,6 +313,30 @@ def test_spatial_views_are_half_precision_maps_not_frames():
     assert not net.env_model.states_are_frames and not net.env_model.views_are_frames
 
 
+@pytest.mark.parametrize("factor, channels_last", [(2, False), (2, True), (3, False)])
+def test_spatial_encoder_reads_frames_as_the_folded_convolution_does(factor, channels_last):
+    """The encoder's first convolution runs as one strided convolution over the frames;
+    states and weight gradients equal those of folding the frames (pixel_unshuffle)
+    first, up to rounding, in both memory layouts the module and pretraining use."""
+    torch.manual_seed(0)
+    model = build_env_model("spatial", ATARI_FRAMES, 4, hparams={"factor": factor, "view_pool": 4})
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    frames = torch.rand(3, *ATARI_FRAMES)
+
+    def folded(frames):
+        return torch.tanh(model.encoder(torch.nn.functional.pixel_unshuffle(frames, factor)))
+
+    state = model.initial_state(frames)
+    expected = folded(frames)
+    assert state.shape == (3, 8, 84 // factor, 84 // factor)
+    torch.testing.assert_close(state, expected, rtol=1e-5, atol=1e-5)
+    first = model.encoder[0].weight
+    (gradient,) = torch.autograd.grad(state.square().sum(), first)
+    (expected_gradient,) = torch.autograd.grad(expected.square().sum(), first)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("kind", ["spatial", "latent", "pixel"])
 def test_imagination_runs_under_bf16_autocast_close_to_fp32(kind):
     """The learner's bf16 precision imagines under autocast: float16 maps must still
