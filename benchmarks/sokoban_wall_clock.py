@@ -193,8 +193,9 @@ def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 
 def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
     """One line per I2A variant: its seconds to LEVEL against its baseline's (the tuned or
-    the clock-tuned PPO) on the means, the gap in seconds beside both seed spreads, and, for a rollout shorter than the paper's 5, the learning check; a variant meets
-    the wall-clock target only if it passes both."""
+    the clock-tuned PPO) on the means, the gap in seconds beside both seed spreads, and,
+    for a rollout shorter than the paper's 5, the learning check; a variant meets the
+    wall-clock target only if it passes both."""
     lines = []
     for variant, s in summaries.items():
         v = VARIANTS[variant]

@@ -314,26 +314,29 @@ def test_spatial_views_are_half_precision_maps_not_frames():
 
 
 @pytest.mark.parametrize("factor, channels_last", [(2, False), (2, True), (3, False)])
-def test_spatial_encoder_reads_frames_as_the_folded_convolution_does(factor, channels_last):
-    """The encoder's first convolution runs as one strided convolution over the frames;
-    states and weight gradients equal those of folding the frames (pixel_unshuffle)
+@pytest.mark.parametrize("kind", ["spatial", "dilated pixel"])
+def test_convolutions_over_folded_frames_read_the_frames_directly(kind, factor, channels_last):
+    """The spatial encoder's first convolution and the dilated pixel model's frame
+    convolution run as one strided convolution over the frames (`folded_conv`); their
+    outputs and weight gradients equal those of folding the frames (pixel_unshuffle)
     first, up to rounding, in both memory layouts the module and pretraining use."""
     torch.manual_seed(0)
-    model = build_env_model("spatial", ATARI_FRAMES, 4, hparams={"factor": factor, "view_pool": 4})
+    if kind == "spatial":
+        model = build_env_model("spatial", ATARI_FRAMES, 4, hparams={"factor": factor, "view_pool": 4})
+        conv = model.encoder[0]
+        run, rest = model.initial_state, lambda x: torch.tanh(model.encoder[1:](x))
+    else:
+        model = build_env_model("pixel", ATARI_FRAMES, 4, hparams={"architecture": "dilated", "factor": factor})
+        conv, run, rest = model.frames_conv, model._state_features, lambda x: x
     if channels_last:
         model.to(memory_format=torch.channels_last)
     frames = torch.rand(3, *ATARI_FRAMES)
-
-    def folded(frames):
-        return torch.tanh(model.encoder(torch.nn.functional.pixel_unshuffle(frames, factor)))
-
-    state = model.initial_state(frames)
-    expected = folded(frames)
-    assert state.shape == (3, 8, 84 // factor, 84 // factor)
-    torch.testing.assert_close(state, expected, rtol=1e-5, atol=1e-5)
-    first = model.encoder[0].weight
-    (gradient,) = torch.autograd.grad(state.square().sum(), first)
-    (expected_gradient,) = torch.autograd.grad(expected.square().sum(), first)
+    out = run(frames)
+    expected = rest(conv(torch.nn.functional.pixel_unshuffle(frames, factor)))
+    assert out.shape == expected.shape and out.shape[-2:] == (84 // factor, 84 // factor)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    (gradient,) = torch.autograd.grad(out.square().sum(), conv.weight)
+    (expected_gradient,) = torch.autograd.grad(expected.square().sum(), conv.weight)
     torch.testing.assert_close(gradient, expected_gradient, rtol=1e-4, atol=1e-4)
 
 

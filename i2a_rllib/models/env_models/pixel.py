@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationStateModel
+from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationStateModel, folded_conv
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
 
@@ -194,7 +194,7 @@ class DilatedPixelEnvModel(_FrameStateModel):
         }
 
     def _state_features(self, frames):
-        return self.frames_conv(F.pixel_unshuffle(frames, self.factor))
+        return folded_conv(self.frames_conv, frames, self.factor)
 
     def _action_effects(self):
         return self.plane_conv(self.action_planes)

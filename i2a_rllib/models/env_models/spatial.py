@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel
+from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, EnvironmentModel, folded_conv
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 
 # Share of the loss the losing hypotheses of a stochastic model get (relaxed WTA).
@@ -63,20 +63,6 @@ def folded_size(height: int, width: int, factor: int, view_pool: int, name: str)
             f"side ({folded[0]}x{folded[1]})."
         )
     return folded
-
-
-def unfolded_kernel(weight: torch.Tensor, factor: int) -> torch.Tensor:
-    """The (O, C * factor**2, k, k) kernel of a convolution over frames folded by
-    `F.pixel_unshuffle(frames, factor)` -> the (O, C, k * factor, k * factor) kernel that,
-    with stride `factor` (and padding times `factor`), computes it over the frames."""
-    out_channels, folded_channels, k, _ = weight.shape
-    channels = folded_channels // factor**2
-    # pixel_unshuffle's channel c * factor**2 + i * factor + j holds pixel (i, j) of a cell.
-    return (
-        weight.reshape(out_channels, channels, factor, factor, k, k)
-        .permute(0, 1, 4, 2, 5, 3)
-        .reshape(out_channels, channels, k * factor, k * factor)
-    )
 
 
 class SpatialLatentEnvModel(EnvironmentModel):
@@ -247,20 +233,7 @@ class SpatialLatentEnvModel(EnvironmentModel):
         }
 
     def initial_state(self, frames: torch.Tensor) -> torch.Tensor:
-        # The encoder's first convolution reads the frames folded space-to-depth; the
-        # same sums are one strided convolution over the frames themselves, without the
-        # copy folding makes: the encoder took 182 -> 81 ms on 1,024 Breakout frames
-        # (2 threads, channels-last; docs/benchmarks.md), equal up to rounding (tests).
-        first = self.encoder[0]
-        channels_last = first.weight.is_contiguous(memory_format=torch.channels_last)
-        layout = torch.channels_last if channels_last else torch.contiguous_format
-        x = F.conv2d(
-            frames.contiguous(memory_format=layout),
-            unfolded_kernel(first.weight, self.factor).contiguous(memory_format=layout),
-            first.bias,
-            stride=self.factor,
-            padding=self.factor * first.padding[0],
-        )
+        x = folded_conv(self.encoder[0], frames, self.factor)
         # Bounded encodings: the consistency term cannot be lowered by shrinking (or
         # blow up by growing) the scale of the encoder's output.
         return torch.tanh(self.encoder[1:](x))
