@@ -29,8 +29,8 @@ How to run this script
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
  [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames]
  [--imagination-precision bf16] [--rollout-depth auto|D] [--json FILE]`
-(`--rollout-depth auto`, the default, is each env model's own: 3 for Breakout's
-spatial models since 2026-12-05, 5 before; the paper's 5 for Sokoban's.)
+(`--rollout-depth auto`, the default, is each env model's own: 2 for Breakout's
+spatial models since 2026-12-05 (3 before that day's morning, 5 before); the paper's 5 for Sokoban's.)
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -87,7 +87,7 @@ CASES: Dict[str, Dict[str, Any]] = {
         env_model_hparams={"pixel": SOKOBAN_PIXEL_MODEL},
     ),
 }
-ROLLOUT_DEPTH = "auto"  # the env model's default: 3 for the spatial models, 5 (the paper's) else
+ROLLOUT_DEPTH = "auto"  # the env model's default: 2 for the spatial models, 5 (the paper's) else
 PHASES = ("sample", "update", "imagination", "sync", "other")
 
 
@@ -378,7 +378,7 @@ def main() -> None:
                         help="bf16: I2A's imagined rollouts in bfloat16 autocast (PPO has none)")
     parser.add_argument("--rollout-depth", type=rollout_depth_arg, default=ROLLOUT_DEPTH,
                         help="I2A's imagined steps per rollout (default auto: the env model's default, "
-                             "3 for the spatial models, the paper's 5 else)")
+                             "2 for the spatial models, the paper's 5 else)")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]

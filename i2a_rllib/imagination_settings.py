@@ -20,7 +20,7 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     # Metadata of that checkpoint, recorded when the checkpoint was set, so that a
     # restored agent rebuilds the model where the checkpoint path no longer exists.
     "env_model_metadata": None,
-    # Imagined steps per rollout, or "auto": 3 for the spatial models (the Atari default),
+    # Imagined steps per rollout, or "auto": 2 for the spatial models (the Atari default),
     # the paper's 5 for every other (models/imagination.py).
     "rollout_depth": "auto",
     "rollout_action_choice": "sample",

@@ -76,7 +76,7 @@ def i2a_arg_parser(**defaults) -> argparse.ArgumentParser:
         "--rollout-depth",
         type=rollout_depth_arg,
         default="auto",
-        help="Imagined steps per rollout, or auto (default): 3 for the spatial models (the "
+        help="Imagined steps per rollout, or auto (default): 2 for the spatial models (the "
         "Atari default; docs/benchmarks.md 'Rollout depth on Breakout'), 5 (the paper's) else.",
     )
     group.add_argument("--rollout-action-choice", default="sample", choices=["sample", "argmax"])

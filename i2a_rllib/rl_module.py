@@ -250,7 +250,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
         """Whether exploring returns the imagination (`IMAGINED_VIEWS`/`_REWARDS`) for
         the episodes to carry to the learner, which then imagines only RLlib's
         bootstrap rows: yes for maps or vectors (the shipped spatial model's at its
-        default depth 3: 12 float16 maps of 8 x 10 x 10, 19 KB per step; at depth 5,
+        default depth 2: 8 float16 maps of 8 x 10 x 10, 13 KB per step; at depth 5,
         32 KB against 12 s of imagination per 1024-step Breakout batch on a CPU
         learner) and for frames up to
         SHIPPED_FRAMES_LIMIT_BYTES per step (Sokoban 5x5: 25 boards of 175 bytes);

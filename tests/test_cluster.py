@@ -570,7 +570,7 @@ def test_apply_script_args_sets_custom_resources_the_cluster_offers(scripts, mon
 @pytest.mark.parametrize("argv, depth", [([], "auto"), (["--rollout-depth", "auto"], "auto"), (["--rollout-depth", "3"], 3)])
 def test_the_tuned_example_leaves_the_rollout_depth_to_the_env_model(scripts, argv, depth):
     """The Breakout example (and so `i2a train`, which takes its flags) defaults to
-    'auto' (3 for the spatial models, 5 else, resolved by the module); a number is
+    'auto' (2 for the spatial models, 5 else, resolved by the module); a number is
     taken as given."""
     from i2a_rllib.pipeline import build_i2a_config
 

@@ -50,7 +50,7 @@ from i2a_rllib.pipeline import apply_presets, build_i2a_config, i2a_arg_parser, 
 parser = i2a_arg_parser(
     env="ALE/Breakout-v5",
     env_model="spatial",  # imagination in a small feature map; 'pixel' = the paper's frames
-    rollout_depth="auto",  # imagined steps per action: 3 for spatial models (paper: 5)
+    rollout_depth="auto",  # imagined steps per action: 2 for spatial models (paper: 5)
     rollout_action_choice="sample",  # rollout policy samples (paper) or takes argmax
     distillation_coeff=1.0,  # weight of -sum pi log pi_hat
     num_envs_per_env_runner=8,
