@@ -128,7 +128,8 @@ def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
     result = _run(
         """
         import torch
-        from i2a_rllib.models.rollout_encoder import RolloutEncoder, distinct_rows
+        from i2a_rllib.models.distinct import distinct_rows
+        from i2a_rllib.models.rollout_encoder import RolloutEncoder
 
         torch.manual_seed(0)
         distinct = torch.randint(0, 256, (6, 4, 84, 84), dtype=torch.uint8)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from tests.seed_reference import seed_loop_forward, seed_loop_imagination_code
 from i2a_rllib.models.env_models import (
@@ -12,8 +13,9 @@ from i2a_rllib.models.env_models import (
 )
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.model_free import ConvTrunk
-from i2a_rllib.models import rollout_encoder
-from i2a_rllib.models.rollout_encoder import RolloutEncoder, distinct_rows, shared_prefixes
+from i2a_rllib.models import distinct as row_groups
+from i2a_rllib.models.distinct import distinct_rows, once_per_distinct_row
+from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
 from i2a_rllib.models.rollout_policy import sample_with_noise
 
 SMALL_FRAMES = (4, 12, 12)  # a small frame stack keeps the pixel model fast in tests
@@ -183,6 +185,56 @@ def test_encoder_embeds_each_distinct_imagined_frame_once_with_the_same_result(f
     assert seen[-1] == 30
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_once_per_distinct_row_runs_each_row_once_with_the_same_outputs_and_gradients(dtype):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 6), nn.Tanh())
+    seen = []
+    net.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    distinct = torch.randint(0, 2, (5, 3, 4, 4)).to(dtype)
+    rows = distinct[torch.tensor([4, 0, 4, 2, 2, 2, 1, 0, 3])]
+    run = lambda r: net(r.float())  # noqa: E731
+
+    def outputs_and_grads(fn):
+        net.zero_grad()
+        out = fn(rows)
+        (out * torch.arange(1.0, 10.0).unsqueeze(1)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    once, once_grads = outputs_and_grads(lambda r: once_per_distinct_row(run, r))
+    every, every_grads = outputs_and_grads(run)
+    assert seen == [5, 9]
+    torch.testing.assert_close(once, every)
+    for a, b in zip(once_grads, every_grads):
+        torch.testing.assert_close(a, b)
+    once_per_distinct_row(run, distinct)  # nothing repeats: every row, once
+    assert seen[-1] == 5
+
+
+def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row():
+    from i2a_rllib.models.model_free import ConvTrunk
+
+    torch.manual_seed(0)
+    board = (7, 5, 5)
+    boards = (torch.rand(3, *board) > 0.7).float()[torch.tensor([0, 1, 0, 0, 2, 1])]
+    trunk = ConvTrunk(board, 32)
+    assert trunk.once_per_distinct_row
+    seen = []
+    trunk.convs.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    once = trunk(boards)
+    once.square().sum().backward()
+    grads = [p.grad.clone() for p in trunk.parameters()]
+    trunk.zero_grad()
+    trunk.once_per_distinct_row = False
+    every = trunk(boards)
+    every.square().sum().backward()
+    assert seen == [3, 6]
+    torch.testing.assert_close(once, every)
+    for a, b in zip(grads, (p.grad for p in trunk.parameters())):
+        torch.testing.assert_close(a, b)
+    assert not ConvTrunk((4, 84, 84)).once_per_distinct_row
+
+
 def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(monkeypatch):
     # On a GPU rows are grouped by a 1-D unique over row hashes, checked against the rows
     # themselves; the same function runs here on CPU tensors.
@@ -199,7 +251,7 @@ def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(mon
     def groups_of(found):
         return groups_in(found, rows)
 
-    by_hash = rollout_encoder._distinct_rows_by_hash
+    by_hash = row_groups._distinct_rows_by_hash
     assert groups_of(distinct_rows(rows)) == groups_of(by_hash(rows)) == expected_groups
     assert distinct_rows(distinct) is None and by_hash(distinct) is None and by_hash(rows[:1]) is None
     # Rows of an odd number of bytes are padded to whole 16-bit words.
@@ -208,9 +260,9 @@ def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(mon
     # Rows that differ in one byte get different hashes.
     near = distinct[:1].repeat(64, 1)
     near[torch.arange(64), torch.arange(64) * 17] += 1
-    assert len(torch.unique(rollout_encoder.row_hashes(near))) == 64
+    assert len(torch.unique(row_groups.row_hashes(near))) == 64
     # Every row hashing alike (a collision) still gives the exact groups.
-    monkeypatch.setattr(rollout_encoder, "row_hashes", lambda r: torch.zeros(len(r), dtype=torch.int64))
+    monkeypatch.setattr(row_groups, "row_hashes", lambda r: torch.zeros(len(r), dtype=torch.int64))
     assert groups_of(by_hash(rows)) == expected_groups
     assert by_hash(distinct) is None
 

@@ -12,6 +12,8 @@ from typing import Sequence, Tuple
 import torch
 from torch import nn
 
+from i2a_rllib.models.distinct import once_per_distinct_row
+
 # Frames at least this large get the Nature-CNN strides; smaller boards (Sokoban,
 # MiniPacman) keep full resolution, since an 8x8/4 kernel would erase a 10x10 board.
 NATURE_CNN_MIN_SIZE = 36
@@ -103,12 +105,23 @@ class ConvTrunk(nn.Module):
         # 1e-7); end to end on Breakout PPO 1.15x, I2A 1.07x (docs/benchmarks.md).
         # Inference on a few frames: no change.
         self.channels_last = min(self.obs_shape[1:]) >= NATURE_CNN_MIN_SIZE
+        # Small boards repeat (Sokoban 5x5: ~40 distinct observations in a 256-row
+        # minibatch, moves into walls change nothing): run once per distinct one, exact
+        # (`once_per_distinct_row`). Atari frames rarely repeat, and finding repeats among
+        # 256 stacked 84x84 frames would cost ~10 ms. CPU only: on a GPU finding them needs
+        # a host sync per call, for convolutions that cost little there (not measured).
+        self.once_per_distinct_row = not self.channels_last
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def _forward(self, frames: torch.Tensor) -> torch.Tensor:
         frames = to_float_frames(frames)
         if self.channels_last:
             frames = frames.contiguous(memory_format=torch.channels_last)
         return self.fc(self.convs(frames))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.once_per_distinct_row and not frames.is_cuda:
+            return once_per_distinct_row(self._forward, frames)
+        return self._forward(frames)
 
 
 def vector_mlp(input_size: int, hidden_size: int, num_layers: int = 2) -> nn.Sequential:

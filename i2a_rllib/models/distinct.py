@@ -1,0 +1,110 @@
+"""Finding the distinct rows of a batch, to run a network once per distinct row.
+
+Pure torch (and numpy), no Ray. Inputs repeat a lot where boards are small and moves
+often change nothing (Sokoban 5x5: ~40 distinct observations in a 256-row minibatch,
+~110 distinct imagined frames among 2,560), and a network whose output for a row
+depends on that row alone can run once per distinct row, exactly: the outputs are
+gathered back, and autograd adds up the gradients of repeats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def distinct_rows(rows: torch.Tensor):
+    """(first, where) for the distinct rows of a 2-D uint8 or integer tensor: `rows[first]`
+    are the distinct rows and `rows[first][where]` is `rows`; None when all differ."""
+    if rows.is_cuda:
+        return _distinct_rows_by_hash(rows)
+    # On a CPU numpy sorts whole rows as raw bytes (memcmp): for 5,120 84x84 frames
+    # 0.2-0.4x the time of torch.unique(dim=0), which compares them element by element,
+    # when frames repeat (as imagined ones do); 1.4x when all differ (docs/benchmarks.md).
+    array = np.ascontiguousarray(rows.numpy())
+    as_bytes = array.view(np.dtype((np.void, array.shape[1] * array.itemsize)))[:, 0]
+    _, first, where = np.unique(as_bytes, return_index=True, return_inverse=True)
+    if len(first) == len(rows):
+        return None
+    return torch.from_numpy(first), torch.from_numpy(where.reshape(-1))
+
+
+_HASH_WEIGHTS = {}
+
+
+def row_hashes(rows: torch.Tensor) -> torch.Tensor:
+    """One int64 per row of a 2-D integer tensor, equal for equal rows: the row's bytes
+    as 16-bit words times fixed random odd 64-bit weights, summed (wrapping). Rows that
+    differ in one word never collide (odd weights); in more, with probability ~2^-48 at
+    most (a difference of two 16-bit words has at most 15 factors of 2, and the weights
+    have 62 random bits). A collision only costs `distinct_rows` its fallback."""
+    data = rows.contiguous().view(torch.uint8)
+    data = F.pad(data, (0, data.shape[1] % 2)).view(torch.int16)
+    key = (data.shape[1], data.device)
+    if key not in _HASH_WEIGHTS:
+        generator = torch.Generator().manual_seed(data.shape[1])
+        weights = torch.randint(-(2**62), 2**62, (data.shape[1],), generator=generator) | 1
+        _HASH_WEIGHTS[key] = weights.to(data.device)
+    return (data.long() * _HASH_WEIGHTS[key]).sum(1)
+
+
+def _distinct_rows_by_hash(rows: torch.Tensor):
+    """`distinct_rows` by a 1-D unique over row hashes, then a check that every row equals
+    its group's first row (exact: a hash collision falls back to comparing whole rows).
+    torch.unique(dim=0) sorts rows by comparing them element by element; on a GPU that
+    merge sort took ~90% of pixel imagination's time (docs/benchmarks.md)."""
+    if len(rows) < 2:
+        return None
+    _, where = torch.unique(row_hashes(rows), return_inverse=True)
+    found = _first_of_groups(where, len(rows))
+    if found is None:  # distinct hashes: distinct rows
+        return None
+    first, where = found
+    if not torch.equal(rows[first][where], rows):
+        _, where = torch.unique(rows, dim=0, return_inverse=True)
+        return _first_of_groups(where, len(rows))
+    return first, where
+
+
+def _first_of_groups(where: torch.Tensor, count: int):
+    """(first row of each group, where) for group ids `where`; None when every row is
+    its own group."""
+    groups = int(where.max()) + 1
+    if groups == count:
+        return None
+    first = torch.full((groups,), count, dtype=torch.long, device=where.device)
+    return first.scatter_reduce(0, where, torch.arange(count, device=where.device), "amin"), where
+
+
+def embed_distinct(net: nn.Module, frames: torch.Tensor):
+    """(`net` of each distinct row of a uint8 batch, each row's index into them):
+    imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
+    every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
+    exactly)."""
+    # Under torch.compile (compiled exploration) the numpy grouping cannot be traced and
+    # its data-dependent shapes would not compile well: every row is embedded.
+    if frames.dtype != torch.uint8 or len(frames) < 2 or torch.compiler.is_compiling():
+        return net(frames), None
+    found = distinct_rows(frames.flatten(1))
+    if found is None:
+        return net(frames), None
+    first, where = found
+    return net(frames[first]), where
+
+
+def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """`net(rows)` with `net` run once per distinct row (compared bit for bit, so any
+    dtype): for networks whose output for a row depends on that row alone (no batch
+    statistics). Under torch.compile every row runs (see `embed_distinct`)."""
+    if len(rows) < 2 or torch.compiler.is_compiling():
+        return net(rows)
+    keys = rows.flatten(1).contiguous()
+    if keys.is_floating_point():
+        keys = keys.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[keys.element_size()])
+    found = distinct_rows(keys)
+    if found is None:
+        return net(rows)
+    first, where = found
+    return net(rows[first])[where]
