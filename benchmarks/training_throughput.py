@@ -30,7 +30,7 @@ How to run this script
  [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames]
  [--imagination-precision bf16] [--rollout-depth auto|D] [--json FILE]`
 (`--rollout-depth auto`, the default, is each env model's own: 2 for Breakout's
-spatial models since 2026-12-05 (3 before that day's morning, 5 before); the paper's 5 for Sokoban's.)
+spatial models since 2026-12-05 midday (3 that morning, 5 before); the paper's 5 for Sokoban's.)
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.

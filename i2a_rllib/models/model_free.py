@@ -108,8 +108,9 @@ class ConvTrunk(nn.Module):
         # Small boards repeat (Sokoban 5x5: ~40 distinct observations in a 256-row
         # minibatch, moves into walls change nothing): run once per distinct one, exact
         # (`once_per_distinct_row`). Atari frames rarely repeat, and finding repeats among
-        # 256 stacked 84x84 frames would cost ~10 ms. CPU only: on a GPU finding them needs
-        # a host sync per call, for convolutions that cost little there (not measured).
+        # 256 stacked 84x84 frames would cost ~10 ms. CPU tensors only: on a GPU finding
+        # them needs a host sync per call, for convolutions that cost little there (not
+        # measured).
         self.once_per_distinct_row = not self.channels_last
 
     def _forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,7 @@ class ConvTrunk(nn.Module):
         return self.fc(self.convs(frames))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.once_per_distinct_row and not frames.is_cuda:
+        if self.once_per_distinct_row and frames.device.type == "cpu":
             return once_per_distinct_row(self._forward, frames)
         return self._forward(frames)
 
