@@ -78,16 +78,25 @@ def _first_of_groups(where: torch.Tensor, count: int):
     return first.scatter_reduce(0, where, torch.arange(count, device=where.device), "amin"), where
 
 
+def _groups_of(rows: torch.Tensor):
+    """`distinct_rows` of a batch of any shape and dtype (rows compared bit for bit), or
+    None where every row should run: no repeats, fewer than 2 rows, or under
+    torch.compile (compiled exploration), whose tracing cannot follow the numpy grouping
+    and whose data-dependent shapes would not compile well."""
+    if len(rows) < 2 or torch.compiler.is_compiling():
+        return None
+    keys = rows.flatten(1).contiguous()
+    if keys.is_floating_point():
+        keys = keys.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[keys.element_size()])
+    return distinct_rows(keys)
+
+
 def embed_distinct(net: nn.Module, frames: torch.Tensor):
     """(`net` of each distinct row of a uint8 batch, each row's index into them):
     imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
     every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
     exactly)."""
-    # Under torch.compile (compiled exploration) the numpy grouping cannot be traced and
-    # its data-dependent shapes would not compile well: every row is embedded.
-    if frames.dtype != torch.uint8 or len(frames) < 2 or torch.compiler.is_compiling():
-        return net(frames), None
-    found = distinct_rows(frames.flatten(1))
+    found = _groups_of(frames) if frames.dtype == torch.uint8 else None
     if found is None:
         return net(frames), None
     first, where = found
@@ -95,15 +104,9 @@ def embed_distinct(net: nn.Module, frames: torch.Tensor):
 
 
 def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-    """`net(rows)` with `net` run once per distinct row (compared bit for bit, so any
-    dtype): for networks whose output for a row depends on that row alone (no batch
-    statistics). Under torch.compile every row runs (see `embed_distinct`)."""
-    if len(rows) < 2 or torch.compiler.is_compiling():
-        return net(rows)
-    keys = rows.flatten(1).contiguous()
-    if keys.is_floating_point():
-        keys = keys.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[keys.element_size()])
-    found = distinct_rows(keys)
+    """`net(rows)` with `net` run once per distinct row (any dtype): for networks whose
+    output for a row depends on that row alone (no batch statistics)."""
+    found = _groups_of(rows)
     if found is None:
         return net(rows)
     first, where = found
