@@ -79,6 +79,11 @@ PPO_SETTINGS = dict(
 # copying the last frame (measured 2026-11-25): 0.04-0.05x on 5x5 boards with 1 box, 0.29x
 # on 7x7 with 2 boxes, where the earlier recipe (32 channels, 3 epochs at 1e-3) left 0.61x.
 PIXEL_MODEL = {"channels": 16}
+# A lighter imagination path for the I2A's own layers (rollout encoder features and LSTM
+# 64 per action, head 128; the Atari-sized defaults are 128, 128, 256): the model-free
+# path (PPO's network), rollout policy and env model stay as they are. The compute
+# issue's Sokoban figures name it where they use it (docs/benchmarks.md).
+LIGHT_IMAGINATION_PATH = {"encoder_feature_size": 64, "encoder_hidden": 64, "head_hidden": 128}
 PRETRAIN = dict(epochs=10, lr=2e-3, lr_schedule="cosine", batch_size=128)
 # Agents in table order, with the names the report gives them.
 AGENT_LABELS = {

@@ -16,11 +16,13 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     the settings their own clock sweeps found fastest to 0.8 (`python
     benchmarks/sokoban_tuning.py --variant ppo_tuned|learned_depth2 --objective seconds`:
     the same 12 trials of the same space for both); the I2A one is timed against the
-    clock-tuned PPO.
+    clock-tuned PPO,
+  - learned_depth2_light_clock_tuned: learned_depth2_clock_tuned with the lighter
+    imagination path (paper_comparison.LIGHT_IMAGINATION_PATH: encoder 64, head 128).
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
-A shorter rollout is a learning change, judged by the criterion written down before
+A shorter rollout or a lighter network is a learning change, judged by the criterion written down before
 the first run (docs/benchmarks.md "Rollout depth on Sokoban"): its three seeds' mean
 last-10% solved fraction at least the lowest of the depth-5 seeds' with the same model
 (learned, snapped: 0.984, 2026-12-03; perfect: 0.995, 2026-12-03).
@@ -67,6 +69,7 @@ from benchmarks.paper_comparison import (  # noqa: E402
     DOCS,
     ENV_CONFIG,
     ENV_MODEL_OF_AGENT,
+    LIGHT_IMAGINATION_PATH,
     SMOOTHING,
     agent_parts,
     agent_summary,
@@ -99,6 +102,8 @@ class Variant:
     # (benchmarks/sokoban_tuning.py --variant <it> --objective seconds); None: the tuned PPO's.
     settings_from: Optional[str] = None
     baseline: str = "ppo_tuned"  # the PPO variant its seconds to LEVEL are held against
+    # I2A network sizes (model_config entries) instead of the defaults; empty: the defaults.
+    network: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 VARIANTS = {
@@ -115,6 +120,9 @@ VARIANTS = {
     "ppo_clock_tuned": Variant("PPO (tuned for the clock)", "ppo_tuned", ppo=True, settings_from="ppo_tuned"),
     "learned_depth2_clock_tuned": Variant("I2A, learned model (snapped), depth 2, tuned for the clock", "i2a+ppo_tuned",
                                           2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned"),
+    "learned_depth2_light_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock", "i2a+ppo_tuned", 2,
+        snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
 }
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
@@ -156,6 +164,8 @@ def build(variant: str, seed: int, checkpoint: Optional[str]):
         config.training(num_epochs=v.num_epochs)
     if v.settings_from is not None:
         config.training(**clock_tuned_settings(v.settings_from))
+    if v.network:
+        config.rl_module(model_config=dict(v.network))
     return config
 
 
@@ -194,7 +204,7 @@ def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
     """One line per I2A variant: its seconds to LEVEL against its baseline's (the tuned or
     the clock-tuned PPO) on the means, the gap in seconds beside both seed spreads, and,
-    for a rollout shorter than the paper's 5, the learning check; a variant meets the
+    for a rollout shorter than the paper's 5 or a lighter network, the learning check; a variant meets the
     wall-clock target only if it passes both."""
     lines = []
     for variant, s in summaries.items():
@@ -212,7 +222,7 @@ def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
         else:
             parts.append(f"not every seed of it and {ppo_label} reached {LEVEL}")
             passed = False
-        if v.rollout_depth != 5:
+        if v.rollout_depth != 5 or v.network:
             floor = DEPTH5_LOWEST_SEED[model_family(variant)]
             learns = len(s["seeds"]) >= 3 and s["solved_mean"] >= floor
             parts.append(f"last-10% solved {s['solved_mean']:.3f} over {len(s['seeds'])} seed(s) against the depth-5 "
@@ -240,7 +250,7 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     import matplotlib.pyplot as plt
 
     colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                                  "tab:pink", "tab:olive", "tab:gray")))  # fmt: skip
+                                  "tab:pink", "tab:olive", "tab:gray", "black")))  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     for variant in summaries:
         for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):
