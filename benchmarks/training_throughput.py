@@ -28,9 +28,11 @@ How to run this script
 `python benchmarks/training_throughput.py [--envs breakout,sokoban] [--agents ppo,copy,...]
  [--iterations 3] [--parts 2] [--batch N] [--num-gpus-per-learner 1] [--learner-precision bf16]
  [--overlap-sampling] [--env-model-checkpoint KIND=DIR] [--snap-imagined-frames]
- [--imagination-precision bf16] [--rollout-depth auto|D] [--json FILE]`
+ [--imagination-precision bf16] [--rollout-depth auto|D] [--i2a-sizes KEY=N,...] [--json FILE]`
 (`--rollout-depth auto`, the default, is each env model's own: 2 for Breakout's
 spatial models since 2026-12-05 midday (3 that morning, 5 before); the paper's 5 for Sokoban's.)
+(`--i2a-sizes` sets the I2A's network sizes, e.g. the lighter imagination path of
+benchmarks/paper_comparison.py, `encoder_feature_size=64,encoder_hidden=64,head_hidden=128`.)
 (~15 minutes on 2 CPU cores with the defaults; `--envs sokoban --agents ppo,perfect
 --iterations 1 --parts 1 --batch 256` for a smoke run.) Run it on an otherwise idle
 machine: every figure is a wall-clock figure.
@@ -61,6 +63,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.paper_comparison import PIXEL_MODEL as SOKOBAN_PIXEL_MODEL  # noqa: E402
 from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
 from i2a_rllib.commands import non_negative_float_arg, positive_int_arg, rollout_depth_arg  # noqa: E402
+from i2a_rllib.imagination_settings import NETWORK_SIZES  # noqa: E402
 
 # Per environment: its id and board, the sampling, the PPO settings every agent shares
 # and the agents (env-model kinds) that apply. Breakout: the `i2a train` defaults (one
@@ -95,7 +98,7 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
                  overlap: bool = False, env_runner_threads: int = None, compile_worker: bool = False,
                  env_model_checkpoint: str = None, snap_frames: bool = False,
                  imagination_precision: str = "fp32", env_runner_gpus: float = 0,
-                 rollout_depth=ROLLOUT_DEPTH):  # fmt: skip
+                 rollout_depth=ROLLOUT_DEPTH, i2a_sizes: Dict[str, int] = None):  # fmt: skip
     """The RLlib config of one agent ('ppo' or an env-model kind) of one environment;
     `gpus` per learner (the learner runs in this process), its `precision`; `overlap`:
     the EnvRunners overlap env stepping with inference (Atari); `env_runner_threads`:
@@ -105,7 +108,8 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
     the case's hparams for it); `snap_frames`: I2A's `snap_imagined_frames`;
     `imagination_precision`: I2A's (bf16: the rollouts in bfloat16 autocast);
     `env_runner_gpus`: GPUs per EnvRunner (its module, so I2A's imagination, runs there);
-    `rollout_depth`: I2A's imagined steps per rollout ('auto': its env model's default)."""
+    `rollout_depth`: I2A's imagined steps per rollout ('auto': its env model's default);
+    `i2a_sizes`: I2A network sizes (model_config entries of NETWORK_SIZES) instead of the defaults."""
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment, set_torch_threads
 
     env_kwargs = {"env_config": case["env_config"]} if case["env_config"] else {}
@@ -121,8 +125,11 @@ def build_config(case: Dict[str, Any], agent: str, batch: int = None, gpus: int 
             rollout_depth=rollout_depth,
             imagination_image_interval=0,
         )
+        model_config = dict(i2a_sizes or {})
         if env_model_checkpoint is None and agent in case["env_model_hparams"]:
-            config.rl_module(model_config={"env_model_hparams": case["env_model_hparams"][agent]})
+            model_config["env_model_hparams"] = case["env_model_hparams"][agent]
+        if model_config:
+            config.rl_module(model_config=model_config)
     set_torch_threads(config, env_runner_threads=env_runner_threads)
     config.framework(torch_compile_worker=compile_worker)
     config.training(**case["settings"])
@@ -186,7 +193,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             precision: str = "fp32", overlap: bool = False, env_runner_threads: int = None,
             compile_worker: bool = False, env_model_checkpoint: str = None,
             snap_frames: bool = False, imagination_precision: str = "fp32",
-            env_runner_gpus: float = 0, rollout_depth=ROLLOUT_DEPTH) -> Dict[str, Any]:  # fmt: skip
+            env_runner_gpus: float = 0, rollout_depth=ROLLOUT_DEPTH, i2a_sizes=None) -> Dict[str, Any]:  # fmt: skip
     """End-to-end iterations with their breakdown, then the parts alone (see the module doc)."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -195,7 +202,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
 
     config = build_config(case, agent, batch, gpus, precision, overlap, env_runner_threads, compile_worker,
                           env_model_checkpoint, snap_frames, imagination_precision, env_runner_gpus,
-                          rollout_depth)  # fmt: skip
+                          rollout_depth, i2a_sizes)  # fmt: skip
     settings = {k: getattr(config, k) for k in ("train_batch_size_per_learner", "minibatch_size", "num_epochs")}
     algo = config.build_algo()
     clock = PhaseClock()
@@ -255,6 +262,7 @@ def measure(case: Dict[str, Any], agent: str, iterations: int, parts: int, batch
             "snap_imagined_frames": snap_frames,
             "imagination_precision": imagination_precision,
             "rollout_depth": resolve_rollout_depth(config.rollout_depth, agent),  # as the module reads it
+            "network_sizes": dict(i2a_sizes or {}),  # empty: the defaults
         },
         "settings": settings,
         "warm_up_seconds": warm_up,
@@ -349,6 +357,20 @@ def env_model_checkpoints(specs: List[str], envs: List[str]) -> Dict[Any, str]:
     return found
 
 
+def i2a_sizes_arg(text: str) -> Dict[str, int]:
+    """argparse `type=` for --i2a-sizes: 'KEY=N[,KEY=N...]' of NETWORK_SIZES, each N >= 1."""
+    sizes: Dict[str, int] = {}
+    for item in (i for i in text.split(",") if i):
+        key, sep, value = item.partition("=")
+        if not sep or key not in NETWORK_SIZES or not value.isdigit() or int(value) < 1:
+            raise argparse.ArgumentTypeError(
+                f"--i2a-sizes {text!r}: write KEY=N with N >= 1 and KEY one of {list(NETWORK_SIZES)}, "
+                "e.g. encoder_hidden=64,head_hidden=128"
+            )
+        sizes[key] = int(value)
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--envs", default=",".join(CASES), help=f"comma-separated, of {list(CASES)}")
@@ -379,6 +401,8 @@ def main() -> None:
     parser.add_argument("--rollout-depth", type=rollout_depth_arg, default=ROLLOUT_DEPTH,
                         help="I2A's imagined steps per rollout (default auto: the env model's default, "
                              "2 for the spatial models, the paper's 5 else)")
+    parser.add_argument("--i2a-sizes", type=i2a_sizes_arg, default={}, metavar="KEY=N,...",
+                        help=f"I2A network sizes instead of the defaults, of {list(NETWORK_SIZES)}")
     parser.add_argument("--json", default=os.path.join(ROOT, "docs", "results", "throughput.json"))
     args = parser.parse_args()
     envs = [e for e in args.envs.split(",") if e]
@@ -415,6 +439,7 @@ def main() -> None:
         "snap_imagined_frames": args.snap_imagined_frames,
         "imagination_precision": args.imagination_precision,
         "rollout_depth": args.rollout_depth,
+        "i2a_sizes": args.i2a_sizes,
         "environments": {},
     }
     for env in envs:
@@ -430,7 +455,7 @@ def main() -> None:
                                          args.env_runner_threads, args.torch_compile_worker,
                                          checkpoints.get((env, agent)), args.snap_imagined_frames,
                                          args.imagination_precision, args.num_gpus_per_env_runner,
-                                         args.rollout_depth)  # fmt: skip
+                                         args.rollout_depth, args.i2a_sizes)  # fmt: skip
             results["environments"].setdefault(env, {})[name] = r
             print(
                 f"[throughput] {env} {name}: {r['env_steps_per_s']:,.0f} env steps/s end to end, bound "

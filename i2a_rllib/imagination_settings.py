@@ -57,7 +57,7 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     "torch_compile_worker_dynamo_backend": "inductor",
     "torch_compile_worker_dynamo_mode": None,
 }
-_SIZES = (
+NETWORK_SIZES = (
     "model_free_hidden",
     "rollout_policy_hidden",
     "encoder_feature_size",
@@ -100,7 +100,7 @@ def check_imagination_settings(
     coeff = settings.get("distillation_coeff", 0.0)
     if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff >= 0:
         bad("distillation_coeff", "must be a number >= 0; 0 leaves the rollout policy untrained.")
-    for key in _SIZES:
+    for key in NETWORK_SIZES:
         if key in settings and not _is_int(settings[key], minimum=1):
             bad(key, "must be a positive integer.")
 

@@ -339,16 +339,17 @@ def test_training_throughput_breaks_each_iteration_down(tmp_path):
     out = tmp_path / "throughput.json"
     done = _run_benchmark("training_throughput.py", "--envs", "sokoban", "--agents", "ppo,perfect",
                           "--iterations", "2", "--parts", "1", "--batch", "256", "--env-runner-threads", "2",
-                          "--imagination-precision", "bf16", "--rollout-depth", "2", "--json", str(out))  # fmt: skip
+                          "--imagination-precision", "bf16", "--rollout-depth", "2",
+                          "--i2a-sizes", "encoder_hidden=32,head_hidden=64", "--json", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["env_runner_threads"] == 2 and results["imagination_precision"] == "bf16"
-    assert results["rollout_depth"] == 2
+    assert results["rollout_depth"] == 2 and results["i2a_sizes"] == {"encoder_hidden": 32, "head_hidden": 64}
     agents = results["environments"]["sokoban"]
     assert set(agents) == {"ppo", "perfect"}
     assert agents["perfect"]["env_model"] == {
         "checkpoint": None, "hparams": {}, "snap_imagined_frames": False, "imagination_precision": "bf16",
-        "rollout_depth": 2}  # fmt: skip
+        "rollout_depth": 2, "network_sizes": {"encoder_hidden": 32, "head_hidden": 64}}  # fmt: skip
     assert agents["ppo"]["env_model"] is None
     for name, r in agents.items():
         assert r["settings"] == {"train_batch_size_per_learner": 256, "minibatch_size": 256, "num_epochs": 4}
@@ -377,6 +378,8 @@ SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
         (["--rollout-depth", "0"], "--rollout-depth must be an integer >= 1 or 'auto', got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
+        (["--i2a-sizes", "head_hidden=0"], "--i2a-sizes 'head_hidden=0': write KEY=N with N >= 1 and KEY one of"),
+        (["--i2a-sizes", "lstm=64"], "--i2a-sizes 'lstm=64': write KEY=N"),
         (["--num-gpus-per-env-runner", "-0.5"], "--num-gpus-per-env-runner must be a number >= 0, got '-0.5'"),
         (["--env-model-checkpoint", "pixel"], "--env-model-checkpoint 'pixel': write KIND=DIR"),
         (["--env-model-checkpoint", f"pixel={SHIPPED_MODEL}"], "holds a 'spatial' model, not 'pixel'"),
@@ -728,6 +731,14 @@ def test_sokoban_wall_clock_variants_change_only_their_imagination():
 
     assert [model_family(v) for v in ("ppo_tuned", "learned_depth1", "perfect_depth2")] == [None, "learned", "perfect"]
     assert short.num_epochs == tuned["num_epochs"] == 4 and build("learned_depth2_2epochs", 0, "/model").num_epochs == 2
+    # The light variant: the depth-2 clock-tuned I2A with smaller encoder and head, nothing else.
+    from benchmarks.paper_comparison import LIGHT_IMAGINATION_PATH
+
+    light, clock = build("learned_depth2_light_clock_tuned", 0, "/model"), build("learned_depth2_clock_tuned", 0, "/model")
+    assert {k: light.model_config.get(k) for k in LIGHT_IMAGINATION_PATH} == LIGHT_IMAGINATION_PATH == {
+        "encoder_feature_size": 64, "encoder_hidden": 64, "head_hidden": 128}  # fmt: skip
+    assert not any(k in clock.model_config for k in LIGHT_IMAGINATION_PATH)
+    assert (light.lr, light.minibatch_size, light.rollout_depth) == (clock.lr, clock.minibatch_size, 2)
 
 
 def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_path):
