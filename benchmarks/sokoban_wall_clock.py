@@ -22,10 +22,10 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
-A shorter rollout or a lighter network is a learning change, judged by the criterion written down before
-the first run (docs/benchmarks.md "Rollout depth on Sokoban"): its three seeds' mean
-last-10% solved fraction at least the lowest of the depth-5 seeds' with the same model
-(learned, snapped: 0.984, 2026-12-03; perfect: 0.995, 2026-12-03).
+A shorter rollout or a lighter network is a learning change, judged by the criterion
+written down before the first run (docs/benchmarks.md "Rollout depth on Sokoban"): its
+three seeds' mean last-10% solved fraction at least the lowest of the depth-5 seeds'
+with the same model (learned, snapped: 0.984, 2026-12-03; perfect: 0.995, 2026-12-03).
 
 Runs go one at a time, seed by seed (seed 0 of every variant named, then seed 1, ...),
 so the host's drift spreads over the variants; each is timed on its own, so run nothing
@@ -49,7 +49,9 @@ after ~95 s; the learned-model I2A at depth 5 at ~470 (~150 s to 0.8, ~11 min pe
 3e5-step run), at depth 2 at ~800-850 (~100 s, ~6 min), at depth 1 ~1,200-1,400, the perfect model at depth 2 ~1,000-1,150. The
 learned model and its data take ~2 minutes once per work directory. The clock sweeps
 kept the tuned PPO's settings for both agents; their 3 seeds (that afternoon, on a
-host 12-18% faster) tied: 83.9 s for both.
+host 12-18% faster) tied: 83.9 s for both. On an AMD EPYC host (2026-12-05) the clock-tuned
+PPO ran at ~3,700-4,200 env steps/s (80 s to 0.8), the depth-2 I2A at ~830-880 (100 s)
+and with the light imagination path at ~900-1,080 (88 s).
 """
 
 from __future__ import annotations
@@ -204,8 +206,8 @@ def summarise(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
 def verdicts(summaries: Dict[str, Dict[str, Any]]) -> List[str]:
     """One line per I2A variant: its seconds to LEVEL against its baseline's (the tuned or
     the clock-tuned PPO) on the means, the gap in seconds beside both seed spreads, and,
-    for a rollout shorter than the paper's 5 or a lighter network, the learning check; a variant meets the
-    wall-clock target only if it passes both."""
+    for a rollout shorter than the paper's 5 or a lighter network, the learning check; a
+    variant meets the wall-clock target only if it passes both."""
     lines = []
     for variant, s in summaries.items():
         v = VARIANTS[variant]
