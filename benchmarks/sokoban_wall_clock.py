@@ -18,7 +18,10 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     the same 12 trials of the same space for both); the I2A one is timed against the
     clock-tuned PPO,
   - learned_depth2_light_clock_tuned: learned_depth2_clock_tuned with the lighter
-    imagination path (paper_comparison.LIGHT_IMAGINATION_PATH: encoder 64, head 128).
+    imagination path (paper_comparison.LIGHT_IMAGINATION_PATH: encoder 64, head 128),
+  - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
+    PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
+    learned_depth2_light --objective seconds`, starts), and with that sweep's fastest.
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
@@ -125,6 +128,13 @@ VARIANTS = {
     "learned_depth2_light_clock_tuned": Variant(
         "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock", "i2a+ppo_tuned", 2,
         snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
+    # The light path with the tuned PPO's settings (what its own clock sweep starts from),
+    # and with the settings that sweep found fastest.
+    "learned_depth2_light": Variant("I2A, learned model (snapped), depth 2, light imagination path", "i2a+ppo_tuned",
+                                    2, snap=True, network=LIGHT_IMAGINATION_PATH),
+    "learned_depth2_light_own_sweep": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, its own clock sweep", "i2a+ppo_tuned", 2,
+        snap=True, settings_from="learned_depth2_light", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
 }
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
@@ -252,7 +262,7 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     import matplotlib.pyplot as plt
 
     colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                                  "tab:pink", "tab:olive", "tab:gray", "black")))  # fmt: skip
+                                  "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy")))  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     for variant in summaries:
         for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):
