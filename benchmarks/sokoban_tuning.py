@@ -28,7 +28,7 @@ How to run this script
 `python benchmarks/sokoban_tuning.py [--agent ppo] [--trials 12] [--budget 300000]`
 (PPO: ~2 min per trial on 2 CPU cores; I2A and its copy control ~20 min per trial.
 `--budget 20000 --trials 2` for a smoke run.)
-`python benchmarks/sokoban_tuning.py --variant ppo_tuned|learned_depth2 --objective seconds`
+`python benchmarks/sokoban_tuning.py --variant ppo_tuned|learned_depth2|learned_depth2_light --objective seconds`
 (PPO ~1.5-4 min per trial, the depth-2 I2A ~2-4 min; the learned model comes from
 sokoban_wall_clock.py's work dir.)
 
@@ -38,7 +38,8 @@ docs/results.md ("Sokoban: a tuned baseline, a perfect model") holds what was me
 the shared settings came 7th of 12 trials (0.40 solved); lr 1.6e-3, minibatch 512,
 gamma 0.97 reached 0.70. The clock sweeps (docs/benchmarks.md "Tuned for the clock",
 ~40 min each): that same setting was the fastest to 0.8 for PPO (102 s) and for the
-depth-2 learned-model I2A (90 s).
+depth-2 learned-model I2A (90 s); the light imagination path's sweep (2026-12-05) picked
+2 epochs of 256 at lr 9.8e-4 by 0.9 s over them (101.7 s), which then lost on 3 seeds.
 """
 
 from __future__ import annotations
