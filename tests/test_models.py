@@ -212,8 +212,6 @@ def test_once_per_distinct_row_runs_each_row_once_with_the_same_outputs_and_grad
 
 
 def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row():
-    from i2a_rllib.models.model_free import ConvTrunk
-
     torch.manual_seed(0)
     board = (7, 5, 5)
     boards = (torch.rand(3, *board) > 0.7).float()[torch.tensor([0, 1, 0, 0, 2, 1])]
