@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tests.seed_reference import seed_loop_forward, seed_loop_imagination_code
@@ -529,6 +530,39 @@ def test_pixel_model_pushes_the_predicted_frame_into_the_stack():
     frames = torch.rand(2, *SMALL_FRAMES)
     next_state, _ = model.step(frames, torch.tensor([0, 1]))
     torch.testing.assert_close(next_state[:, :3], frames[:, 1:])
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 5), ATARI_FRAMES])
+def test_pixel_models_decoder_gives_what_its_transposed_convolutions_give(shape):
+    """On small boards the stride-1 transposed convolutions run as plain ones (kernel
+    flipped): the same frames, rewards and weight gradients as the layers' own forward;
+    Atari's stride-2 ones run as they are."""
+    torch.manual_seed(0)
+    model = PixelEnvModel(shape, 5, frame_channels=shape[0], channels=8)
+    frames, actions = torch.rand(3, *shape), torch.tensor([0, 3, 4])
+
+    def run(reference):
+        model.zero_grad()
+        first = model._state_features(frames) + model._action_effects()[actions]
+        if reference:  # the decoder spelled out with the layers' own forward
+            hidden_1 = F.relu(first)
+            encoded = model.encoder(hidden_1)
+            x = F.relu(model.decoder_1(encoded, output_size=hidden_1.shape[-2:]))
+            x = F.relu(model.decoder_2(x, output_size=frames.shape[-2:]))
+            frame, rewards = model.frame_out(x, model.newest_frame(frames)), model.reward_head(encoded)
+        else:
+            frame, rewards = model._decode(first, frames)
+        (frame.square().sum() + rewards.sum()).backward()
+        return frame.detach(), rewards.detach(), [p.grad.clone() for p in model.parameters()]
+
+    layer_calls = []
+    model.decoder_1.register_forward_hook(lambda *args: layer_calls.append(1))
+    ours = run(False)
+    assert len(layer_calls) == (0 if shape[1] < 36 else 1)  # which path ran
+    reference = run(True)
+    torch.testing.assert_close(ours[:2], reference[:2], rtol=1e-5, atol=1e-6)
+    for mine, theirs in zip(ours[2], reference[2]):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
 
 
 def test_reward_classes_map_rewards_to_nearest_value():

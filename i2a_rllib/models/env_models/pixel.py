@@ -18,6 +18,16 @@ from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationSta
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
 
+def _transposed_conv(layer: nn.ConvTranspose2d, x: torch.Tensor, output_size) -> torch.Tensor:
+    """`layer(x, output_size=output_size)`. At stride 1 (small boards) the transposed
+    convolution is a plain one with the kernel flipped and its in/out channels swapped,
+    and oneDNN runs that ~1.8x faster on 5x5 boards (the same sums in another order)."""
+    if layer.stride == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1 and layer.output_padding == (0, 0):
+        padding = tuple(k - 1 - p for k, p in zip(layer.kernel_size, layer.padding))
+        return F.conv2d(x, layer.weight.transpose(0, 1).flip(-2, -1), layer.bias, padding=padding)
+    return layer(x, output_size=output_size)
+
+
 def _downsampling_conv_args(obs_shape: Sequence[int]) -> Dict[str, int]:
     """Stride-2 4x4 convolutions on large frames, size-keeping 3x3 ones on small boards."""
     if min(obs_shape[1:]) >= NATURE_CNN_MIN_SIZE:
@@ -126,8 +136,8 @@ class PixelEnvModel(_FrameStateModel):
         hidden_1 = F.relu(first_layer)
         encoded = self.encoder(hidden_1)
         reward_logits = self.reward_head(encoded)
-        x = F.relu(self.decoder_1(encoded, output_size=hidden_1.shape[-2:]))
-        x = F.relu(self.decoder_2(x, output_size=frames.shape[-2:]))
+        x = F.relu(_transposed_conv(self.decoder_1, encoded, hidden_1.shape[-2:]))
+        x = F.relu(_transposed_conv(self.decoder_2, x, frames.shape[-2:]))
         return self.frame_out(x, self.newest_frame(frames)), reward_logits
 
 
