@@ -130,7 +130,7 @@ def measure(network: str, precision: str, device: torch.device, args) -> Dict[st
     torch.manual_seed(0)
     net = build(network, device).train()
     params = [p for p in net.parameters() if p.requires_grad]  # the env model is frozen
-    optimizer = torch.optim.Adam(params, lr=2.5e-4, foreach=True)  # as the RLlib learners
+    optimizer = torch.optim.Adam(params, lr=2.5e-4, fused=device.type in ("cpu", "cuda"))  # as the RLlib learners
     g = torch.Generator().manual_seed(0)
     batch = {
         "obs": torch.randint(0, 256, (args.batch, *OBS_SHAPE), dtype=torch.uint8, generator=g),

@@ -163,14 +163,17 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config=None) -> None:
         # RLlib's Adam, over trainable parameters only: I2A's frozen environment model
-        # (and a frozen, restored rollout policy) must not be in any optimizer. foreach:
-        # one call per step for all tensors instead of ~10 per tensor (same arithmetic,
-        # the same weights bit for bit; torch picks it by itself only on GPUs).
+        # (and a frozen, restored rollout policy) must not be in any optimizer. Fused:
+        # one kernel per tensor instead of ~10 ops (torch's own default on a CPU is a
+        # loop of them); the same arithmetic up to float rounding, ~1 ms less per
+        # Sokoban minibatch step on a CPU (docs/benchmarks.md). foreach where fused
+        # kernels do not exist.
         module = self._module[module_id]
         params = [p for p in self.get_parameters(module) if p.requires_grad]
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
         self.register_optimizer(
             module_id=module_id,
-            optimizer=torch.optim.Adam(params, foreach=True),
+            optimizer=torch.optim.Adam(params, fused=fused, foreach=not fused),
             params=params,
             lr_or_lr_schedule=config.lr,
         )
@@ -179,7 +182,8 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def _set_optimizer_lr(optimizer, lr) -> None:
         # RLlib first hands an lr schedule's value as a 0-dim tensor, which foreach Adam
-        # refuses; single-tensor Adam reads such an lr with .item(): the same number.
+        # refuses (fused Adam would need it on the parameters' device); single-tensor Adam
+        # reads such an lr with .item(): the same number.
         PPOTorchLearner._set_optimizer_lr(optimizer, float(lr))
 
     @override(PPOTorchLearner)

@@ -311,10 +311,10 @@ def test_an_unknown_learner_precision_is_refused_with_its_choices():
 
 @pytest.mark.parametrize("agent", ["baseline", "i2a"])
 def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
-    """Adam over all tensors at once (foreach) and one finiteness check per step give the
-    weights RLlib's per-tensor Adam and per-tensor checks give, bit for bit, with an lr
-    schedule (whose first value RLlib hands over as a tensor); a nan gradient still
-    takes RLlib's path (zeroed, with its warning)."""
+    """Fused Adam and one finiteness check per step give the weights RLlib's per-tensor
+    Adam and per-tensor checks give, up to float rounding, with an lr schedule (whose
+    first value RLlib hands over as a tensor); a nan gradient still takes RLlib's path
+    (zeroed, with its warning)."""
     from ray.rllib.core.learner.torch.torch_learner import TorchLearner
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
@@ -334,10 +334,10 @@ def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
     start = ours.module["default_policy"].get_state()
     stock.module["default_policy"].set_state(start)
     (optimizer,) = ours._named_optimizers.values()
-    assert optimizer.defaults["foreach"] is True
+    assert optimizer.defaults["fused"] is True
     (stock_optimizer,) = stock._named_optimizers.values()
     for group in stock_optimizer.param_groups:
-        group["foreach"] = False  # torch's own choice on a CPU: one tensor at a time
+        group["foreach"] = group["fused"] = False  # torch's own choice on a CPU: one tensor at a time
         group["lr"] = torch.tensor(group["lr"])  # how RLlib's scheduler first hands it over
     stock.apply_gradients = lambda grads: TorchLearner.apply_gradients(stock, grads)
     stock._set_optimizer_lr = TorchLearner._set_optimizer_lr
@@ -349,8 +349,13 @@ def test_the_learner_steps_the_same_weights_as_rllibs_stock_step(agent, caplog):
             )  # fmt: skip
     ours_state, stock_state = (l.module["default_policy"].get_state() for l in (ours, stock))
     assert any(not torch.equal(torch.as_tensor(ours_state[k]), torch.as_tensor(start[k])) for k in start)
+    moved = 0.0
     for name, value in stock_state.items():
-        assert torch.equal(torch.as_tensor(ours_state[name]), torch.as_tensor(value)), name
+        ours_value, value, begun = (torch.as_tensor(v) for v in (ours_state[name], value, start[name]))
+        # Adam's steps move each weight by ~lr; rounding differs by ~1e-7 of a weight.
+        torch.testing.assert_close(ours_value, value, rtol=1e-5, atol=1e-6, msg=name)
+        moved = max(moved, float((value - begun).abs().max()))
+    assert moved > 1e-4  # the weights moved far more than the tolerance
 
     # A nan gradient: RLlib's path zeroes it (and warns) and steps the rest.
     params = ours._params
