@@ -118,8 +118,8 @@ def learner_precision(learner_config_dict: Dict[str, Any]) -> str:
 class ClippedRewardPPOTorchLearner(PPOTorchLearner):
     """PPO that clips rewards to their sign when `learner_config_dict['clip_rewards']`,
     runs its forward passes in bfloat16 autocast when
-    `learner_config_dict['precision'] == 'bf16'` (GPUs; CPUs with AMX), and steps Adam
-    over all its trainable tensors at once."""
+    `learner_config_dict['precision'] == 'bf16'` (GPUs; CPUs with AMX), steps fused Adam
+    over its trainable tensors and checks their gradients for nan/inf once per step."""
 
     @override(PPOTorchLearner)
     def build(self) -> None:
