@@ -182,7 +182,7 @@ class ClippedRewardPPOTorchLearner(PPOTorchLearner):
     @override(PPOTorchLearner)
     def _set_optimizer_lr(optimizer, lr) -> None:
         # RLlib first hands an lr schedule's value as a 0-dim tensor, which foreach Adam
-        # refuses (fused Adam would need it on the parameters' device); single-tensor Adam
+        # (the fallback where fused kernels do not exist) refuses; single-tensor Adam
         # reads such an lr with .item(): the same number.
         PPOTorchLearner._set_optimizer_lr(optimizer, float(lr))
 

@@ -18,12 +18,14 @@ from i2a_rllib.models.env_models.base import ATARI_REWARD_VALUES, ObservationSta
 from i2a_rllib.models.env_models.frame_heads import build_frame_head
 from i2a_rllib.models.model_free import NATURE_CNN_MIN_SIZE
 
+
 def _transposed_conv(layer: nn.ConvTranspose2d, x: torch.Tensor, output_size) -> torch.Tensor:
     """`layer(x, output_size=output_size)`. At stride 1 (small boards) the transposed
     convolution is a plain one with the kernel flipped and its in/out channels swapped,
     and oneDNN runs that ~1.8x faster on 5x5 boards (the same sums in another order)."""
-    if layer.stride == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1 and layer.output_padding == (0, 0):
-        padding = tuple(k - 1 - p for k, p in zip(layer.kernel_size, layer.padding))
+    padding = tuple(k - 1 - p for k, p in zip(layer.kernel_size, layer.padding))
+    plain = layer.stride == (1, 1) and layer.dilation == (1, 1) and layer.output_padding == (0, 0)
+    if plain and layer.groups == 1 and min(padding) >= 0:
         return F.conv2d(x, layer.weight.transpose(0, 1).flip(-2, -1), layer.bias, padding=padding)
     return layer(x, output_size=output_size)
 
