@@ -17,7 +17,10 @@
 #   4. training_throughput.py --num-gpus-per-learner 1: an end-to-end iteration on Breakout
 #      (PPO, spatial I2A, 512-step batches) with the learner on the GPU, fp32.
 #   5. the same for spatial I2A with its EnvRunner on the GPU (learner on the CPU).
-#   6. tests/test_gpu.py: the CUDA tests that the CPU suite skips (where pytest exists).
+#   6. sampling.py --env-runner-device cuda: the overlap target (one EnvRunner / the raw
+#      env) with the EnvRunners' modules inferring on the card (added 2026-12-05, not yet
+#      run on one).
+#   7. tests/test_gpu.py: the CUDA tests that the CPU suite skips (where pytest exists).
 set -u
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-docs/results/gpu}}"
@@ -67,6 +70,10 @@ if "$PY" -c "import ray.rllib, ale_py" 2>/dev/null; then
     step throughput_env_runner_gpu 100 "$PY" benchmarks/training_throughput.py --envs breakout \
         --agents spatial --iterations 1 --parts 1 --batch 512 --num-gpus-per-env-runner 1 \
         --json "$OUT_DIR/throughput_cuda_env_runner.json"
+    # The overlap target (one EnvRunner / the raw env >= 0.7) with inference on the card:
+    # on two CPU cores the module's own core time caps it at ~0.56 (docs/benchmarks.md).
+    step sampling_env_runner_gpu 120 "$PY" benchmarks/sampling.py --seconds 2 --num-envs 32 \
+        --env-runner-device cuda --json "$OUT_DIR/sampling_cuda.json"
     # The CUDA tests the CPU suite skips (~1 minute on an H200).
     if "$PY" -c "import pytest" 2>/dev/null; then
         step gpu_tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py

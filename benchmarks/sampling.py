@@ -25,7 +25,11 @@ so T env threads + T torch threads keep at most T cores busy, like the raw env's
 How to run this script
 ----------------------
 `python benchmarks/sampling.py [--num-envs 8] [--seconds 20] [--env ALE/Breakout-v5]
-[--json FILE]`; `--seconds 2` for a quick check.
+[--env-runner-device cuda] [--json FILE]`; `--seconds 2` for a quick check.
+`--env-runner-device cuda` (machines with a GPU; `benchmarks/gpu.sh`): the in-process
+EnvRunners' modules infer on the card (RLlib's `num_gpus_per_env_runner`), so the
+overlap ratio shows what the two-core ceiling of the CPU rows leaves out; the
+actor row (5), a CPU layout, is skipped.
 
 Results to expect
 -----------------
@@ -41,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
@@ -66,10 +71,17 @@ def raw_env_steps_per_second(env_id: str, num_envs: int, seconds: float, num_thr
     return rate
 
 
+# Where each in-process EnvRunner's module ran, in row order (written to the JSON).
+MODULE_DEVICES = []
+
+
 def env_runner_steps_per_second(config, seconds: float) -> float:
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    runner = (config.env_runner_cls or SingleAgentEnvRunner)(config=config)
+    # RLlib gives an EnvRunner the GPUs it asks for unless it is the local one (index 0).
+    worker_index = 1 if config.num_gpus_per_env_runner else 0
+    runner = (config.env_runner_cls or SingleAgentEnvRunner)(config=config, worker_index=worker_index)
+    MODULE_DEVICES.append(next(runner.module.parameters()).device.type)
     runner.sample(num_timesteps=256, explore=True)  # warm-up (env reset, first calls)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -110,16 +122,32 @@ def main():
     parser.add_argument("--env", default="ALE/Breakout-v5")
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20.0, help="seconds per row")
+    parser.add_argument("--env-runner-device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the in-process EnvRunners' modules infer (cuda: one GPU)")
     parser.add_argument("--json", default=None, help="also write the rows and ratios here")
     args = parser.parse_args()
+    on_gpu = args.env_runner_device == "cuda"
+    if on_gpu and not torch.cuda.is_available():
+        print("sampling.py: --env-runner-device cuda needs a GPU that torch can see; this machine "
+              "has none (leave the flag out to measure on the CPU)", file=sys.stderr)
+        sys.exit(2)
 
     from i2a_rllib.config import I2AConfig, baseline_ppo_config, configure_environment
 
     def sampling_config(config, num_env_runners: int = 0):
-        return config.env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=args.num_envs)
+        return config.env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=args.num_envs,
+                                  num_gpus_per_env_runner=1 if on_gpu and not num_env_runners else 0)
 
     cores = os.cpu_count()
     rows, ratios = [], []
+
+    # Rows whose module infers on the card say so. RLlib finds the card through Ray's
+    # runtime context, which would otherwise start a default Ray instance of its own.
+    where = " (module on cuda)" if on_gpu else ""
+    if on_gpu:
+        import ray
+
+        ray.init(address="local", num_cpus=cores, num_gpus=1, include_dashboard=False, log_to_driver=False)
 
     def add(what: str, rate: float, ale_threads: int, torch_threads, processes: int = 1) -> float:
         rows.append(dict(what=what, processes=processes, ale_threads=ale_threads, torch_threads=torch_threads, steps_per_s=rate))
@@ -137,14 +165,14 @@ def main():
         raw = add(f"raw AtariVectorEnv x{args.num_envs}", raw_env_steps_per_second(
             args.env, args.num_envs, args.seconds, threads), threads, None)  # fmt: skip
         baseline = sampling_config(baseline_ppo_config(args.env, env_config=env_config))
-        base = add("1 EnvRunner + Nature-CNN baseline module",
+        base = add("1 EnvRunner + Nature-CNN baseline module" + where,
                    env_runner_steps_per_second(baseline, args.seconds), threads, threads)  # fmt: skip
         i2a = sampling_config(
             configure_environment(I2AConfig(), args.env, env_config=env_config).imagination(
                 env_model="latent", rollout_depth=5
             )
         )
-        i2a_rate = add("1 EnvRunner + I2A module (latent, depth 5)",
+        i2a_rate = add("1 EnvRunner + I2A module (latent, depth 5)" + where,
                        env_runner_steps_per_second(i2a, args.seconds), threads, threads)  # fmt: skip
         raw_by_budget[threads] = raw
         ratio(f"1 EnvRunner (baseline) / raw env, {threads} thread(s) each", base / raw, ">= 0.5")
@@ -155,10 +183,10 @@ def main():
     # 1 torch thread; at most one half steps while the module runs.
     torch.set_num_threads(1)
     overlap = dict(env_config={"num_threads": 1}, num_envs_per_env_runner=args.num_envs, overlap_sampling=True)
-    overlapped = add("1 EnvRunner, overlapped halves + baseline module", env_runner_steps_per_second(
+    overlapped = add("1 EnvRunner, overlapped halves + baseline module" + where, env_runner_steps_per_second(
         sampling_config(baseline_ppo_config(args.env, **overlap)),
         args.seconds), 1, 1)  # fmt: skip
-    overlapped_i2a = add("1 EnvRunner, overlapped halves + I2A module (latent, depth 5)", env_runner_steps_per_second(
+    overlapped_i2a = add("1 EnvRunner, overlapped halves + I2A module (latent, depth 5)" + where, env_runner_steps_per_second(
         sampling_config(configure_environment(I2AConfig(), args.env, **overlap)
                         .imagination(env_model="latent", rollout_depth=5)), args.seconds), 1, 1)  # fmt: skip
     two = max(t for t in raw_by_budget if t <= 2)
@@ -171,15 +199,20 @@ def main():
           overlapped_i2a / plain_by_budget[1][1], "")  # fmt: skip
 
     # The machine's cores used the RLlib way: one 1-CPU EnvRunner actor per core, each
-    # stepping its envs on one ale-py thread, against the raw env on all cores.
-    import ray
+    # stepping its envs on one ale-py thread, against the raw env on all cores (a CPU
+    # layout: not measured when the modules infer on a GPU).
+    if not on_gpu:
+        import ray
 
-    ray.init(address="local", num_cpus=cores + 1, include_dashboard=False, log_to_driver=False)
-    group_config = sampling_config(baseline_ppo_config(args.env, env_config={"num_threads": 1}), cores)
-    group, actor_threads = env_runner_group_steps_per_second(group_config, args.seconds)
-    ray.shutdown()
-    add("EnvRunner actors (1 CPU each) + baseline, total", group, 1, max(actor_threads), processes=cores)
-    ratio(f"{cores} EnvRunner actors (baseline) / raw env, {cores} thread(s) in all", group / raw_by_budget[cores], ">= 0.5")
+        ray.init(address="local", num_cpus=cores + 1, include_dashboard=False, log_to_driver=False)
+        group_config = sampling_config(baseline_ppo_config(args.env, env_config={"num_threads": 1}), cores)
+        group, actor_threads = env_runner_group_steps_per_second(group_config, args.seconds)
+        ray.shutdown()
+        add("EnvRunner actors (1 CPU each) + baseline, total", group, 1, max(actor_threads), processes=cores)
+        ratio(f"{cores} EnvRunner actors (baseline) / raw env, {cores} thread(s) in all", group / raw_by_budget[cores],
+              ">= 0.5")  # fmt: skip
+    else:
+        ray.shutdown()
 
     print()
     print(markdown_table(rows))
@@ -191,6 +224,8 @@ def main():
             "machine": f"{platform.node()} {cores} CPUs ({platform.processor() or platform.machine()})",
             "env": args.env,
             "num_envs": args.num_envs,
+            "env_runner_device": args.env_runner_device,
+            "env_runner_module_devices": MODULE_DEVICES,
             "seconds_per_row": args.seconds,
             "rows": rows,
             "ratios": ratios,

@@ -137,6 +137,18 @@ def test_board_name_fills_defaults_and_rejects_bad_boards():
         board_name({"dim_room": [3, 3]})
 
 
+def test_sampling_on_a_gpu_is_refused_where_torch_sees_none():
+    """`sampling.py --env-runner-device cuda` (gpu.sh's overlap check) names what is
+    missing, exit 2, before any env or Ray starts (the suite hides GPUs: conftest)."""
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "sampling.py"), "--env-runner-device", "cuda"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "--env-runner-device cuda needs a GPU that torch can see" in done.stderr and "Traceback" not in done.stderr
+    assert "Started a local Ray instance" not in done.stdout + done.stderr and done.stdout == ""
+
+
 def test_comparison_rejects_a_bad_board_before_ray_starts():
     script = os.path.join(ROOT, "benchmarks", "paper_comparison.py")
     for env_config, message in (

@@ -4,6 +4,7 @@ The rest of the suite hides the GPUs (tests/conftest.py); these tests give them 
 their own subprocesses, each with its own Ray where one is needed.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -120,6 +121,24 @@ def test_one_training_iteration_with_the_env_runner_imagining_on_a_gpu():
         'print("env runner devices", algo.env_runner_group.foreach_env_runner('
         'lambda runner: next(runner.module.parameters()).device.type, local_env_runner=False))'))
     assert "env runner devices ['cuda']" in result.stdout
+
+
+def test_sampling_benchmark_infers_on_the_gpu(tmp_path):
+    """`sampling.py --env-runner-device cuda` (gpu.sh): every in-process EnvRunner row,
+    overlapped ones included, samples with its module on the card; the CPU-only actor
+    row is left out. Written 2026-12-05, without a card to run it on."""
+    out = tmp_path / "sampling.json"
+    done = subprocess.run(
+        [sys.executable, os.path.join(REPO, "benchmarks", "sampling.py"), "--seconds", "0.5", "--num-envs", "4",
+         "--env-runner-device", "cuda", "--json", str(out)],
+        cwd=REPO, env=_gpu_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    runner_rows = [r for r in figures["rows"] if "EnvRunner" in r["what"]]
+    assert figures["env_runner_device"] == "cuda" and len(runner_rows) >= 4
+    assert all(r["what"].endswith("(module on cuda)") and r["steps_per_s"] > 0 for r in runner_rows)
+    assert figures["env_runner_module_devices"] == ["cuda"] * len(runner_rows)  # where they really ran
 
 
 def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
