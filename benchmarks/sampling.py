@@ -71,17 +71,14 @@ def raw_env_steps_per_second(env_id: str, num_envs: int, seconds: float, num_thr
     return rate
 
 
-# Where each in-process EnvRunner's module ran, in row order (written to the JSON).
-MODULE_DEVICES = []
-
-
-def env_runner_steps_per_second(config, seconds: float) -> float:
+def env_runner_steps_per_second(config, seconds: float):
+    """(steps/s of one in-process EnvRunner, the device its module ran on)."""
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
     # RLlib gives an EnvRunner the GPUs it asks for unless it is the local one (index 0).
     worker_index = 1 if config.num_gpus_per_env_runner else 0
     runner = (config.env_runner_cls or SingleAgentEnvRunner)(config=config, worker_index=worker_index)
-    MODULE_DEVICES.append(next(runner.module.parameters()).device.type)
+    device = next(runner.module.parameters()).device.type
     runner.sample(num_timesteps=256, explore=True)  # warm-up (env reset, first calls)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -89,7 +86,7 @@ def env_runner_steps_per_second(config, seconds: float) -> float:
         steps += sum(len(e) for e in episodes)
     rate = steps / (time.perf_counter() - start)
     runner.stop()
-    return rate
+    return rate, device
 
 
 def env_runner_group_steps_per_second(config, seconds: float):
@@ -149,8 +146,11 @@ def main():
 
         ray.init(address="local", num_cpus=cores, num_gpus=1, include_dashboard=False, log_to_driver=False)
 
-    def add(what: str, rate: float, ale_threads: int, torch_threads, processes: int = 1) -> float:
-        rows.append(dict(what=what, processes=processes, ale_threads=ale_threads, torch_threads=torch_threads, steps_per_s=rate))
+    def add(what: str, rate, ale_threads: int, torch_threads, processes: int = 1) -> float:
+        """Records a row; `rate` is steps/s, or (steps/s, module device) of an in-process EnvRunner."""
+        rate, device = rate if isinstance(rate, tuple) else (rate, None)
+        rows.append(dict(what=what, processes=processes, ale_threads=ale_threads, torch_threads=torch_threads,
+                         steps_per_s=rate, **({"module_device": device} if device else {})))  # fmt: skip
         print(f"{what:<44s} {processes} process(es), ale-py {ale_threads} / torch {torch_threads or '-'} "
               f"thread(s) each: {rate:8,.0f} steps/s", flush=True)  # fmt: skip
         return rate
@@ -225,7 +225,6 @@ def main():
             "env": args.env,
             "num_envs": args.num_envs,
             "env_runner_device": args.env_runner_device,
-            "env_runner_module_devices": MODULE_DEVICES,
             "seconds_per_row": args.seconds,
             "rows": rows,
             "ratios": ratios,

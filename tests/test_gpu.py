@@ -138,7 +138,8 @@ def test_sampling_benchmark_infers_on_the_gpu(tmp_path):
     runner_rows = [r for r in figures["rows"] if "EnvRunner" in r["what"]]
     assert figures["env_runner_device"] == "cuda" and len(runner_rows) >= 4
     assert all(r["what"].endswith("(module on cuda)") and r["steps_per_s"] > 0 for r in runner_rows)
-    assert figures["env_runner_module_devices"] == ["cuda"] * len(runner_rows)  # where they really ran
+    in_process = [r for r in runner_rows if "module_device" in r]
+    assert len(in_process) == len(runner_rows) and {r["module_device"] for r in in_process} == {"cuda"}
 
 
 def test_rollout_encoder_groups_repeated_frames_on_cuda_like_on_cpu():
