@@ -15,7 +15,7 @@ from i2a_rllib.models.env_models import (
 from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.model_free import ConvTrunk
 from i2a_rllib.models import distinct as row_groups
-from i2a_rllib.models.distinct import distinct_rows, once_per_distinct_row
+from i2a_rllib.models.distinct import distinct_rows, embed_distinct, once_per_distinct_row, padded_count
 from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
 from i2a_rllib.models.rollout_policy import sample_with_noise
 
@@ -210,6 +210,39 @@ def test_once_per_distinct_row_runs_each_row_once_with_the_same_outputs_and_grad
         torch.testing.assert_close(a, b)
     once_per_distinct_row(run, distinct)  # nothing repeats: every row, once
     assert seen[-1] == 5
+
+
+def test_distinct_rows_run_in_a_few_padded_batch_sizes_with_the_same_outputs_and_gradients():
+    # oneDNN builds convolution kernels per batch shape: the distinct rows run padded to
+    # one of four sizes per doubling, the padding's outputs dropped.
+    assert [padded_count(n) for n in (1, 8, 9, 17, 21, 33, 146, 439)] == [1, 8, 10, 20, 24, 40, 160, 448]
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 6))
+    seen = []
+    net.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    distinct = torch.randint(0, 256, (21, 3, 4, 4), dtype=torch.uint8)
+    order = torch.randint(0, 21, (60,))
+    order[:21] = torch.arange(21)
+    rows = distinct[order]
+    run = lambda r: net(r.float() / 255)  # noqa: E731
+
+    def outputs_and_grads(fn):
+        net.zero_grad()
+        out = fn(rows)
+        (out * torch.linspace(-1.0, 1.0, len(out)).unsqueeze(1)).sum().backward()
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    once, once_grads = outputs_and_grads(lambda r: once_per_distinct_row(run, r))
+    every, every_grads = outputs_and_grads(run)
+    embedded, where = embed_distinct(run, rows)
+    assert seen == [24, 60, 24]
+    assert len(embedded) == 21 and len(where) == 60
+    torch.testing.assert_close(once, every)
+    torch.testing.assert_close(embedded[where], every.detach())
+    for a, b in zip(once_grads, every_grads):
+        torch.testing.assert_close(a, b)
+    # Where the padded size would reach the batch's, every row runs as it is.
+    assert embed_distinct(run, rows[:22])[1] is None and seen[-1] == 22
 
 
 def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row():

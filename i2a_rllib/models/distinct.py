@@ -97,17 +97,39 @@ def embed_distinct(net: nn.Module, frames: torch.Tensor):
     every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
     exactly)."""
     found = _groups_of(frames) if frames.dtype == torch.uint8 else None
-    if found is None:
+    first = None if found is None else _padded(found[0], len(frames))
+    if first is None:
         return net(frames), None
-    first, where = found
-    return net(frames[first]), where
+    return net(frames[first])[: len(found[0])], found[1]
 
 
 def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
     """`net(rows)` with `net` run once per distinct row (any dtype): for networks whose
     output for a row depends on that row alone (no batch statistics)."""
     found = _groups_of(rows)
-    if found is None:
+    first = None if found is None else _padded(found[0], len(rows))
+    if first is None:
         return net(rows)
-    first, where = found
-    return net(rows[first])[where]
+    return net(rows[first])[found[1]]
+
+
+def padded_count(count: int) -> int:
+    """`count` rounded up to one of four sizes per doubling (..., 32, 40, 48, 56, 64, 80,
+    ...). oneDNN builds its convolution kernels for each batch shape and keeps ~1,024 of
+    them: with a new number of distinct rows on almost every call, a small conv stack's
+    forward + backward took ~1.8x as long as with a few repeating sizes
+    (docs/benchmarks.md)."""
+    if count <= 8:
+        return count
+    step = 1 << (count.bit_length() - 3)
+    return -(-count // step) * step
+
+
+def _padded(first: torch.Tensor, total: int):
+    """The distinct rows' indices padded to `padded_count` with copies of the first
+    (whose outputs are dropped: no effect on outputs or gradients), or None where that
+    would reach `total` rows (then every row runs)."""
+    size = padded_count(len(first))
+    if size >= total:
+        return None
+    return torch.cat([first, first[:1].expand(size - len(first))])
