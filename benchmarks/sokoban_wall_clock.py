@@ -19,6 +19,8 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     clock-tuned PPO,
   - learned_depth2_light_clock_tuned: learned_depth2_clock_tuned with the lighter
     imagination path (paper_comparison.LIGHT_IMAGINATION_PATH: encoder 64, head 128),
+  - learned_depth2_lighter_clock_tuned: learned_depth2_light_clock_tuned with a 128-wide
+    model-free layer instead of 512 (`model_free_hidden`),
   - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
     PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
     learned_depth2_light --objective seconds`, starts), and with that sweep's fastest.
@@ -128,6 +130,12 @@ VARIANTS = {
     "learned_depth2_light_clock_tuned": Variant(
         "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock", "i2a+ppo_tuned", 2,
         snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
+    # The light path with a narrower model-free layer: cheaper, and the model-free path
+    # grew first in a slow seed (docs/benchmarks.md "A narrower model-free layer").
+    "learned_depth2_lighter_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, 128-wide model-free layer, tuned for the clock",
+        "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
     # The light path with the tuned PPO's settings (what its own clock sweep starts from),
     # and with the settings that sweep found fastest.
     "learned_depth2_light": Variant("I2A, learned model (snapped), depth 2, light imagination path", "i2a+ppo_tuned",
