@@ -130,12 +130,6 @@ VARIANTS = {
     "learned_depth2_light_clock_tuned": Variant(
         "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock", "i2a+ppo_tuned", 2,
         snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
-    # The light path with a narrower model-free layer: cheaper, and the model-free path
-    # grew first in a slow seed (docs/benchmarks.md "A narrower model-free layer").
-    "learned_depth2_lighter_clock_tuned": Variant(
-        "I2A, learned model (snapped), depth 2, light imagination path, 128-wide model-free layer, tuned for the clock",
-        "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
-        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
     # The light path with the tuned PPO's settings (what its own clock sweep starts from),
     # and with the settings that sweep found fastest.
     "learned_depth2_light": Variant("I2A, learned model (snapped), depth 2, light imagination path", "i2a+ppo_tuned",
@@ -143,7 +137,16 @@ VARIANTS = {
     "learned_depth2_light_own_sweep": Variant(
         "I2A, learned model (snapped), depth 2, light imagination path, its own clock sweep", "i2a+ppo_tuned", 2,
         snap=True, settings_from="learned_depth2_light", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
+    # The light path with a narrower model-free layer: cheaper, and the model-free path
+    # grew first in a slow seed (docs/benchmarks.md "A narrower model-free layer").
+    "learned_depth2_lighter_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, 128-wide model-free layer, tuned for the clock",
+        "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
 }
+# One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
+COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
+                              "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
@@ -269,14 +272,12 @@ def write_figure(runs: List[Dict[str, Any]], summaries, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                                  "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy")))  # fmt: skip
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     for variant in summaries:
         for i, r in enumerate(sorted((r for r in runs if r["agent"] == variant), key=lambda r: r["seed"])):
             scored = [p for p in r["curve"] if p["solved"] == p["solved"]]
             solved = moving_mean([p["solved"] for p in scored])
-            style = dict(color=colours[variant], alpha=0.8, label=VARIANTS[variant].label if i == 0 else None)
+            style = dict(color=COLOURS[variant], alpha=0.8, label=VARIANTS[variant].label if i == 0 else None)
             axes[0].plot(moving_mean([p["env_steps"] for p in scored]), solved, **style)
             axes[1].plot(moving_mean([p["seconds"] for p in scored]), solved, **style)
     for ax, xlabel in zip(axes, ("env steps", "seconds of training (2-core machine, one run at a time)")):

@@ -751,6 +751,14 @@ def test_sokoban_wall_clock_variants_change_only_their_imagination():
         "encoder_feature_size": 64, "encoder_hidden": 64, "head_hidden": 128}  # fmt: skip
     assert not any(k in clock.model_config for k in LIGHT_IMAGINATION_PATH)
     assert (light.lr, light.minibatch_size, light.rollout_depth) == (clock.lr, clock.minibatch_size, 2)
+    # The narrower variant: the light one with a 128-wide model-free layer, nothing else.
+    lighter = build("learned_depth2_lighter_clock_tuned", 0, "/model")
+    assert lighter.model_config == {**light.model_config, "model_free_hidden": 128}
+    assert (lighter.lr, lighter.minibatch_size, lighter.rollout_depth) == (light.lr, light.minibatch_size, 2)
+    # Every variant has a colour of its own in the figure.
+    from benchmarks.sokoban_wall_clock import COLOURS, VARIANTS
+
+    assert set(COLOURS) == set(VARIANTS) and len(set(COLOURS.values())) == len(VARIANTS)
 
 
 def test_sokoban_wall_clock_report_times_each_variant_against_the_tuned_ppo(tmp_path):
