@@ -243,6 +243,11 @@ def test_distinct_rows_run_in_a_few_padded_batch_sizes_with_the_same_outputs_and
         torch.testing.assert_close(a, b)
     # Where the padded size would reach the batch's, every row runs as it is.
     assert embed_distinct(run, rows[:22])[1] is None and seen[-1] == 22
+    # Large rows (Atari frames) run once each, unpadded: padding would only add rows.
+    big = nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 24, 2))
+    big.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    large = torch.randint(0, 256, (21, 3, 24, 24), dtype=torch.uint8)[order]
+    assert len(embed_distinct(lambda r: big(r.float()), large)[0]) == 21 and seen[-1] == 21
 
 
 def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row():

@@ -78,39 +78,11 @@ def _first_of_groups(where: torch.Tensor, count: int):
     return first.scatter_reduce(0, where, torch.arange(count, device=where.device), "amin"), where
 
 
-def _groups_of(rows: torch.Tensor):
-    """`distinct_rows` of a batch of any shape and dtype (rows compared bit for bit), or
-    None where every row should run: no repeats, fewer than 2 rows, or under
-    torch.compile (compiled exploration), whose tracing cannot follow the numpy grouping
-    and whose data-dependent shapes would not compile well."""
-    if len(rows) < 2 or torch.compiler.is_compiling():
-        return None
-    keys = rows.flatten(1).contiguous()
-    if keys.is_floating_point():
-        keys = keys.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[keys.element_size()])
-    return distinct_rows(keys)
-
-
-def embed_distinct(net: nn.Module, frames: torch.Tensor):
-    """(`net` of each distinct row of a uint8 batch, each row's index into them):
-    imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
-    every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
-    exactly)."""
-    found = _groups_of(frames) if frames.dtype == torch.uint8 else None
-    first = None if found is None else _padded(found[0], len(frames))
-    if first is None:
-        return net(frames), None
-    return net(frames[first])[: len(found[0])], found[1]
-
-
-def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-    """`net(rows)` with `net` run once per distinct row (any dtype): for networks whose
-    output for a row depends on that row alone (no batch statistics)."""
-    found = _groups_of(rows)
-    first = None if found is None else _padded(found[0], len(rows))
-    if first is None:
-        return net(rows)
-    return net(rows[first])[found[1]]
+# Rows of at most this many values (small boards: Sokoban 5x5's 7 x 5 x 5) run padded to
+# `padded_count` rows. Their convolutions cost oneDNN's per-shape setup more than
+# arithmetic; on Atari frames (84 x 84) padding only added rows (the rollout encoder's
+# forward + backward ~1.0-1.1x slower padded, docs/benchmarks.md).
+PADDED_ROW_VALUES = 1024
 
 
 def padded_count(count: int) -> int:
@@ -125,11 +97,49 @@ def padded_count(count: int) -> int:
     return -(-count // step) * step
 
 
-def _padded(first: torch.Tensor, total: int):
-    """The distinct rows' indices padded to `padded_count` with copies of the first
-    (whose outputs are dropped: no effect on outputs or gradients), or None where that
-    would reach `total` rows (then every row runs)."""
-    size = padded_count(len(first))
-    if size >= total:
+def _groups_of(rows: torch.Tensor):
+    """(`first`, `where`, count) for the distinct rows of a batch of any shape and dtype
+    (rows compared bit for bit): `rows[first[:count]]` are the distinct rows, and small
+    rows' `first` is padded to `padded_count` with copies of its first index (outputs of
+    the copies are dropped: no effect on outputs or gradients). None where every row
+    should run: no repeats, fewer than 2 rows, a padded count that reaches the batch's, or
+    under torch.compile (compiled exploration), whose tracing cannot follow the numpy
+    grouping and whose data-dependent shapes would not compile well."""
+    if len(rows) < 2 or torch.compiler.is_compiling():
         return None
-    return torch.cat([first, first[:1].expand(size - len(first))])
+    keys = rows.flatten(1).contiguous()
+    if keys.is_floating_point():
+        keys = keys.view({8: torch.int64, 4: torch.int32, 2: torch.int16}[keys.element_size()])
+    found = distinct_rows(keys)
+    if found is None:
+        return None
+    first, where = found
+    count = len(first)
+    if rows[0].numel() <= PADDED_ROW_VALUES:
+        size = padded_count(count)
+        if size >= len(rows):
+            return None
+        first = torch.cat([first, first[:1].expand(size - count)])
+    return first, where, count
+
+
+def embed_distinct(net: nn.Module, frames: torch.Tensor):
+    """(`net` of each distinct row of a uint8 batch, each row's index into them):
+    imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
+    every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
+    exactly)."""
+    found = _groups_of(frames) if frames.dtype == torch.uint8 else None
+    if found is None:
+        return net(frames), None
+    first, where, count = found
+    return net(frames[first])[:count], where
+
+
+def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """`net(rows)` with `net` run once per distinct row (any dtype): for networks whose
+    output for a row depends on that row alone (no batch statistics)."""
+    found = _groups_of(rows)
+    if found is None:
+        return net(rows)
+    first, where, _ = found
+    return net(rows[first])[where]
