@@ -18,7 +18,12 @@ from torch import nn
 
 from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.imagination import Imagination, ImaginationCore
-from i2a_rllib.models.model_free import ActorCriticHeads, model_free_trunk, to_float_frames
+from i2a_rllib.models.model_free import (
+    ActorCriticHeads,
+    model_free_trunk,
+    relu_layers_init_,
+    to_float_frames,
+)
 from i2a_rllib.models.rollout_encoder import RolloutEncoder
 from i2a_rllib.models.rollout_policy import RolloutPolicy
 
@@ -79,9 +84,11 @@ class I2ANetwork(nn.Module):
             encoder_hidden,
             views_are_frames=env_model.views_are_frames,
         )
-        self.head_fc = nn.Sequential(
-            nn.Linear(model_free_hidden + num_actions * encoder_hidden, head_hidden),
-            nn.ReLU(),
+        self.head_fc = relu_layers_init_(
+            nn.Sequential(
+                nn.Linear(model_free_hidden + num_actions * encoder_hidden, head_hidden),
+                nn.ReLU(),
+            )
         )
         self.heads = ActorCriticHeads(head_hidden, num_actions)
 
