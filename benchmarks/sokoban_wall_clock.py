@@ -56,7 +56,9 @@ learned model and its data take ~2 minutes once per work directory. The clock sw
 kept the tuned PPO's settings for both agents; their 3 seeds (that afternoon, on a
 host 12-18% faster) tied: 83.9 s for both. On an AMD EPYC host (2026-12-05) the clock-tuned
 PPO ran at ~3,700-4,200 env steps/s (80 s to 0.8), the depth-2 I2A at ~830-880 (100 s)
-and with the light imagination path at ~900-1,080 (88 s).
+and with the light imagination path at ~900-1,080 (88 s). Since the trunks start from
+the standard PPO init (that evening), PPO reaches 0.8 after ~39 s (~170k env steps) and
+the light I2A after ~78 s (~105k).
 """
 
 from __future__ import annotations
