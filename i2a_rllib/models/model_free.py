@@ -90,8 +90,9 @@ def relu_layers_init_(module: nn.Module) -> nn.Module:
 
     With PyTorch's default init (uniform weights ~2.4x smaller per layer) the features reaching
     the heads start ~10x smaller (rms ~0.02 against ~0.2 on Sokoban boards) and the policy
-    leaves uniform late: the tuned PPO on Sokoban 5x5 reached 0.8 solved after ~300k env
-    steps with it, 140-177k with this init (docs/benchmarks.md "The standard PPO init").
+    leaves uniform late: the clock-tuned PPO on Sokoban 5x5 reached 0.8 solved after
+    303-330k env steps with it, 130-196k with this init (five seeds each;
+    docs/benchmarks.md "The standard PPO init for the trunk").
     """
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
