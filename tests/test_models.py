@@ -13,6 +13,7 @@ from i2a_rllib.models.env_models import (
     build_env_model,
 )
 from i2a_rllib.models.i2a import I2ANetwork
+from i2a_rllib.models.imagination import ImaginationCore
 from i2a_rllib.models.model_free import ConvTrunk
 from i2a_rllib.models import distinct as row_groups
 from i2a_rllib.models.distinct import distinct_rows, embed_distinct, once_per_distinct_row, padded_count
@@ -1069,3 +1070,77 @@ def test_inverse_step_weighting_counts_step_k_by_one_over_k(tmp_path):
     assert mean.step_weighting == "mean"  # the default, and what older checkpoints load as
     with pytest.raises(ValueError, match="step_weighting='last'"):
         build_env_model("spatial", shape, 3, hparams={"step_weighting": "last"})
+
+
+def _counting_env_model_rows(env_model, monkeypatch):
+    """Rows the env model steps, per call of `step_every_action` (A per state) or `step`."""
+    calls = []
+    every, step = env_model.step_every_action, env_model.step
+
+    def counted_every(state):
+        calls.append(len(state) * env_model.num_actions)
+        return every(state)
+
+    def counted_step(state, action):
+        calls.append(len(state))
+        return step(state, action)
+
+    monkeypatch.setattr(env_model, "step_every_action", counted_every)
+    monkeypatch.setattr(env_model, "step", counted_step)
+    return calls
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_memoised_first_steps_imagine_what_the_model_does_and_run_it_only_for_new_steps(depth, monkeypatch):
+    board = (7, 5, 5)
+    torch.manual_seed(0)
+    env_model = build_env_model("pixel", board, 5, frame_channels=7, hparams={"channels": 8})
+    policy_net = _network("pixel", board, 5, depth, "sample").rollout_policy
+    memoised = ImaginationCore(env_model, policy_net, rollout_depth=depth, snap_frames=True)
+    plain = ImaginationCore(env_model, policy_net, rollout_depth=depth, snap_frames=True, memoize=False)
+    assert memoised.memo is not None and plain.memo is None
+    boards = (torch.rand(4, *board) > 0.7).float()
+    rows = _counting_env_model_rows(env_model, monkeypatch)
+    for batch, seed in [([0, 1, 0, 2], 0), ([2, 1, 1, 3, 0], 1), ([3, 0], 2)]:
+        state, noise = boards[batch], torch.rand(len(batch), 5, depth - 1, generator=torch.Generator().manual_seed(seed))
+        rows.clear()
+        got = memoised(state, noise)
+        memo_calls = len(rows)
+        rows.clear()
+        want = plain(state, noise)
+        assert torch.equal(got.views, want.views)
+        torch.testing.assert_close(got.rewards, want.rewards)
+        assert memo_calls <= len(rows)  # never more model calls than without the memo
+    assert len(memoised.memo) == 4
+    # The same states and actions again: the model runs only for steps after the second.
+    rows.clear()
+    again = memoised(state, noise)
+    assert torch.equal(again.views, want.views)
+    assert rows == [len(state) * 5] * max(depth - 2, 0)
+
+
+def test_memo_survives_a_sync_of_the_same_weights_and_empties_when_they_change(monkeypatch):
+    board = (7, 5, 5)
+    torch.manual_seed(0)
+    net = _network("pixel", board, 5, 2, "sample")
+    obs = ((torch.rand(3, *board) > 0.7) * 255).to(torch.uint8)[torch.tensor([0, 1, 2, 0, 1, 2])]
+    noise = net.imagination.sample_noise(6)
+    rows = _counting_env_model_rows(net.env_model, monkeypatch)
+    with torch.no_grad():
+        first = net(obs, noise=noise)[0]
+        rows.clear()
+        net.load_state_dict(net.state_dict())  # what an EnvRunner's weight sync does
+        assert torch.equal(net(obs, noise=noise)[0], first) and rows == []
+        for parameter in net.env_model.parameters():
+            parameter.add_(0.05)
+        changed = net(obs, noise=noise)[0]
+        assert rows  # imagined again with the new weights
+        net.imagination.memo = None
+        torch.testing.assert_close(changed, net(obs, noise=noise)[0])
+
+
+def test_memo_serves_small_boards_only():
+    assert ImaginationCore(build_env_model("pixel", (7, 5, 5), 5), None).memo is not None
+    for model in (build_env_model("pixel", ATARI_FRAMES, 4), build_env_model("copy", (7, 5, 5), 5),
+                  build_env_model("latent", SMALL_FRAMES, 4), build_env_model("mlp", (4,), 2)):
+        assert ImaginationCore(model, None).memo is None
