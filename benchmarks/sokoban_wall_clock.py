@@ -58,7 +58,8 @@ host 12-18% faster) tied: 83.9 s for both. On an AMD EPYC host (2026-12-05) the 
 PPO ran at ~3,700-4,200 env steps/s (80 s to 0.8), the depth-2 I2A at ~830-880 (100 s)
 and with the light imagination path at ~900-1,080 (88 s). Since the trunks start from
 the standard PPO init (that evening), PPO reaches 0.8 after ~39 s (~170k env steps) and
-the light I2A after ~78 s (~105k).
+the light I2A after ~78 s (~105k); with the env model's first steps kept per board
+(2026-12-06) the light I2A trains at ~1,300-1,600 env steps/s and gets there after ~66 s.
 """
 
 from __future__ import annotations
