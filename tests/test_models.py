@@ -18,7 +18,7 @@ from i2a_rllib.models.model_free import ConvTrunk
 from i2a_rllib.models import distinct as row_groups
 from i2a_rllib.models.distinct import distinct_rows, embed_distinct, once_per_distinct_row, padded_count
 from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
-from i2a_rllib.models.rollout_policy import sample_with_noise
+from i2a_rllib.models.rollout_policy import RolloutPolicy, sample_with_noise
 
 SMALL_FRAMES = (4, 12, 12)  # a small frame stack keeps the pixel model fast in tests
 ATARI_FRAMES = (4, 84, 84)
@@ -1144,3 +1144,28 @@ def test_memo_serves_small_boards_only():
     for model in (build_env_model("pixel", ATARI_FRAMES, 4), build_env_model("copy", (7, 5, 5), 5),
                   build_env_model("latent", SMALL_FRAMES, 4), build_env_model("mlp", (4,), 2)):
         assert ImaginationCore(model, None).memo is None
+
+
+def test_memo_grows_by_doubling_and_starts_over_when_full_with_the_same_results(monkeypatch):
+    import i2a_rllib.models.imagination_memo as memo_module
+
+    monkeypatch.setattr(memo_module, "INITIAL_STATES", 2)
+    board = (7, 5, 5)
+    torch.manual_seed(0)
+    env_model = build_env_model("pixel", board, 5, frame_channels=7, hparams={"channels": 8})
+    policy = RolloutPolicy(board, 5, 16)
+    memoised = ImaginationCore(env_model, policy, rollout_depth=3)
+    plain = ImaginationCore(env_model, policy, rollout_depth=3, memoize=False)
+    memoised.memo.max_bytes = 12 * 27_100  # room for 12 states (27,100 bytes each here)
+    boards = (torch.rand(20, *board) > 0.7).float()
+    sizes = []
+    for batch in ([0, 1, 2], [3, 4, 5, 6, 0], [7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 17], [18, 19, 0]):
+        noise = torch.rand(len(batch), 5, 2)
+        got, want = memoised(boards[batch], noise), plain(boards[batch], noise)
+        assert torch.equal(got.views, want.views)
+        torch.testing.assert_close(got.rewards, want.rewards)
+        sizes.append((len(memoised.memo), len(memoised.memo._buffers["rows"])))
+    assert memoised.memo.max_states == 12
+    # Room for 2, doubled to 4 for 3 states, to 8 for 7; 13 would not fit: start over
+    # with the batch's 6; 11 in 12 (doubling stops at max_states); 14 would not fit.
+    assert sizes == [(3, 4), (7, 8), (6, 8), (11, 12), (3, 12)]

@@ -32,6 +32,8 @@ MEMO_MAX_STATE_VALUES = 1024
 # Memory per memo: states kept at most so that the memo's tensors stay under this size
 # (Sokoban 5x5 at depth 2: ~10 KB per state, ~4,000 distinct boards per run: ~40 MB).
 MEMO_MAX_BYTES = 256 * 1024 * 1024
+# States the buffers first hold; they double as states arrive.
+INITIAL_STATES = 256
 # The model runs over at least this many rows (copies of the first pad the rest), in a
 # few sizes (`padded_count`): a one-row batch takes other oneDNN kernels, whose rounding
 # differs from the batched calls' (~1e-4), and every new batch size costs kernel setup.
@@ -110,7 +112,8 @@ class FirstStepsMemo:
 
     # --- Storage ----------------------------------------------------------------------
     def _allocate(self, rows, states, views, rewards) -> None:
-        """Buffers for up to `max_states` states, shaped and typed like the first ones."""
+        """Buffers for the first states, shaped and typed like them; they grow by
+        doubling (`_reserve`) up to `max_states`, which `max_bytes` sets."""
         actions = self.num_actions
         per_state = (
             rows[0].numel() * rows.element_size()
@@ -119,7 +122,7 @@ class FirstStepsMemo:
             + (actions * actions * states[0].numel() * states.element_size() if self.keep_second_states else 0)
         )
         self.max_states = max(1, self.max_bytes // per_state)
-        count = self.max_states
+        count = min(self.max_states, INITIAL_STATES)
 
         def empty(like, *shape):
             return like.new_empty((count, *shape, *like.shape[1:]))
@@ -135,6 +138,18 @@ class FirstStepsMemo:
         }
         if self.keep_second_states:
             self._buffers["state2"] = empty(states, actions, actions)
+
+    def _reserve(self, count: int) -> None:
+        """Room for `count` states (<= max_states): the buffers double as needed."""
+        capacity = len(self._buffers["rows"])
+        if count <= capacity:
+            return
+        capacity = min(self.max_states, max(count, 2 * capacity))
+        kept = len(self._slots)
+        for name, old in self._buffers.items():
+            grown = old.new_empty((capacity, *old.shape[1:]))
+            grown[:kept] = old[:kept]
+            self._buffers[name] = grown
 
     # --- Lookups ----------------------------------------------------------------------
     def slots(self, state: torch.Tensor) -> Optional[torch.Tensor]:
@@ -175,6 +190,7 @@ class FirstStepsMemo:
                 f"{self.max_states} (max_bytes={self.max_bytes}); give it more bytes."
             )
         start = len(self._slots)
+        self._reserve(start + len(new))
         slots = torch.arange(start, start + len(new), device=rows.device)
         for offset, key in enumerate(new):
             self._slots[key] = start + offset
