@@ -1169,3 +1169,8 @@ def test_memo_grows_by_doubling_and_starts_over_when_full_with_the_same_results(
     # Room for 2, doubled to 4 for 3 states, to 8 for 7; 13 would not fit: start over
     # with the batch's 6; 11 in 12 (doubling stops at max_states); 14 would not fit.
     assert sizes == [(3, 4), (7, 8), (6, 8), (11, 12), (3, 12)]
+    # More new states in one batch than the memo holds: imagined without it.
+    noise = torch.rand(13, 5, 2)
+    got, want = memoised(boards[:13], noise), plain(boards[:13], noise)
+    assert torch.equal(got.views, want.views)
+    assert len(memoised.memo) == 0

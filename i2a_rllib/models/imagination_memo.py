@@ -166,14 +166,18 @@ class FirstStepsMemo:
         if self._buffers is not None and len(self._slots) + len(new) > self.max_states:
             self.clear()  # full: start over (exact; only costs recomputing)
             new = {key: index for index, key in enumerate(keys) if key not in self._slots}
-        if new:
-            self._fill_first_steps(state, rows, new)
+        if new and not self._fill_first_steps(state, rows, new):
+            return None
         slots = torch.tensor([self._slots[key] for key in keys], device=rows.device)
         if not torch.equal(self._buffers["rows"][slots], rows):
             return None
         return slots
 
-    def _fill_first_steps(self, state, rows, new) -> None:
+    def _fill_first_steps(self, state, rows, new) -> bool:
+        """Keeps the first steps of the `new` states; False when one batch brings more
+        new states than the memo can hold (the caller imagines without it)."""
+        if self._buffers is not None and len(self._slots) + len(new) > self.max_states:
+            return False
         first = torch.tensor(list(new.values()), device=rows.device)
         count, actions = len(new), self.num_actions
         states, rewards = self.env_model.step_every_action(_padded(state[first]))
@@ -185,10 +189,7 @@ class FirstStepsMemo:
                 if states.is_contiguous(memory_format=torch.channels_last):
                     self._layout = torch.channels_last
         if len(self._slots) + len(new) > self.max_states:
-            raise ValueError(
-                f"FirstStepsMemo: {len(new)} new states in one batch exceed the memo's "
-                f"{self.max_states} (max_bytes={self.max_bytes}); give it more bytes."
-            )
+            return False
         start = len(self._slots)
         self._reserve(start + len(new))
         slots = torch.arange(start, start + len(new), device=rows.device)
@@ -200,6 +201,7 @@ class FirstStepsMemo:
         buffers["view1"][slots] = views.reshape(count, actions, *views.shape[1:])
         buffers["reward1"][slots] = rewards.float().reshape(count, actions)
         buffers["filled2"][slots] = False
+        return True
 
     def first_steps(self, slots: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(states, views, rewards) of the first steps, rows b*A + a."""
