@@ -119,8 +119,13 @@ def _groups_of(rows: torch.Tensor):
         size = padded_count(count)
         if size >= len(rows):
             return None
-        first = torch.cat([first, first[:1].expand(size - count)])
+        first = padded_with_first(first, size)
     return first, where, count
+
+
+def padded_with_first(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """`rows` followed by copies of its first row, `size` rows in all."""
+    return torch.cat([rows, rows[:1].expand(size - len(rows), *rows.shape[1:])])
 
 
 def embed_distinct(net: nn.Module, frames: torch.Tensor):

@@ -24,7 +24,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
-from i2a_rllib.models.distinct import padded_count, row_hashes
+from i2a_rllib.models.distinct import padded_count, padded_with_first, row_hashes
 
 # States of at most this many values (small boards: Sokoban 5x5's 7 x 5 x 5 is 175) are
 # memoised; large frames (Atari's) rarely repeat exactly, so their lookups would only cost.
@@ -41,8 +41,7 @@ MIN_ROWS = 8
 
 
 def _padded(rows: torch.Tensor) -> torch.Tensor:
-    size = max(MIN_ROWS, padded_count(len(rows)))
-    return torch.cat([rows, rows[:1].expand(size - len(rows), *rows.shape[1:])])
+    return padded_with_first(rows, max(MIN_ROWS, padded_count(len(rows))))
 
 
 class FirstStepsMemo:
@@ -166,6 +165,8 @@ class FirstStepsMemo:
         if self._buffers is not None and len(self._slots) + len(new) > self.max_states:
             self.clear()  # full: start over (exact; only costs recomputing)
             new = {key: index for index, key in enumerate(keys) if key not in self._slots}
+            if len(new) > self.max_states:
+                return None  # more new states than it holds: imagined without it
         if new and not self._fill_first_steps(state, rows, new):
             return None
         slots = torch.tensor([self._slots[key] for key in keys], device=rows.device)
@@ -174,10 +175,8 @@ class FirstStepsMemo:
         return slots
 
     def _fill_first_steps(self, state, rows, new) -> bool:
-        """Keeps the first steps of the `new` states; False when one batch brings more
-        new states than the memo can hold (the caller imagines without it)."""
-        if self._buffers is not None and len(self._slots) + len(new) > self.max_states:
-            return False
+        """Keeps the first steps of the `new` states; False when the first batch brings
+        more than the memo can hold (its size is known once the first states are)."""
         first = torch.tensor(list(new.values()), device=rows.device)
         count, actions = len(new), self.num_actions
         states, rewards = self.env_model.step_every_action(_padded(state[first]))
