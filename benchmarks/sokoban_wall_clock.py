@@ -21,6 +21,9 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     imagination path (paper_comparison.LIGHT_IMAGINATION_PATH: encoder 64, head 128),
   - learned_depth2_lighter_clock_tuned: learned_depth2_light_clock_tuned with a 128-wide
     model-free layer instead of 512 (`model_free_hidden`),
+  - learned_depth2_light_narrow_convs_clock_tuned, learned_depth2_lighter_narrow_convs_clock_tuned:
+    the light path (and the 128-wide one) with 8-16-16 channels in the convolutions over
+    imagined frames (`imagined_frame_conv_channels=8`) instead of 16-32-32,
   - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
     PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
     learned_depth2_light --objective seconds`, starts), and with that sweep's fastest.
@@ -146,10 +149,22 @@ VARIANTS = {
         "I2A, learned model (snapped), depth 2, light imagination path, 128-wide model-free layer, tuned for the clock",
         "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
+    # Half the channels in the conv stacks over imagined frames (rollout policy and
+    # encoder: 8-16-16), without and with the 128-wide model-free layer: fewer FLOPs per
+    # env step (docs/benchmarks.md "Narrower convolutions over imagined frames").
+    "learned_depth2_light_narrow_convs_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, 8-16-16 convolutions over imagined frames, "
+        "tuned for the clock", "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2",
+        baseline="ppo_clock_tuned", network={**LIGHT_IMAGINATION_PATH, "imagined_frame_conv_channels": 8}),
+    "learned_depth2_lighter_narrow_convs_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, 8-16-16 convolutions over imagined frames, "
+        "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 2, snap=True,
+        settings_from="learned_depth2", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
 }
 # One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                              "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta")))  # fmt: skip
+                              "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).

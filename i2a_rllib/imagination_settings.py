@@ -51,6 +51,9 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     "encoder_feature_size": 128,
     "encoder_hidden": 128,
     "head_hidden": 256,
+    # Channels of the first convolution over imagined frames, in the rollout policy and
+    # the rollout encoder (the next two have twice as many); no effect on latent models.
+    "imagined_frame_conv_channels": 16,
     # RLlib's `framework(torch_compile_worker=...)` and its dynamo backend and mode:
     # EnvRunners run the exploration forward (imagination + heads) through torch.compile.
     "torch_compile_worker": False,
@@ -63,6 +66,7 @@ NETWORK_SIZES = (
     "encoder_feature_size",
     "encoder_hidden",
     "head_hidden",
+    "imagined_frame_conv_channels",
 )
 
 

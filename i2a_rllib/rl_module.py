@@ -193,6 +193,7 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             encoder_feature_size=config["encoder_feature_size"],
             encoder_hidden=config["encoder_hidden"],
             head_hidden=config["head_hidden"],
+            imagined_frame_conv_channels=config["imagined_frame_conv_channels"],
         )
         if config["rollout_policy_checkpoint"] is not None:
             self._use_frozen_rollout_policy(

@@ -247,12 +247,31 @@ def test_i2a_checkpoint_round_trip(tmp_path, kind):
         ({"rollout_depth": "deep"}, "rollout_depth'\\]='deep' must be an integer >= 1 \\(the paper uses 5\\) or 'auto'"),
         ({"rollout_action_choice": "greedy"}, "rollout_action_choice"),
         ({"encoder_hidden": -3}, "encoder_hidden"),
+        ({"imagined_frame_conv_channels": 0}, "imagined_frame_conv_channels'\\]=0 must be a positive integer"),
         ({"env_model_checkpoint": "/no/such/env_model"}, "does not exist"),
     ],
 )
 def test_bad_model_config_is_a_clear_error_at_build_time(model_config, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         _i2a(**model_config)
+
+
+def test_imagined_frame_conv_channels_size_both_conv_stacks_over_imagined_frames():
+    """The rollout policy's and the rollout encoder's convolutions over imagined frames
+    take (c, 2c, 2c) channels; the model-free path keeps its own; the default is 16."""
+
+    def conv_channels(net):
+        return [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    default = _i2a(BOARD_OBS, num_actions=5, env_model="pixel").net
+    narrow = _i2a(BOARD_OBS, num_actions=5, env_model="pixel", imagined_frame_conv_channels=8).net
+    for part in ("rollout_encoder", "rollout_policy"):
+        assert conv_channels(getattr(default, part)) == [16, 32, 32]
+        assert conv_channels(getattr(narrow, part)) == [8, 16, 16]
+    assert conv_channels(narrow.model_free) == conv_channels(default.model_free)
+    obs = torch.randint(0, 2, (3, *BOARD_OBS.shape), dtype=torch.uint8) * 255
+    logits, _ = narrow(obs)
+    assert logits.shape == (3, 5) and torch.isfinite(logits).all()
 
 
 def test_non_discrete_action_space_is_rejected():

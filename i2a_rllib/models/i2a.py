@@ -25,7 +25,7 @@ from i2a_rllib.models.model_free import (
     to_float_frames,
 )
 from i2a_rllib.models.rollout_encoder import RolloutEncoder
-from i2a_rllib.models.rollout_policy import RolloutPolicy
+from i2a_rllib.models.rollout_policy import IMAGINED_FRAME_CONV_CHANNELS, RolloutPolicy
 
 
 class I2ANetwork(nn.Module):
@@ -44,6 +44,8 @@ class I2ANetwork(nn.Module):
         encoder_feature_size / encoder_hidden: Rollout encoder per-step features and
             LSTM size (the rollout code).
         head_hidden: FC layer over [model-free features, imagination code].
+        imagined_frame_conv_channels: First convolution's channels of the rollout
+            policy's and encoder's conv stacks over imagined frames (then 2x, 2x).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class I2ANetwork(nn.Module):
         encoder_feature_size: int = 128,
         encoder_hidden: int = 128,
         head_hidden: int = 256,
+        imagined_frame_conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS,
     ):
         super().__init__()
         obs_shape, num_actions = env_model.obs_shape, env_model.num_actions
@@ -71,6 +74,7 @@ class I2ANetwork(nn.Module):
                 num_actions,
                 rollout_policy_hidden,
                 states_are_frames=env_model.states_are_frames,
+                conv_channels=imagined_frame_conv_channels,
             ),
             rollout_depth=rollout_depth,
             action_choice=action_choice,
@@ -83,6 +87,7 @@ class I2ANetwork(nn.Module):
             encoder_feature_size,
             encoder_hidden,
             views_are_frames=env_model.views_are_frames,
+            conv_channels=imagined_frame_conv_channels,
         )
         self.head_fc = relu_layers_init_(
             nn.Sequential(

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2a_rllib.models.distinct import distinct_rows, embed_distinct
-from i2a_rllib.models.rollout_policy import state_feature_net
+from i2a_rllib.models.rollout_policy import IMAGINED_FRAME_CONV_CHANNELS, state_feature_net
 
 
 def shared_prefixes(keys: torch.Tensor):
@@ -57,10 +57,11 @@ class RolloutEncoder(nn.Module):
         hidden_size: int = 256,
         reverse: bool = True,
         views_are_frames: bool = True,
+        conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS,
     ):
         super().__init__()
         self.view_shape = tuple(view_shape)
-        self.features = state_feature_net(self.view_shape, feature_size, views_are_frames)
+        self.features = state_feature_net(self.view_shape, feature_size, views_are_frames, conv_channels)
         self.lstm = nn.LSTM(feature_size + 1, hidden_size, batch_first=True)
         self.output_size = hidden_size
         # Only tests turn this off, to show that the order matters.

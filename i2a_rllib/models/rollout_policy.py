@@ -8,7 +8,7 @@ models) with an MLP. Trained by distillation towards the I2A policy
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,17 +18,29 @@ from i2a_rllib.models.model_free import ScaleFrames, conv_output_size, frame_con
 ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
 
 
-# Half the Nature CNN's channels: these nets run on every imagined step (A x depth
-# times per decision, and again in every learner epoch), so they are kept light.
-IMAGINED_FRAME_CHANNELS = (16, 32, 32)
+# Half the Nature CNN's channels by default: these nets run on every imagined step (A x
+# depth times per decision, and again in every learner epoch), so they are kept light.
+# `conv_channels` below sets the first convolution's; the next two have twice as many.
+IMAGINED_FRAME_CONV_CHANNELS = 16
 LATENT_MAP_CHANNELS = 16
 LATENT_MAP_SIZE = 11
 
 
-def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool = True) -> nn.Module:
+def imagined_frame_channels(conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS) -> Tuple[int, int, int]:
+    """The conv stack's channels over imagined frames: (c, 2c, 2c)."""
+    return (conv_channels, 2 * conv_channels, 2 * conv_channels)
+
+
+def state_feature_net(
+    state_shape: Sequence[int],
+    hidden_size: int,
+    frames: bool = True,
+    conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS,
+) -> nn.Module:
     """What the rollout policy and encoder put in front of their layers. Output: hidden_size.
 
-    Frames (uint8 or [0, 1]): a light conv stack + FC. Latent maps (`frames=False`, e.g.
+    Frames (uint8 or [0, 1]): a light conv stack (`conv_channels`, then twice as many
+    twice) + FC. Latent maps (`frames=False`, e.g.
     the spatial model's C x 42 x 42): average-pooled to ~11 x 11, one 3x3 conv + FC.
     Vectors, latent or observed (the mlp model's CartPole states): one FC layer, so the
     rollout policy is a one-hidden-layer MLP.
@@ -37,7 +49,7 @@ def state_feature_net(state_shape: Sequence[int], hidden_size: int, frames: bool
     if len(state_shape) == 1:
         return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
     if len(state_shape) == 3 and frames:
-        convs = frame_convs(state_shape, IMAGINED_FRAME_CHANNELS)
+        convs = frame_convs(state_shape, imagined_frame_channels(conv_channels))
         return nn.Sequential(
             ScaleFrames(),
             convs,
@@ -92,11 +104,12 @@ class RolloutPolicy(nn.Module):
         num_actions: int,
         hidden_size: int = 256,
         states_are_frames: bool = True,
+        conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS,
     ):
         super().__init__()
         self.state_shape = tuple(state_shape)
         self.num_actions = int(num_actions)
-        self.features = state_feature_net(self.state_shape, hidden_size, states_are_frames)
+        self.features = state_feature_net(self.state_shape, hidden_size, states_are_frames, conv_channels)
         self.logits_layer = nn.Linear(hidden_size, num_actions)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
