@@ -385,9 +385,12 @@ def save_with_legend_below(fig, labelled_axis, title: str, png: str, ncol: int) 
     import matplotlib.pyplot as plt
 
     handles, labels = labelled_axis.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9)
+    legend = fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    # The panels (and their axis labels) start above the legend, however many rows it has.
+    fig.canvas.draw()
+    legend_height = legend.get_window_extent().height / fig.bbox.height
+    fig.tight_layout(rect=(0, legend_height + 0.01, 1, 1))
     os.makedirs(os.path.dirname(png), exist_ok=True)
     fig.savefig(png)
     plt.close(fig)

@@ -151,7 +151,7 @@ VARIANTS = {
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
     # Half the channels in the conv stacks over imagined frames (rollout policy and
     # encoder: 8-16-16), without and with the 128-wide model-free layer: fewer FLOPs per
-    # env step (docs/benchmarks.md "Narrower convolutions over imagined frames").
+    # env step (docs/benchmarks.md "Where the light I2A's time goes, counted in FLOPs").
     "learned_depth2_light_narrow_convs_clock_tuned": Variant(
         "I2A, learned model (snapped), depth 2, light imagination path, 8-16-16 convolutions over imagined frames, "
         "tuned for the clock", "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2",
