@@ -263,6 +263,11 @@ def test_imagined_frame_conv_channels_size_both_conv_stacks_over_imagined_frames
     def conv_channels(net):
         return [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
 
+    from i2a_rllib.imagination_settings import DEFAULT_I2A_MODEL_CONFIG
+    from i2a_rllib.models.rollout_policy import IMAGINED_FRAME_CONV_CHANNELS
+
+    # The RLModule's default and the pure-torch networks' default are one number.
+    assert DEFAULT_I2A_MODEL_CONFIG["imagined_frame_conv_channels"] == IMAGINED_FRAME_CONV_CHANNELS
     default = _i2a(BOARD_OBS, num_actions=5, env_model="pixel").net
     narrow = _i2a(BOARD_OBS, num_actions=5, env_model="pixel", imagined_frame_conv_channels=8).net
     for part in ("rollout_encoder", "rollout_policy"):

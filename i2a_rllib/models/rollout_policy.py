@@ -39,9 +39,9 @@ def state_feature_net(
 ) -> nn.Module:
     """What the rollout policy and encoder put in front of their layers. Output: hidden_size.
 
-    Frames (uint8 or [0, 1]): a light conv stack (`conv_channels`, then twice as many
-    twice) + FC. Latent maps (`frames=False`, e.g.
-    the spatial model's C x 42 x 42): average-pooled to ~11 x 11, one 3x3 conv + FC.
+    Frames (uint8 or [0, 1]): a light conv stack of (c, 2c, 2c) channels, c =
+    `conv_channels`, + FC. Latent maps (`frames=False`, e.g. the spatial model's
+    C x 42 x 42): average-pooled to ~11 x 11, one 3x3 conv + FC.
     Vectors, latent or observed (the mlp model's CartPole states): one FC layer, so the
     rollout policy is a one-hidden-layer MLP.
     """
