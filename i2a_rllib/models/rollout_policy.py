@@ -8,7 +8,7 @@ models) with an MLP. Trained by distillation towards the I2A policy
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -24,11 +24,6 @@ ROLLOUT_ACTION_CHOICES = ("sample", "argmax")
 IMAGINED_FRAME_CONV_CHANNELS = 16
 LATENT_MAP_CHANNELS = 16
 LATENT_MAP_SIZE = 11
-
-
-def imagined_frame_channels(conv_channels: int = IMAGINED_FRAME_CONV_CHANNELS) -> Tuple[int, int, int]:
-    """The conv stack's channels over imagined frames: (c, 2c, 2c)."""
-    return (conv_channels, 2 * conv_channels, 2 * conv_channels)
 
 
 def state_feature_net(
@@ -49,7 +44,7 @@ def state_feature_net(
     if len(state_shape) == 1:
         return nn.Sequential(nn.Linear(state_shape[0], hidden_size), nn.ReLU())
     if len(state_shape) == 3 and frames:
-        convs = frame_convs(state_shape, imagined_frame_channels(conv_channels))
+        convs = frame_convs(state_shape, (conv_channels, 2 * conv_channels, 2 * conv_channels))
         return nn.Sequential(
             ScaleFrames(),
             convs,
