@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Dict, List, Optional
@@ -230,10 +231,18 @@ def main() -> None:
     parser.add_argument("--env-model-checkpoint", default=None,
                         help="the pixel model the 'i2a' agent imagines with (paper_comparison.py's work dir); "
                              "a learned --variant's default: sokoban_wall_clock.py's, ~/i2a-runs/sokoban_wall_clock")
+    parser.add_argument("--tag", default="",
+                        help="'seconds': a name for a repeat sweep (letters, digits, _): it writes "
+                             "sokoban_clock_tuning_<variant>_<tag>_<board>.json and its own Tune run beside the first "
+                             "sweep's, which it leaves as they are; sokoban_wall_clock.py's settings_from='<variant>_<tag>'")
     parser.add_argument("--storage-path", default=os.path.expanduser("~/i2a-runs/sokoban_tuning"))
     parser.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
     args = parser.parse_args()
     name = args.variant or args.agent or "ppo"
+    if args.tag and (args.objective != "seconds" or not re.fullmatch(r"[a-z0-9_]+", args.tag)):
+        parser.exit(2, f"sokoban_tuning.py: error: --tag {args.tag!r}: only with --objective seconds, and only "
+                       "lower-case letters, digits and '_' (it becomes part of a file name)\n")  # fmt: skip
+    name = f"{name}_{args.tag}" if args.tag else name
     try:  # bad input: one line, before Ray starts
         board_name(args.env_config)
     except (TypeError, ValueError) as e:

@@ -26,7 +26,11 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
     imagined frames (`imagined_frame_conv_channels=8`) instead of 16-32-32,
   - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
     PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
-    learned_depth2_light --objective seconds`, starts), and with that sweep's fastest.
+    learned_depth2_light --objective seconds`, starts), and with that sweep's fastest,
+  - ppo_clock_tuned_ppo_init, learned_depth2_light_clock_tuned_ppo_init: PPO and the light
+    path with the fastest settings of their clock sweeps repeated after the standard PPO
+    init (`sokoban_tuning.py --variant ppo_tuned|learned_depth2_light --objective seconds
+    --tag ppo_init`).
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
@@ -161,10 +165,19 @@ VARIANTS = {
         "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 2, snap=True,
         settings_from="learned_depth2", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
+    # Both agents' clock sweeps repeated after the trunks got the standard PPO init
+    # (`sokoban_tuning.py --tag ppo_init`): the first sweeps ran with the default init.
+    "ppo_clock_tuned_ppo_init": Variant("PPO (tuned for the clock with the PPO init)", "ppo_tuned", ppo=True,
+                                        settings_from="ppo_tuned_ppo_init"),
+    "learned_depth2_light_clock_tuned_ppo_init": Variant(
+        "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock with the PPO init",
+        "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2_light_ppo_init",
+        baseline="ppo_clock_tuned_ppo_init", network=LIGHT_IMAGINATION_PATH),
 }
 # One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
-                              "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson")))  # fmt: skip
+                              "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
+                              "darkviolet")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
@@ -174,7 +187,8 @@ RESULTS_KEY = "sokoban_time_to_solve"
 
 
 def clock_tuning_path(out_dir: str, variant: str) -> str:
-    """Where `sokoban_tuning.py --variant <variant> --objective seconds` writes its sweep."""
+    """Where `sokoban_tuning.py --variant <variant> --objective seconds` writes its sweep
+    (`variant` '<variant>_<tag>' for a repeat sweep run with `--tag <tag>`)."""
     return os.path.join(out_dir, "results", f"sokoban_clock_tuning_{variant}_{board_slug(ENV_CONFIG)}.json")
 
 

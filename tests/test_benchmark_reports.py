@@ -262,6 +262,8 @@ def test_tuned_rows_need_their_sweep_before_ray_starts(tmp_path):
         (["--variant", "learned_depth2", "--env-model-checkpoint", "/no/model"], "--variant learned_depth2 needs --env-model-checkpoint"),
         (["--variant", "ppo_tuned", "--objective", "seconds", "--max-seconds", "0"], "--max-seconds must be an integer >= 1, got '0'"),
         (["--variant", "ppo_tuned", "--env-config", '{"dim_room": [7, 7]}'], "leave out --env-config"),
+        (["--variant", "ppo_tuned", "--objective", "seconds", "--tag", "PPO-init"], "--tag 'PPO-init': only with"),
+        (["--variant", "ppo_tuned", "--tag", "again"], "--tag 'again': only with --objective seconds"),
     ],
 )
 def test_tuning_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
