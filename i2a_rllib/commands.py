@@ -32,19 +32,24 @@ def run_as_command(fn, *args, prog: str = "error", **kwargs) -> int:
     return 0
 
 
-def positive_int_arg(flag: str) -> Callable[[str], int]:
-    """argparse `type=` for flags that take an integer >= 1."""
+def positive_int_arg(flag: str, minimum: int = 1) -> Callable[[str], int]:
+    """argparse `type=` for flags that take an integer >= 1 (or >= `minimum`)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= 1, got {text!r}")
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{flag} must be an integer >= {minimum}, got {text!r}")
         return value
 
     return parse
+
+
+def non_negative_int_arg(flag: str) -> Callable[[str], int]:
+    """argparse `type=` for flags that take an integer >= 0 (e.g. a number of warm-up iterations)."""
+    return positive_int_arg(flag, minimum=0)
 
 
 def rollout_depth_arg(text: str):

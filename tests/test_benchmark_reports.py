@@ -813,3 +813,40 @@ def test_sokoban_wall_clock_times_a_clock_tuned_i2a_against_the_clock_tuned_ppo(
             "num_epochs=8 (docs/results/sokoban_clock_tuning_learned_depth2_5x5_1box.json)") in results
     assert ("I2A, learned model (snapped), depth 2, tuned for the clock: 1.20x the clock-tuned PPO's seconds to 0.8 "
             "on the means (<= 1: no; +1.0 s, against seed sds of 0.0 s and 0.0 s)") in results
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--variants", "ppo_tuned,no_such"], "--variants: unknown ['no_such']"),
+        (["--variants", "learned_depth2", "--env-model-checkpoint", "/no/model"], "learned_depth2 needs --env-model-checkpoint"),
+        (["--warmup-iterations", "-1"], "--warmup-iterations must be an integer >= 0, got '-1'"),
+    ],
+)
+def test_flop_count_rejects_bad_input_before_ray_starts(tmp_path, flags, message):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "flops_per_env_step.py"), *flags,
+         "--json", str(tmp_path / "flops.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "flops.json").exists()
+
+
+def test_flop_count_of_ppo_splits_one_iteration_into_sampling_and_update(tmp_path):
+    """A real (tiny) run: PPO's iteration on the race's config, counted in this process.
+    The update runs 4 epochs of forward + backward over the batch, the sampling one
+    forward per env step, so the update must count several times the sampling."""
+    out = tmp_path / "flops.json"
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "flops_per_env_step.py"), "--variants", "ppo_tuned",
+         "--warmup-iterations", "0", "--json", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["variants"]
+    steps = row["env_steps"]
+    assert 2048 <= steps < 2048 + 16 * 64  # the race's batch of 2048 (one runner samples it, and may overshoot)
+    assert row["sample_flops"] > 0 and row["update_flops"] > 4 * row["sample_flops"]
+    assert row["flops_per_env_step"] == pytest.approx((row["sample_flops"] + row["update_flops"]) / steps)
+    assert "| ppo_tuned |" in done.stdout  # the printed table
