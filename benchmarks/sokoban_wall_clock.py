@@ -165,6 +165,11 @@ VARIANTS = {
         "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 2, snap=True,
         settings_from="learned_depth2", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
+    # The light path imagining one step: the memo covers every imagined step, and no
+    # rollout policy acts inside a rollout (each one's only action is its own).
+    "learned_depth1_light_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 1, light imagination path, tuned for the clock", "i2a+ppo_tuned", 1,
+        snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned", network=LIGHT_IMAGINATION_PATH),
     # Both agents' clock sweeps repeated after the trunks got the standard PPO init
     # (`sokoban_tuning.py --tag ppo_init`): the first sweeps ran with the default init.
     "ppo_clock_tuned_ppo_init": Variant("PPO (tuned for the clock with the PPO init)", "ppo_tuned", ppo=True,
@@ -177,7 +182,7 @@ VARIANTS = {
 # One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
                               "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
-                              "darkviolet")))  # fmt: skip
+                              "darkviolet", "darkgoldenrod")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).

@@ -21,7 +21,8 @@ learner (`i2a_rllib.learner`):
   stack itself (it saves the encoder pass in every minibatch); read by the rollout
   policy's distillation logits.
 - `ROLLOUT_POLICY_LOGITS` (B, A): a forward-train output, the rollout policy's logits on
-  the real observations, read by the distillation loss.
+  the real observations, read by the distillation loss (absent at rollout depth 1, where
+  no rollout policy acts).
 """
 
 ROLLOUT_NOISE = "i2a_rollout_noise"

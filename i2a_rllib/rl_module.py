@@ -148,7 +148,8 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
 
     Outputs: policy logits (`ACTION_DIST_INPUTS`); in training also the features for
     `compute_values` (`EMBEDDINGS`) and the rollout policy's logits on the real
-    observations (`ROLLOUT_POLICY_LOGITS`, for distillation). When exploring with a
+    observations (`ROLLOUT_POLICY_LOGITS`, for distillation; not at rollout depth 1,
+    where no rollout policy acts and none is trained). When exploring with a
     sampling rollout policy it also returns the uniform noise that drove the imagined
     actions (`ROLLOUT_NOISE`), so the learner can replay exactly the same imagination.
 
@@ -199,9 +200,14 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
             self._use_frozen_rollout_policy(
                 config["rollout_policy_checkpoint"], config["frozen_policy_hidden"]
             )
+        # One imagined step needs no rollout policy (each rollout's only action is its
+        # own), so at depth 1 it is neither run nor trained: no work nothing reads.
+        self.rollout_policy_acts = config["rollout_depth"] > 1
         # Parameters no loss reaches must not ask for gradients: DDP fails on them.
         self.rollout_policy_is_trainable = (
-            config["train_rollout_policy"] and config["rollout_policy_checkpoint"] is None
+            config["train_rollout_policy"]
+            and config["rollout_policy_checkpoint"] is None
+            and self.rollout_policy_acts
         )
         self.net.rollout_policy.requires_grad_(self.rollout_policy_is_trainable)
         self._compiled_explore = None
@@ -370,11 +376,10 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
     def _forward_train(self, batch: Dict[str, Any], **kwargs) -> Dict[str, Any]:
         obs = batch[Columns.OBS]
         logits, features = self.net(obs, imagination=self._imagination(batch))
-        return {
-            Columns.ACTION_DIST_INPUTS: logits,
-            Columns.EMBEDDINGS: features,
-            ROLLOUT_POLICY_LOGITS: self.net.rollout_policy_logits(obs, batch.get(MODEL_STATE)),
-        }
+        out = {Columns.ACTION_DIST_INPUTS: logits, Columns.EMBEDDINGS: features}
+        if self.rollout_policy_acts:
+            out[ROLLOUT_POLICY_LOGITS] = self.net.rollout_policy_logits(obs, batch.get(MODEL_STATE))
+        return out
 
     @override(ValueFunctionAPI)
     def compute_values(self, batch: Dict[str, Any], embeddings: Optional[Any] = None):

@@ -91,6 +91,19 @@ def test_i2a_forward_shapes(obs_space, num_actions, kind):
     assert values.shape == (5,)
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_the_rollout_policy_runs_and_trains_only_where_it_acts(depth):
+    """At depth 1 each rollout's only action is its own: no rollout policy acts, so none
+    is run in training nor trained (no logits, no gradients); from depth 2 it is both."""
+    module = _i2a(BOARD_OBS, 5, **_kind("pixel"), rollout_depth=depth)
+    train = module.forward_train(_batch(BOARD_OBS))
+    assert (ROLLOUT_POLICY_LOGITS in train) == (depth > 1)
+    assert module.rollout_policy_is_trainable == (depth > 1)
+    assert all(p.requires_grad == (depth > 1) for p in module.net.rollout_policy.parameters())
+    train[Columns.ACTION_DIST_INPUTS].sum().backward()  # the policy still trains at depth 1
+    assert any(p.grad is not None for p in module.net.model_free.parameters())
+
+
 @pytest.mark.parametrize("kind", ["latent", "spatial"])
 def test_precomputed_imagination_gives_the_same_outputs(kind):
     module = _i2a(env_model=kind)
