@@ -27,6 +27,8 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
   - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
     PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
     learned_depth2_light --objective seconds`, starts), and with that sweep's fastest,
+  - learned_depth1_light_clock_tuned: the light path imagining one step (no rollout
+    policy acts, so none is run or trained),
   - ppo_clock_tuned_ppo_init, learned_depth2_light_clock_tuned_ppo_init: PPO and the light
     path with the fastest settings of their clock sweeps repeated after the standard PPO
     init (`sokoban_tuning.py --variant ppo_tuned|learned_depth2_light --objective seconds
