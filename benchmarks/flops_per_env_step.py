@@ -93,8 +93,10 @@ def count_variant(variant: str, checkpoint: str, warmup_iterations: int) -> Dict
         runner.sample = counter.wrap("sample", runner.sample)
         algo.learner_group.update = counter.wrap("update", algo.learner_group.update)
         before = 0
-        for _ in range(warmup_iterations):
+        for i in range(warmup_iterations):
             before = algo.train()["env_runners"]["num_env_steps_sampled_lifetime"]
+            if (i + 1) % 10 == 0:
+                print(f"[flops] {variant}: warm-up iteration {i + 1}/{warmup_iterations}", flush=True)
         counter.counting = True
         after = algo.train()["env_runners"]["num_env_steps_sampled_lifetime"]
         counter.counting = False
