@@ -27,9 +27,10 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
   - learned_depth2_light, learned_depth2_light_own_sweep: the light path with the tuned
     PPO's settings (where its own clock sweep, `sokoban_tuning.py --variant
     learned_depth2_light --objective seconds`, starts), and with that sweep's fastest,
-  - learned_depth1_light_clock_tuned, learned_depth1_lighter_clock_tuned: the light path
-    (and with a 128-wide model-free layer) imagining one step (no rollout policy acts, so
-    none is run or trained),
+  - learned_depth1_light_clock_tuned, learned_depth1_lighter_clock_tuned,
+    learned_depth1_lighter_narrow_convs_clock_tuned: the light path (with a 128-wide
+    model-free layer; and 8-16-16 convolutions too) imagining one step (no rollout
+    policy acts, so none is run or trained),
   - ppo_clock_tuned_ppo_init, learned_depth2_light_clock_tuned_ppo_init: PPO and the light
     path with the fastest settings of their clock sweeps repeated after the standard PPO
     init (`sokoban_tuning.py --variant ppo_tuned|learned_depth2_light --objective seconds
@@ -177,6 +178,11 @@ VARIANTS = {
         "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer, tuned for the clock",
         "i2a+ppo_tuned", 1, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
+    "learned_depth1_lighter_narrow_convs_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 1, light imagination path, 8-16-16 convolutions over imagined frames, "
+        "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 1, snap=True,
+        settings_from="learned_depth2", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
     # Both agents' clock sweeps repeated after the trunks got the standard PPO init
     # (`sokoban_tuning.py --tag ppo_init`): the first sweeps ran with the default init.
     "ppo_clock_tuned_ppo_init": Variant("PPO (tuned for the clock with the PPO init)", "ppo_tuned", ppo=True,
@@ -189,7 +195,7 @@ VARIANTS = {
 # One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
                               "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
-                              "slateblue", "darkviolet", "darkgoldenrod")))  # fmt: skip
+                              "slateblue", "darkviolet", "darkgoldenrod", "darkcyan")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
