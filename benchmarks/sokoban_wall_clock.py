@@ -30,8 +30,9 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
   - learned_depth1_light_clock_tuned, learned_depth1_lighter_clock_tuned,
     learned_depth1_lighter_narrow_convs_clock_tuned: the light path (with a 128-wide
     model-free layer; and 8-16-16 convolutions too) imagining one step (no rollout
-    policy acts, so none is run or trained); learned_depth1_lighter: the 128-wide one
-    with the tuned PPO's settings (where its own clock sweep starts),
+    policy acts, so none is run or trained); learned_depth1_lighter,
+    learned_depth1_lighter_own_sweep: the 128-wide one with the tuned PPO's settings
+    (where its own clock sweep starts), and with that sweep's fastest,
   - ppo_clock_tuned_ppo_init, learned_depth2_light_clock_tuned_ppo_init: PPO and the light
     path with the fastest settings of their clock sweeps repeated after the standard PPO
     init (`sokoban_tuning.py --variant ppo_tuned|learned_depth2_light --objective seconds
@@ -183,6 +184,10 @@ VARIANTS = {
     "learned_depth1_lighter": Variant(
         "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer", "i2a+ppo_tuned",
         1, snap=True, network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
+    "learned_depth1_lighter_own_sweep": Variant(
+        "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer, its own clock sweep",
+        "i2a+ppo_tuned", 1, snap=True, settings_from="learned_depth1_lighter", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
     "learned_depth1_lighter_narrow_convs_clock_tuned": Variant(
         "I2A, learned model (snapped), depth 1, light imagination path, 8-16-16 convolutions over imagined frames, "
         "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 1, snap=True,
@@ -200,7 +205,7 @@ VARIANTS = {
 # One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
                               "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
-                              "slateblue", "darkviolet", "darkgoldenrod", "darkcyan", "peru")))  # fmt: skip
+                              "slateblue", "darkviolet", "darkgoldenrod", "darkcyan", "peru", "darkred")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
