@@ -180,6 +180,11 @@ VARIANTS = {
         "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer, tuned for the clock",
         "i2a+ppo_tuned", 1, snap=True, settings_from="learned_depth2", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
+    "learned_depth1_lighter_narrow_convs_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 1, light imagination path, 8-16-16 convolutions over imagined frames, "
+        "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 1, snap=True,
+        settings_from="learned_depth2", baseline="ppo_clock_tuned",
+        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
     # The same with the tuned PPO's settings: where its own clock sweep starts.
     "learned_depth1_lighter": Variant(
         "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer", "i2a+ppo_tuned",
@@ -188,11 +193,6 @@ VARIANTS = {
         "I2A, learned model (snapped), depth 1, light imagination path, 128-wide model-free layer, its own clock sweep",
         "i2a+ppo_tuned", 1, snap=True, settings_from="learned_depth1_lighter", baseline="ppo_clock_tuned",
         network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128}),
-    "learned_depth1_lighter_narrow_convs_clock_tuned": Variant(
-        "I2A, learned model (snapped), depth 1, light imagination path, 8-16-16 convolutions over imagined frames, "
-        "128-wide model-free layer, tuned for the clock", "i2a+ppo_tuned", 1, snap=True,
-        settings_from="learned_depth2", baseline="ppo_clock_tuned",
-        network={**LIGHT_IMAGINATION_PATH, "model_free_hidden": 128, "imagined_frame_conv_channels": 8}),
     # Both agents' clock sweeps repeated after the trunks got the standard PPO init
     # (`sokoban_tuning.py --tag ppo_init`): the first sweeps ran with the default init.
     "ppo_clock_tuned_ppo_init": Variant("PPO (tuned for the clock with the PPO init)", "ppo_tuned", ppo=True,
@@ -202,10 +202,11 @@ VARIANTS = {
         "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2_light_ppo_init",
         baseline="ppo_clock_tuned_ppo_init", network=LIGHT_IMAGINATION_PATH),
 }
-# One colour per variant, in VARIANTS order (a variant keeps its colour across figures).
+# One colour per variant, in VARIANTS order: a variant keeps its colour across figures,
+# so a new variant's colour goes in at the same position as the variant.
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
                               "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
-                              "slateblue", "darkviolet", "darkgoldenrod", "darkcyan", "peru", "darkred")))  # fmt: skip
+                              "slateblue", "darkviolet", "peru", "darkred", "darkcyan", "darkgoldenrod")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).
