@@ -264,13 +264,16 @@ class I2ARLModule(_NoModeToggleMixin, TorchRLModule, ValueFunctionAPI):
         no for larger frames (Breakout's 20 frames of 84 x 84 would be 141 KB per step:
         the learner imagines those again from the shipped noise) and for models
         that imagine no change (one view repeated: the learner's imagination is a
-        broadcast, no model call)."""
+        broadcast, no model call), nor where the memo keeps every imagined step (depth
+        1 over small boards: the learner's imagination is a lookup per row, cheaper
+        than the EnvRunner's connectors carrying A frames with every step)."""
         model = self.net.env_model
-        if model.imagines_no_change:
+        imagination = self.net.imagination
+        if model.imagines_no_change or (imagination.memo is not None and imagination.rollout_depth == 1):
             return False
         if not model.views_are_frames:
             return True
-        views_per_step = model.num_actions * self.net.imagination.rollout_depth
+        views_per_step = model.num_actions * imagination.rollout_depth
         return views_per_step * math.prod(model.view_shape) <= SHIPPED_FRAMES_LIMIT_BYTES
 
     @torch.no_grad()

@@ -169,6 +169,27 @@ def test_exploring_ships_imagination_and_the_learner_imagines_only_the_bootstrap
     )
 
 
+def test_at_depth_1_over_small_boards_nothing_but_logits_travels_and_the_learner_reads_its_memo():
+    """At depth 1 no rollout policy acts (no noise to carry), and over small boards the
+    memo keeps every imagined step: the learner looks the frames up instead of the
+    episodes carrying them, and trains on the same imagination the EnvRunner acted on.
+    Large frames at depth 1 (no memo) still travel."""
+    module = _i2a(BOARD_OBS, 5, env_model="pixel", rollout_depth=1, rollout_action_choice="sample")
+    assert module.net.imagination.memo is not None and not module.ships_imagination
+    batch = _batch(BOARD_OBS, n=6)
+    batch[Columns.OBS][3] = batch[Columns.OBS][1]  # a repeated board: one memo slot
+    explore = module.forward_exploration(batch)
+    assert set(explore) == {Columns.ACTION_DIST_INPUTS}
+    columns = module.precompute_imagination(batch)
+    assert columns[IMAGINED_VIEWS].shape == (6, 5, 1, *module.net.env_model.view_shape)
+    assert len(module.net.imagination.memo) == 5
+    train = module.forward_train({**batch, **columns})
+    torch.testing.assert_close(
+        train[Columns.ACTION_DIST_INPUTS], explore[Columns.ACTION_DIST_INPUTS], atol=1e-5, rtol=1e-5
+    )
+    assert _i2a(ATARI_OBS, 4, env_model="pixel", rollout_depth=1).ships_imagination
+
+
 @pytest.mark.parametrize("has_amx", [True, False])
 @pytest.mark.parametrize("kind", ["spatial", "folded", "latent", "pixel"])
 def test_auto_imagination_precision_is_bf16_only_for_spatial_models_on_a_cpu_with_amx(kind, has_amx, monkeypatch):

@@ -141,7 +141,9 @@ class ImaginationCore(nn.Module):
         return (batch_size, self.num_actions, max(self.rollout_depth - 1, 0))
 
     def sample_noise(self, batch_size: int, device=None) -> Optional[torch.Tensor]:
-        if self.action_choice != "sample":
+        # At depth 1 no rollout policy acts: there is nothing for noise to drive (an
+        # empty column would still travel with every step).
+        if self.action_choice != "sample" or self.rollout_depth < 2:
             return None
         return torch.rand(self.noise_shape(batch_size), device=device)
 
