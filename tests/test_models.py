@@ -299,6 +299,37 @@ def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row()
     assert not ConvTrunk((4, 84, 84)).once_per_distinct_row
 
 
+@pytest.mark.parametrize("depth", [1, 2])
+def test_small_board_network_runs_once_per_distinct_observation_and_imagination(depth, monkeypatch):
+    """A row's features depend on its observation and imagination alone: the network
+    runs once per distinct (board, imagined frames, rewards), with the same logits and
+    gradients as row by row. At depth 1 a board's imagination is fixed; deeper, rows
+    group only where the sampled rollouts agree too."""
+    net = _network("pixel", (7, 5, 5), 5, depth, "sample")
+    obs = _obs(3, (7, 5, 5))[torch.tensor([0, 1, 0, 2, 0, 1])]
+    noise = torch.rand(3, 5, depth - 1)[torch.tensor([0, 1, 0, 2, 1, 1])]  # row 4 rolls out otherwise
+    imagination = net.imagine(obs, noise)
+    seen = []
+    net.head_fc.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+
+    def logits_and_grads():
+        net.zero_grad()
+        logits, features = net(obs, imagination=imagination)
+        (logits.square().sum() + features.sum()).backward()
+        return logits, [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+    once, once_grads = logits_and_grads()
+    monkeypatch.setattr(I2ANetwork, "_distinct_inputs", lambda self, obs, imagination: None)
+    every, every_grads = logits_and_grads()
+    rows = {tuple(t[i].numpy().tobytes() for t in (obs, imagination.views, imagination.rewards)) for i in range(6)}
+    assert seen[0] == len(rows) < 6 and (depth > 1 or len(rows) == 3)  # fewer than 9 rows: no padding
+    assert seen[1] == 6
+    torch.testing.assert_close(once, every, atol=1e-5, rtol=1e-5)
+    assert len(once_grads) == len(every_grads) > 0
+    for a, b in zip(once_grads, every_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_rows_grouped_by_hash_match_and_a_collision_falls_back_to_whole_rows(monkeypatch):
     # On a GPU rows are grouped by a 1-D unique over row hashes, checked against the rows
     # themselves; the same function runs here on CPU tensors.

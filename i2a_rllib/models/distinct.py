@@ -9,6 +9,8 @@ gathered back, and autograd adds up the gradients of repeats.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -97,14 +99,15 @@ def padded_count(count: int) -> int:
     return -(-count // step) * step
 
 
-def _groups_of(rows: torch.Tensor):
+def groups_of(rows: torch.Tensor, padded: Optional[bool] = None):
     """(`first`, `where`, count) for the distinct rows of a batch of any shape and dtype
     (rows compared bit for bit): `rows[first[:count]]` are the distinct rows, and small
-    rows' `first` is padded to `padded_count` with copies of its first index (outputs of
-    the copies are dropped: no effect on outputs or gradients). None where every row
-    should run: no repeats, fewer than 2 rows, a padded count that reaches the batch's, or
-    under torch.compile (compiled exploration), whose tracing cannot follow the numpy
-    grouping and whose data-dependent shapes would not compile well."""
+    rows' `first` (`padded`: None for rows of at most PADDED_ROW_VALUES values) is padded
+    to `padded_count` with copies of its first index (outputs of the copies are dropped:
+    no effect on outputs or gradients). None where every row should run: no repeats,
+    fewer than 2 rows, a padded count that reaches the batch's, or under torch.compile
+    (compiled exploration), whose tracing cannot follow the numpy grouping and whose
+    data-dependent shapes would not compile well."""
     if len(rows) < 2 or torch.compiler.is_compiling():
         return None
     keys = rows.flatten(1).contiguous()
@@ -115,7 +118,9 @@ def _groups_of(rows: torch.Tensor):
         return None
     first, where = found
     count = len(first)
-    if rows[0].numel() <= PADDED_ROW_VALUES:
+    if padded is None:
+        padded = rows[0].numel() <= PADDED_ROW_VALUES
+    if padded:
         size = padded_count(count)
         if size >= len(rows):
             return None
@@ -133,7 +138,7 @@ def embed_distinct(net: nn.Module, frames: torch.Tensor):
     imagined frames are quantised to uint8 and repeat a lot. (`net(frames)`, None) when
     every row differs or the batch is not uint8 (latent maps and vectors rarely repeat
     exactly)."""
-    found = _groups_of(frames) if frames.dtype == torch.uint8 else None
+    found = groups_of(frames) if frames.dtype == torch.uint8 else None
     if found is None:
         return net(frames), None
     first, where, count = found
@@ -143,7 +148,7 @@ def embed_distinct(net: nn.Module, frames: torch.Tensor):
 def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
     """`net(rows)` with `net` run once per distinct row (any dtype): for networks whose
     output for a row depends on that row alone (no batch statistics)."""
-    found = _groups_of(rows)
+    found = groups_of(rows)
     if found is None:
         return net(rows)
     first, where, _ = found

@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from i2a_rllib.models.distinct import groups_of
 from i2a_rllib.models.env_models import EnvironmentModel
 from i2a_rllib.models.imagination import Imagination, ImaginationCore
 from i2a_rllib.models.model_free import (
@@ -151,10 +152,35 @@ class I2ANetwork(nn.Module):
         frames = to_float_frames(obs)
         if imagination is None:
             imagination = self.imagine(frames, noise)
-        features = self.head_fc(
-            torch.cat([self.model_free(frames), self.encode_imagination(imagination)], dim=-1)
-        )
+        found = self._distinct_inputs(obs, imagination)
+        if found is None:
+            features = self._features(frames, imagination)
+        else:
+            first, where, _ = found
+            distinct = Imagination(views=imagination.views[first], rewards=imagination.rewards[first])
+            features = self._features(frames[first], distinct, rows_distinct=True)[where]
         return self.heads.logits(features), features
+
+    def _features(self, frames: torch.Tensor, imagination: Imagination, rows_distinct: bool = False):
+        model_free = self.model_free(frames, rows_distinct=True) if rows_distinct else self.model_free(frames)
+        return self.head_fc(torch.cat([model_free, self.encode_imagination(imagination)], dim=-1))
+
+    def _distinct_inputs(self, obs: torch.Tensor, imagination: Imagination):
+        """`groups_of` the rows' (observation, imagined frames, rewards), or None: a row's
+        features depend on those alone, so the network runs once per distinct row
+        (exact, as `once_per_distinct_row`). For the small boards whose trunk runs so
+        anyway (Sokoban 5x5: ~40 distinct observations in a 256-row minibatch); at depth
+        1 a board's imagination is fixed, so its rollouts are encoded once too."""
+        if not (
+            getattr(self.model_free, "once_per_distinct_row", False)
+            and obs.dtype == torch.uint8
+            and imagination.views.dtype == torch.uint8
+            and obs.device.type == "cpu"
+        ):
+            return None
+        rewards = imagination.rewards.float().flatten(1).contiguous().view(torch.uint8)
+        keys = torch.cat([obs.flatten(1), imagination.views.flatten(1), rewards], dim=1)
+        return groups_of(keys, padded=True)
 
     def values(self, features: torch.Tensor) -> torch.Tensor:
         return self.heads.values(features)

@@ -137,8 +137,9 @@ class ConvTrunk(nn.Module):
             frames = frames.contiguous(memory_format=torch.channels_last)
         return self.fc(self.convs(frames))
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.once_per_distinct_row and frames.device.type == "cpu":
+    def forward(self, frames: torch.Tensor, rows_distinct: bool = False) -> torch.Tensor:
+        """`rows_distinct`: the caller already ran this batch once per distinct row."""
+        if self.once_per_distinct_row and not rows_distinct and frames.device.type == "cpu":
             return once_per_distinct_row(self._forward, frames)
         return self._forward(frames)
 
