@@ -4,14 +4,15 @@ One contract between the RLModule (`i2a_rllib.rl_module`), the EnvRunners and th
 learner (`i2a_rllib.learner`):
 
 - `ROLLOUT_NOISE` (B, A, depth - 1) float in [0, 1): written by the module when it
-  explores with a sampling rollout policy (EnvRunner); travels with the episodes to
+  explores with a sampling rollout policy at depth >= 2 (EnvRunner); travels with the episodes to
   the learner, which imagines again with exactly this noise, so the rollout policy's
   sampled actions, and hence the behaviour logits, are replayed (see
   `I2ARLModule._forward_exploration`). Also read by `forward_inference` when given
   (reproducible evaluation).
 - `IMAGINED_VIEWS` (B, A, depth, *view_shape) and `IMAGINED_REWARDS` (B, A, depth):
-  written by the module when it explores and its views are maps or vectors, not
-  frames (`I2ARLModule.ships_imagination`): they travel with the episodes, and the
+  written by the module when it explores and its views are maps, vectors or small
+  frames, except where the memo keeps every imagined step (depth 1 over small boards;
+  `I2ARLModule.ships_imagination`): they travel with the episodes, and the
   learner imagines only the bootstrap rows RLlib appends; otherwise written once per
   train batch by the learner connector piece `PrecomputeImagination`. Either way
   without gradients, and read by every epoch and minibatch of the update and by GAE's
