@@ -4,9 +4,9 @@ One contract between the RLModule (`i2a_rllib.rl_module`), the EnvRunners and th
 learner (`i2a_rllib.learner`):
 
 - `ROLLOUT_NOISE` (B, A, depth - 1) float in [0, 1): written by the module when it
-  explores with a sampling rollout policy at depth >= 2 (EnvRunner); travels with the episodes to
-  the learner, which imagines again with exactly this noise, so the rollout policy's
-  sampled actions, and hence the behaviour logits, are replayed (see
+  explores with a sampling rollout policy at depth >= 2 (EnvRunner); travels with the
+  episodes to the learner, which imagines again with exactly this noise, so the rollout
+  policy's sampled actions, and hence the behaviour logits, are replayed (see
   `I2ARLModule._forward_exploration`). Also read by `forward_inference` when given
   (reproducible evaluation).
 - `IMAGINED_VIEWS` (B, A, depth, *view_shape) and `IMAGINED_REWARDS` (B, A, depth):
