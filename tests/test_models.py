@@ -319,7 +319,7 @@ def test_small_board_network_runs_once_per_distinct_observation_and_imagination(
         return logits, [p.grad.clone() for p in net.parameters() if p.grad is not None]
 
     once, once_grads = logits_and_grads()
-    monkeypatch.setattr(I2ANetwork, "_distinct_inputs", lambda self, obs, imagination: None)
+    monkeypatch.setattr(I2ANetwork, "_distinct_inputs", lambda self, obs, imagination: (None, False))
     every, every_grads = logits_and_grads()
     rows = {tuple(t[i].numpy().tobytes() for t in (obs, imagination.views, imagination.rewards)) for i in range(6)}
     assert seen[0] == len(rows) < 6 and (depth > 1 or len(rows) == 3)  # fewer than 9 rows: no padding

@@ -152,9 +152,10 @@ class I2ANetwork(nn.Module):
         frames = to_float_frames(obs)
         if imagination is None:
             imagination = self.imagine(frames, noise)
-        found = self._distinct_inputs(obs, imagination)
+        found, boards_alone = self._distinct_inputs(obs, imagination)
         if found is None:
-            features = self._features(frames, imagination)
+            # Grouped by board and nothing repeats: the trunk would find no repeats either.
+            features = self._features(frames, imagination, rows_distinct=boards_alone)
         else:
             first, where, _ = found
             distinct = Imagination(views=imagination.views[first], rewards=imagination.rewards[first])
@@ -166,21 +167,27 @@ class I2ANetwork(nn.Module):
         return self.head_fc(torch.cat([model_free, self.encode_imagination(imagination)], dim=-1))
 
     def _distinct_inputs(self, obs: torch.Tensor, imagination: Imagination):
-        """`groups_of` the rows' (observation, imagined frames, rewards), or None: a row's
-        features depend on those alone, so the network runs once per distinct row
-        (exact, as `once_per_distinct_row`). For the small boards whose trunk runs so
-        anyway (Sokoban 5x5: ~40 distinct observations in a 256-row minibatch); at depth
-        1 a board's imagination is fixed, so its rollouts are encoded once too."""
+        """(`groups_of` the rows, whether they were grouped by board alone), or (None,
+        False) where no grouping applies. A row's features depend on its observation and
+        imagination alone, so the network runs once per distinct row (exact, as
+        `once_per_distinct_row`), for the small boards whose trunk runs so anyway
+        (Sokoban 5x5: ~40 distinct observations in a 256-row minibatch). At depth 1 a
+        board's imagination is fixed (the frozen model's one step per action), so the
+        board alone is the key: one grouping serves the whole network, as the trunk's
+        did before (an EnvRunner's boards rarely repeat). Deeper, sampled rollouts make
+        rows of one board differ: observation, imagined frames and rewards together."""
         if not (
             getattr(self.model_free, "once_per_distinct_row", False)
             and obs.dtype == torch.uint8
             and imagination.views.dtype == torch.uint8
             and obs.device.type == "cpu"
         ):
-            return None
+            return None, False
+        if self.imagination.rollout_depth == 1:
+            return groups_of(obs.flatten(1), padded=True), True
         rewards = imagination.rewards.float().flatten(1).contiguous().view(torch.uint8)
         keys = torch.cat([obs.flatten(1), imagination.views.flatten(1), rewards], dim=1)
-        return groups_of(keys, padded=True)
+        return groups_of(keys, padded=True), False
 
     def values(self, features: torch.Tensor) -> torch.Tensor:
         return self.heads.values(features)
