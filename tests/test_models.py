@@ -16,7 +16,14 @@ from i2a_rllib.models.i2a import I2ANetwork
 from i2a_rllib.models.imagination import ImaginationCore
 from i2a_rllib.models.model_free import ConvTrunk
 from i2a_rllib.models import distinct as row_groups
-from i2a_rllib.models.distinct import distinct_rows, embed_distinct, once_per_distinct_row, padded_count
+from i2a_rllib.models.distinct import (
+    GROUPED_MIN_ROWS,
+    OutputMemo,
+    distinct_rows,
+    embed_distinct,
+    once_per_distinct_row,
+    padded_count,
+)
 from i2a_rllib.models.rollout_encoder import RolloutEncoder, shared_prefixes
 from i2a_rllib.models.rollout_policy import RolloutPolicy, sample_with_noise
 
@@ -194,23 +201,61 @@ def test_once_per_distinct_row_runs_each_row_once_with_the_same_outputs_and_grad
     seen = []
     net.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
     distinct = torch.randint(0, 2, (5, 3, 4, 4)).to(dtype)
-    rows = distinct[torch.tensor([4, 0, 4, 2, 2, 2, 1, 0, 3])]
+    rows = distinct[torch.tensor([4, 0, 4, 2, 2, 2, 1, 0, 3] * 2)]
     run = lambda r: net(r.float())  # noqa: E731
 
     def outputs_and_grads(fn):
         net.zero_grad()
         out = fn(rows)
-        (out * torch.arange(1.0, 10.0).unsqueeze(1)).sum().backward()
+        (out * torch.arange(1.0, 19.0).unsqueeze(1)).sum().backward()
         return out.detach(), [p.grad.clone() for p in net.parameters()]
 
     once, once_grads = outputs_and_grads(lambda r: once_per_distinct_row(run, r))
     every, every_grads = outputs_and_grads(run)
-    assert seen == [5, 9]
+    assert seen == [5, 18]
     torch.testing.assert_close(once, every)
     for a, b in zip(once_grads, every_grads):
         torch.testing.assert_close(a, b)
     once_per_distinct_row(run, distinct)  # nothing repeats: every row, once
     assert seen[-1] == 5
+    # Fewer than GROUPED_MIN_ROWS rows run whole, repeats and all: a small network costs
+    # about the same for any count that small, less than finding the repeats.
+    once_per_distinct_row(run, rows[:9])
+    assert seen[-1] == 9 < GROUPED_MIN_ROWS
+
+
+def test_output_memo_computes_each_new_row_once_per_weight_version(monkeypatch):
+    """Rows seen before (since the weights last changed) are read back, new ones are
+    computed once, in padded batches; any write to a weight, or a load_state_dict,
+    empties it; a full memo starts over; a hash collision costs only a plain call."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(7 * 5 * 5, 4))
+    seen = []
+    net.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
+    run = lambda r: net(r.float())  # noqa: E731
+    boards = torch.randint(0, 2, (12, 7, 5, 5), dtype=torch.uint8)
+    memo = OutputMemo(net)
+    with torch.no_grad():
+        for rows, computed in ([0, 1, 0, 2], [3]), ([2, 1, 0, 2], None), ([5, 3, 4, 4, 6], [4]):
+            seen.clear()
+            torch.testing.assert_close(memo(boards[rows], run), run(boards[rows]))
+            assert seen[:-1] == (computed or [])  # the last call is the check's own
+        assert len(memo) == 7
+        net.load_state_dict(net.state_dict())  # an EnvRunner's weight sync
+        seen.clear()
+        memo(boards[[0, 1]], run)
+        assert seen == [2] and len(memo) == 2
+        net[1].bias.add_(1.0)  # written in place: the old outputs are stale
+        torch.testing.assert_close(memo(boards[[0, 1]], run), run(boards[[0, 1]]))
+        memo.max_rows = 3
+        torch.testing.assert_close(memo(boards[[7, 8]], run), run(boards[[7, 8]]))
+        assert len(memo) == 2  # 2 + 2 > 3: started over
+        seen.clear()
+        import i2a_rllib.models.distinct as distinct
+
+        monkeypatch.setattr(distinct, "row_hashes", lambda rows: torch.zeros(len(rows), dtype=torch.long))
+        memo = OutputMemo(net)
+        torch.testing.assert_close(memo(boards[[9, 10, 11]], run), run(boards[[9, 10, 11]]))
 
 
 def _is_orthogonal_with_gain_sqrt2(weight):
@@ -280,7 +325,7 @@ def test_distinct_rows_run_in_a_few_padded_batch_sizes_with_the_same_outputs_and
 def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row():
     torch.manual_seed(0)
     board = (7, 5, 5)
-    boards = (torch.rand(3, *board) > 0.7).float()[torch.tensor([0, 1, 0, 0, 2, 1])]
+    boards = (torch.rand(3, *board) > 0.7).float()[torch.tensor([0, 1, 0, 0, 2, 1] * 3)]
     trunk = ConvTrunk(board, 32)
     assert trunk.once_per_distinct_row
     seen = []
@@ -292,7 +337,7 @@ def test_small_board_trunk_runs_once_per_distinct_board_atari_frames_every_row()
     trunk.once_per_distinct_row = False
     every = trunk(boards)
     every.square().sum().backward()
-    assert seen == [3, 6]
+    assert seen == [3, 18]
     torch.testing.assert_close(once, every)
     for a, b in zip(grads, (p.grad for p in trunk.parameters())):
         torch.testing.assert_close(a, b)
@@ -306,8 +351,8 @@ def test_small_board_network_runs_once_per_distinct_observation_and_imagination(
     gradients as row by row. At depth 1 a board's imagination is fixed; deeper, rows
     group only where the sampled rollouts agree too."""
     net = _network("pixel", (7, 5, 5), 5, depth, "sample")
-    obs = _obs(3, (7, 5, 5))[torch.tensor([0, 1, 0, 2, 0, 1])]
-    noise = torch.rand(3, 5, depth - 1)[torch.tensor([0, 1, 0, 2, 1, 1])]  # row 4 rolls out otherwise
+    obs = _obs(3, (7, 5, 5))[torch.tensor([0, 1, 0, 2, 0, 1] * 3)]
+    noise = torch.rand(3, 5, depth - 1)[torch.tensor([0, 1, 0, 2, 1, 1] * 3)]  # rows 4, 10, 16 roll out otherwise
     imagination = net.imagine(obs, noise)
     seen = []
     net.head_fc.register_forward_hook(lambda module, inputs, output: seen.append(len(inputs[0])))
@@ -316,16 +361,18 @@ def test_small_board_network_runs_once_per_distinct_observation_and_imagination(
         net.zero_grad()
         logits, features = net(obs, imagination=imagination)
         (logits.square().sum() + features.sum()).backward()
-        return logits, [p.grad.clone() for p in net.parameters() if p.grad is not None]
+        # A one-step read through the fused LSTM gives its recurrent weights a zero
+        # gradient where the step-by-step read gives none: the same update.
+        return logits, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
 
     once, once_grads = logits_and_grads()
     monkeypatch.setattr(I2ANetwork, "_distinct_inputs", lambda self, obs, imagination: (None, False))
     every, every_grads = logits_and_grads()
-    rows = {tuple(t[i].numpy().tobytes() for t in (obs, imagination.views, imagination.rewards)) for i in range(6)}
-    assert seen[0] == len(rows) < 6 and (depth > 1 or len(rows) == 3)  # fewer than 9 rows: no padding
-    assert seen[1] == 6
+    rows = {tuple(t[i].numpy().tobytes() for t in (obs, imagination.views, imagination.rewards)) for i in range(18)}
+    assert seen[0] == len(rows) < 18 and (depth > 1 or len(rows) == 3)  # fewer than 9 rows: no padding
+    assert seen[1] == 18
     torch.testing.assert_close(once, every, atol=1e-5, rtol=1e-5)
-    assert len(once_grads) == len(every_grads) > 0
+    assert any(g.any() for g in once_grads)
     for a, b in zip(once_grads, every_grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -586,11 +633,11 @@ def test_copy_model_encodes_each_state_once_with_the_same_codes_and_gradients(ov
     shortcut, shortcut_grads = codes_and_grads(lambda: net.encode_imagination(imagination))
     rollouts = imagination.views.flatten(0, 1).contiguous(), imagination.rewards.flatten(0, 1)
     per_rollout, per_rollout_grads = codes_and_grads(lambda: net.rollout_encoder(*rollouts).view(6, -1))
-    # The shortcut embeds the 6 states' views once (5 distinct frames; float latents are
-    # never de-duplicated: all 6); the per-rollout path the A x depth = 20 latents per
-    # state, or, eager, the same 5 distinct frames after comparing all 120 (under
-    # torch.compile it embeds all 120).
-    assert embedded == ([6, 120] if over_latent else [5, 5])
+    # The shortcut embeds the 6 states' views once (all 6: fewer than GROUPED_MIN_ROWS
+    # rows run whole; float latents are never de-duplicated); the per-rollout path the
+    # A x depth = 20 latents per state, or, eager, the 5 distinct frames after comparing
+    # all 120 (under torch.compile it embeds all 120).
+    assert embedded == ([6, 120] if over_latent else [6, 5])
     torch.testing.assert_close(shortcut, per_rollout, atol=1e-5, rtol=1e-5)
     for mine, theirs in zip(shortcut_grads, per_rollout_grads):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)

@@ -190,6 +190,56 @@ def test_at_depth_1_over_small_boards_nothing_but_logits_travels_and_the_learner
     assert _i2a(ATARI_OBS, 4, env_model="pixel", rollout_depth=1).ships_imagination
 
 
+@pytest.mark.parametrize("agent", ["ppo", "i2a_depth_1"])
+def test_exploring_over_small_boards_runs_each_board_once_per_weight_version(agent):
+    """An EnvRunner meets the same boards again and again between weight syncs: where
+    the exploring output is the logits alone (the baseline; I2A at depth 1, which draws
+    no noise and ships nothing), a board seen since the last sync is read back, with
+    the logits the network gives it; a weight sync (set_state) empties the memo."""
+    if agent == "ppo":
+        module = NatureCNNRLModule(observation_space=BOARD_OBS, action_space=gym.spaces.Discrete(5), model_config={})
+        counted = module.trunk
+    else:
+        module = _i2a(BOARD_OBS, 5, env_model="pixel", rollout_depth=1)
+        counted = module.net.head_fc
+    seen = []
+    counted.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    batch = _batch(BOARD_OBS, n=6)
+    batch[Columns.OBS][4] = batch[Columns.OBS][0]
+    logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS]
+    assert seen == [5] and len(module._exploring_memo) == 5
+    with torch.no_grad():
+        torch.testing.assert_close(logits, module._forward_exploration(batch)[Columns.ACTION_DIST_INPUTS])
+    seen.clear()
+    again = module.forward_exploration({Columns.OBS: batch[Columns.OBS][[3, 0, 1]]})[Columns.ACTION_DIST_INPUTS]
+    assert seen == [] and torch.equal(again, logits[[3, 0, 1]])
+    state = module.get_state()
+    module.set_state({k: v + 0.01 if np.issubdtype(v.dtype, np.floating) else v for k, v in state.items()})
+    synced = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS]
+    assert seen == [5] and not torch.allclose(synced, logits, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(synced, module._forward_exploration(batch)[Columns.ACTION_DIST_INPUTS])
+    # The learner's passes set training mode again (exploring left it in eval mode).
+    assert not module.training
+    module.forward_train(batch if agent == "ppo" else {**batch, **module.precompute_imagination(batch)})
+    assert module.training
+
+
+def test_exploring_with_noise_shipped_columns_or_large_frames_runs_every_call():
+    """Where exploring draws rollout noise (depth >= 2, sampled actions), ships imagined
+    frames, or meets large frames, every call runs the network: no memo."""
+    for module, space in (
+        (_i2a(BOARD_OBS, 5, env_model="pixel", rollout_depth=2, rollout_action_choice="sample"), BOARD_OBS),
+        (_i2a(BOARD_OBS, 5, env_model="pixel", rollout_depth=2, rollout_action_choice="argmax"), BOARD_OBS),
+        (_i2a(ATARI_OBS, 4, env_model="pixel", rollout_depth=1), ATARI_OBS),
+        (NatureCNNRLModule(observation_space=ATARI_OBS, action_space=gym.spaces.Discrete(4), model_config={}),
+         ATARI_OBS),
+    ):  # fmt: skip
+        out = module.forward_exploration(_batch(space, n=2))
+        assert module._exploring_memo is None
+        assert set(out) != {Columns.ACTION_DIST_INPUTS} or space is ATARI_OBS
+
+
 @pytest.mark.parametrize("has_amx", [True, False])
 @pytest.mark.parametrize("kind", ["spatial", "folded", "latent", "pixel"])
 def test_auto_imagination_precision_is_bf16_only_for_spatial_models_on_a_cpu_with_amx(kind, has_amx, monkeypatch):

@@ -99,16 +99,23 @@ def padded_count(count: int) -> int:
     return -(-count // step) * step
 
 
+# Batches of fewer rows run whole: a small network costs about the same for any count
+# below this (a conv over 8 or 40 Sokoban boards: ~50 or ~110 us, one thread), less
+# than the ~30-40 us of finding the repeats (an EnvRunner's calls that miss its
+# `OutputMemo` bring a few new boards each).
+GROUPED_MIN_ROWS = 16
+
+
 def groups_of(rows: torch.Tensor, padded: Optional[bool] = None):
     """(`first`, `where`, count) for the distinct rows of a batch of any shape and dtype
     (rows compared bit for bit): `rows[first[:count]]` are the distinct rows, and small
     rows' `first` (`padded`: None for rows of at most PADDED_ROW_VALUES values) is padded
     to `padded_count` with copies of its first index (outputs of the copies are dropped:
     no effect on outputs or gradients). None where every row should run: no repeats,
-    fewer than 2 rows, a padded count that reaches the batch's, or under torch.compile
-    (compiled exploration), whose tracing cannot follow the numpy grouping and whose
-    data-dependent shapes would not compile well."""
-    if len(rows) < 2 or torch.compiler.is_compiling():
+    fewer than GROUPED_MIN_ROWS rows, a padded count that reaches the batch's, or
+    under torch.compile (compiled exploration), whose tracing cannot follow the numpy
+    grouping and whose data-dependent shapes would not compile well."""
+    if len(rows) < GROUPED_MIN_ROWS or torch.compiler.is_compiling():
         return None
     keys = rows.flatten(1).contiguous()
     if keys.is_floating_point():
@@ -153,3 +160,88 @@ def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
         return net(rows)
     first, where, _ = found
     return net(rows[first])[where]
+
+
+def weights_signature(tensors):
+    """(storage, version) of each tensor: changes when one is written in place (a weight
+    sync) or moved to new storage."""
+    return tuple((t.data_ptr(), t._version) for t in tensors)
+
+
+class OutputMemo:
+    """A network's output per distinct input row, kept while its weights stay the same.
+
+    An EnvRunner meets the same small boards again and again between two weight syncs
+    (Sokoban 5x5 under PPO: ~130-240 distinct boards among the 1,024 of a round), and
+    a policy's output for a board depends on the board and the weights alone. So each
+    row's output is computed once per weight version and read back afterwards: equal
+    to computing it again up to float rounding (the row ran in another batch), as with
+    `once_per_distinct_row`. Emptied when a parameter or buffer of `module` is written
+    or moved (`weights_signature`), when `load_state_dict` runs (a weight sync, even
+    one that assigns new tensors) and when it holds `max_rows` rows. Its tensors are
+    listed once (walking the module tree on every call cost ~0.2 ms of I2A's): a
+    parameter replaced by plain attribute assignment afterwards goes unseen. Rows are
+    compared whole after the hash lookup, so a hash collision only costs a plain call.
+    """
+
+    def __init__(self, module: nn.Module, max_rows: int = 1 << 16):
+        self.module = module
+        self.max_rows = int(max_rows)
+        self._slots = {}
+        self._rows: Optional[torch.Tensor] = None
+        self._outputs: Optional[torch.Tensor] = None
+        self._weights = None
+        self._tensors = None
+        module.register_load_state_dict_post_hook(self._forget_tensors)
+
+    def _forget_tensors(self, *_) -> None:
+        self._tensors = None
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __call__(self, rows: torch.Tensor, compute) -> torch.Tensor:
+        """`compute(rows)` for a 2-D or larger integer batch, with `compute` (rows ->
+        outputs, one per row) run only on rows not kept yet."""
+        if self._tensors is None:
+            self._tensors = list(self.module.parameters()) + list(self.module.buffers())
+            self._weights = None
+        weights = weights_signature(self._tensors)
+        if weights != self._weights:
+            self._slots.clear()
+            self._weights = weights
+        flat = rows.flatten(1)
+        keys = row_hashes(flat).tolist()
+        new = {key: index for index, key in enumerate(keys) if key not in self._slots}
+        if len(self._slots) + len(new) > self.max_rows:
+            self._slots.clear()
+            new = {key: index for index, key in enumerate(keys)}
+            if len(new) > self.max_rows:
+                return compute(rows)
+        if new:
+            self._keep(rows, flat, new, compute)
+        slots = torch.tensor([self._slots[key] for key in keys], device=rows.device)
+        if not torch.equal(self._rows[slots], flat):
+            return compute(rows)
+        return self._outputs[slots]
+
+    def _keep(self, rows, flat, new, compute) -> None:
+        first = torch.tensor(list(new.values()), device=rows.device)
+        count = len(first)
+        padded = padded_with_first(first, padded_count(count))  # a few batch sizes
+        outputs = compute(rows[padded])[:count]
+        start = len(self._slots)
+        if self._outputs is None or self._outputs.dtype != outputs.dtype or self._rows.shape[1:] != flat.shape[1:]:
+            self._slots.clear()
+            start, self._rows, self._outputs = 0, flat[:0], outputs[:0]
+        needed = start + count
+        if needed > len(self._rows):  # grow by doubling
+            capacity = min(self.max_rows, max(needed, 2 * len(self._rows), 256))
+            self._rows = torch.cat([self._rows[:start], flat.new_empty((capacity - start, *flat.shape[1:]))])
+            self._outputs = torch.cat(
+                [self._outputs[:start], outputs.new_empty((capacity - start, *outputs.shape[1:]))]
+            )
+        self._rows[start:needed] = flat[first]
+        self._outputs[start:needed] = outputs
+        for offset, key in enumerate(new):
+            self._slots[key] = start + offset

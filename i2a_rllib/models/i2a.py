@@ -149,17 +149,17 @@ class I2ANetwork(nn.Module):
         noise: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Policy logits (B, A) and features (B, head_hidden) for the value head."""
-        frames = to_float_frames(obs)
         if imagination is None:
-            imagination = self.imagine(frames, noise)
+            imagination = self.imagine(obs, noise)
         found, boards_alone = self._distinct_inputs(obs, imagination)
         if found is None:
             # Grouped by board and nothing repeats: the trunk would find no repeats either.
-            features = self._features(frames, imagination, rows_distinct=boards_alone)
+            features = self._features(to_float_frames(obs), imagination, rows_distinct=boards_alone)
         else:
+            # Only the distinct rows are scaled to floats (~1/3 of a minibatch's rows).
             first, where, _ = found
             distinct = Imagination(views=imagination.views[first], rewards=imagination.rewards[first])
-            features = self._features(frames[first], distinct, rows_distinct=True)[where]
+            features = self._features(to_float_frames(obs[first]), distinct, rows_distinct=True)[where]
         return self.heads.logits(features), features
 
     def _features(self, frames: torch.Tensor, imagination: Imagination, rows_distinct: bool = False):

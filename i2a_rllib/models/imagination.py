@@ -140,10 +140,15 @@ class ImaginationCore(nn.Module):
         """Uniform noise that drives the rollout policy's sampled actions."""
         return (batch_size, self.num_actions, max(self.rollout_depth - 1, 0))
 
+    @property
+    def draws_noise(self) -> bool:
+        """Whether imagining draws random numbers: a sampling rollout policy that acts (at
+        depth 1 none does: there is nothing for noise to drive, and an empty column
+        would still travel with every step)."""
+        return self.action_choice == "sample" and self.rollout_depth >= 2
+
     def sample_noise(self, batch_size: int, device=None) -> Optional[torch.Tensor]:
-        # At depth 1 no rollout policy acts: there is nothing for noise to drive (an
-        # empty column would still travel with every step).
-        if self.action_choice != "sample" or self.rollout_depth < 2:
+        if not self.draws_noise:
             return None
         return torch.rand(self.noise_shape(batch_size), device=device)
 

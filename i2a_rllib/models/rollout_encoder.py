@@ -87,8 +87,14 @@ class RolloutEncoder(nn.Module):
             return self._read(features[view_ids], rewards)
         if self.reverse:
             view_ids, rewards = view_ids.flip(1), rewards.flip(1)
-        reward_bits = rewards.float().contiguous().view(torch.int32).to(torch.int64)
-        steps, last = shared_prefixes(torch.stack([view_ids, reward_bits], dim=2))
+        if rewards.shape[1] == 1:
+            # One step from the zero state: nothing to share but the input projection,
+            # and finding equal (view, reward) pairs costs more than their gates.
+            arange = torch.arange(len(view_ids), device=view_ids.device)
+            steps, last = [(arange, arange)], arange
+        else:
+            reward_bits = rewards.float().contiguous().view(torch.int32).to(torch.int64)
+            steps, last = shared_prefixes(torch.stack([view_ids, reward_bits], dim=2))
         lstm = self.lstm
         projected = F.linear(features, lstm.weight_ih_l0[:, :-1])
         reward_weight, bias = lstm.weight_ih_l0[:, -1], lstm.bias_ih_l0 + lstm.bias_hh_l0
