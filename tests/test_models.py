@@ -676,7 +676,7 @@ def test_pixel_model_pushes_the_predicted_frame_into_the_stack():
 
 
 @pytest.mark.parametrize("shape", [(7, 5, 5), ATARI_FRAMES])
-def test_pixel_models_decoder_gives_what_its_transposed_convolutions_give(shape):
+def test_pixel_models_decoder_gives_what_its_transposed_convolutions_give(shape, monkeypatch):
     """On small boards the stride-1 transposed convolutions run as plain ones (kernel
     flipped): the same frames, rewards and weight gradients as the layers' own forward;
     Atari's stride-2 ones run as they are."""
@@ -690,18 +690,22 @@ def test_pixel_models_decoder_gives_what_its_transposed_convolutions_give(shape)
         if reference:  # the decoder spelled out with the layers' own forward
             hidden_1 = F.relu(first)
             encoded = model.encoder(hidden_1)
-            x = F.relu(model.decoder_1(encoded, output_size=hidden_1.shape[-2:]))
-            x = F.relu(model.decoder_2(x, output_size=frames.shape[-2:]))
+            own = nn.ConvTranspose2d.forward
+            x = F.relu(own(model.decoder_1, encoded, output_size=hidden_1.shape[-2:]))
+            x = F.relu(own(model.decoder_2, x, output_size=frames.shape[-2:]))
             frame, rewards = model.frame_out(x, model.newest_frame(frames)), model.reward_head(encoded)
         else:
             frame, rewards = model._decode(first, frames)
         (frame.square().sum() + rewards.sum()).backward()
         return frame.detach(), rewards.detach(), [p.grad.clone() for p in model.parameters()]
 
-    layer_calls = []
-    model.decoder_1.register_forward_hook(lambda *args: layer_calls.append(1))
+    own_calls, hooked = [], []
+    original = nn.ConvTranspose2d.forward
+    monkeypatch.setattr(nn.ConvTranspose2d, "forward", lambda *a, **k: own_calls.append(1) or original(*a, **k))
+    model.decoder_1.register_forward_hook(lambda *args: hooked.append(1))
     ours = run(False)
-    assert len(layer_calls) == (0 if shape[1] < 36 else 1)  # which path ran
+    assert len(own_calls) == (0 if shape[1] < 36 else 2)  # which path ran
+    assert hooked == [1]  # a module call either way: hooks (the MAC count) see the decoder
     reference = run(True)
     torch.testing.assert_close(ours[:2], reference[:2], rtol=1e-5, atol=1e-6)
     for mine, theirs in zip(ours[2], reference[2]):
