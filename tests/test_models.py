@@ -437,9 +437,9 @@ def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_s
     # Rollouts 0 and 1 end alike (their last two frames), 2 is 0 again; rollout 7 has
     # rollout 0's frames but another reward.
     ids = torch.tensor([[0, 1, 2, 2], [1, 1, 2, 2], [2, 2, 2, 2]])
-    pick = torch.tensor([0, 1, 0, 2, 1, 0, 2, 0])
-    views, rewards = distinct[ids[pick]], torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(8, 1)
-    rewards[7, 3] = 1.0
+    pick = torch.tensor([0, 1, 0, 2, 1, 0, 2, 0] * 2)  # 16 rollouts: fewer are read one by one
+    views, rewards = distinct[ids[pick]], torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(16, 1)
+    rewards[[7, 15], 3] = 1.0
     flipped_ids = ids[pick].flip(1)
     bits = rewards.flip(1).view(torch.int32).long()
     steps, _ = shared_prefixes(torch.stack([flipped_ids, bits], 2))
@@ -453,7 +453,7 @@ def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_s
     codes.pow(2).sum().backward()
     grads = [p.grad.clone() for p in encoder.parameters()]
     encoder.zero_grad()
-    steps = torch.cat([encoder.features(views.flatten(0, 1)).view(8, 4, -1), rewards.unsqueeze(-1)], -1)
+    steps = torch.cat([encoder.features(views.flatten(0, 1)).view(16, 4, -1), rewards.unsqueeze(-1)], -1)
     plain = encoder.lstm(steps.flip(1))[1][0][-1]
     plain.pow(2).sum().backward()
     torch.testing.assert_close(codes, plain)
@@ -466,7 +466,7 @@ def test_encoder_reads_shared_rollout_prefixes_once_with_the_same_result(frame_s
     with_grad = rewards.clone().requires_grad_()
     called = len(fused_rows)
     torch.testing.assert_close(encoder(views, with_grad), plain)
-    assert fused_rows[called:] == [8]
+    assert fused_rows[called:] == [16]
     encoder(views, with_grad).pow(2).sum().backward()
     assert (with_grad.grad != 0).all()
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2a_rllib.models.distinct import distinct_rows, embed_distinct
+from i2a_rllib.models.distinct import GROUPED_MIN_ROWS, distinct_rows, embed_distinct
 from i2a_rllib.models.rollout_policy import IMAGINED_FRAME_CONV_CHANNELS, state_feature_net
 
 
@@ -87,11 +87,11 @@ class RolloutEncoder(nn.Module):
             return self._read(features[view_ids], rewards)
         if self.reverse:
             view_ids, rewards = view_ids.flip(1), rewards.flip(1)
-        if rewards.shape[1] == 1:
-            # One step from the zero state: nothing to share but the input projection,
-            # and finding equal (view, reward) pairs costs more than their gates.
+        if len(view_ids) < GROUPED_MIN_ROWS:
+            # A few rollouts (an EnvRunner's call with a few new boards): finding the
+            # prefixes they share costs more than reading each.
             arange = torch.arange(len(view_ids), device=view_ids.device)
-            steps, last = [(arange, arange)], arange
+            steps, last = [(arange, arange)] * view_ids.shape[1], arange
         else:
             reward_bits = rewards.float().contiguous().view(torch.int32).to(torch.int64)
             steps, last = shared_prefixes(torch.stack([view_ids, reward_bits], dim=2))
