@@ -162,10 +162,29 @@ def once_per_distinct_row(net: nn.Module, rows: torch.Tensor) -> torch.Tensor:
     return net(rows[first])[where]
 
 
-def weights_signature(tensors):
-    """(storage, version) of each tensor: changes when one is written in place (a weight
-    sync) or moved to new storage."""
-    return tuple((t.data_ptr(), t._version) for t in tensors)
+class WeightsWatch:
+    """Tells when a module's parameters or buffers may have changed, cheaply enough for
+    every call: their (storage, version) pairs change when one is written in place (a
+    weight sync) or moved to new storage. The tensors are listed once (walking the
+    module tree on every call cost ~0.1-0.2 ms of an I2A exploring call) and again after
+    each `load_state_dict` (which may assign new tensors); a parameter replaced by plain
+    attribute assignment afterwards goes unseen."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self._tensors = None
+        module.register_load_state_dict_post_hook(self._forget)
+
+    def _forget(self, *_) -> None:
+        self._tensors = None
+
+    def tensors(self):
+        if self._tensors is None:
+            self._tensors = list(self.module.parameters()) + list(self.module.buffers())
+        return self._tensors
+
+    def signature(self):
+        return tuple((t.data_ptr(), t._version) for t in self.tensors())
 
 
 class OutputMemo:
@@ -176,26 +195,18 @@ class OutputMemo:
     a policy's output for a board depends on the board and the weights alone. So each
     row's output is computed once per weight version and read back afterwards: equal
     to computing it again up to float rounding (the row ran in another batch), as with
-    `once_per_distinct_row`. Emptied when a parameter or buffer of `module` is written
-    or moved (`weights_signature`), when `load_state_dict` runs (a weight sync, even
-    one that assigns new tensors) and when it holds `max_rows` rows. Its tensors are
-    listed once (walking the module tree on every call cost ~0.2 ms of I2A's): a
-    parameter replaced by plain attribute assignment afterwards goes unseen. Rows are
-    compared whole after the hash lookup, so a hash collision only costs a plain call.
+    `once_per_distinct_row`. Emptied when a parameter or buffer of `module` changes
+    (`WeightsWatch`) and when it holds `max_rows` rows. Rows are compared whole after
+    the hash lookup, so a hash collision only costs a plain call.
     """
 
     def __init__(self, module: nn.Module, max_rows: int = 1 << 16):
-        self.module = module
         self.max_rows = int(max_rows)
+        self._watch = WeightsWatch(module)
         self._slots = {}
         self._rows: Optional[torch.Tensor] = None
         self._outputs: Optional[torch.Tensor] = None
         self._weights = None
-        self._tensors = None
-        module.register_load_state_dict_post_hook(self._forget_tensors)
-
-    def _forget_tensors(self, *_) -> None:
-        self._tensors = None
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -203,10 +214,7 @@ class OutputMemo:
     def __call__(self, rows: torch.Tensor, compute) -> torch.Tensor:
         """`compute(rows)` for a 2-D or larger integer batch, with `compute` (rows ->
         outputs, one per row) run only on rows not kept yet."""
-        if self._tensors is None:
-            self._tensors = list(self.module.parameters()) + list(self.module.buffers())
-            self._weights = None
-        weights = weights_signature(self._tensors)
+        weights = self._watch.signature()
         if weights != self._weights:
             self._slots.clear()
             self._weights = weights

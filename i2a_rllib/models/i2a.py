@@ -153,7 +153,8 @@ class I2ANetwork(nn.Module):
             imagination = self.imagine(obs, noise)
         found, boards_alone = self._distinct_inputs(obs, imagination)
         if found is None:
-            # Grouped by board and nothing repeats: the trunk would find no repeats either.
+            # Grouped by board and nothing to group (no repeats, or too few rows): the
+            # trunk's own grouping would find nothing to do either.
             features = self._features(to_float_frames(obs), imagination, rows_distinct=boards_alone)
         else:
             # Only the distinct rows are scaled to floats (~1/3 of a minibatch's rows).

@@ -24,7 +24,7 @@ from typing import Callable, List, Optional, Tuple
 
 import torch
 
-from i2a_rllib.models.distinct import padded_count, padded_with_first, row_hashes
+from i2a_rllib.models.distinct import WeightsWatch, padded_count, padded_with_first, row_hashes
 
 # States of at most this many values (small boards: Sokoban 5x5's 7 x 5 x 5 is 175) are
 # memoised; large frames (Atari's) rarely repeat exactly, so their lookups would only cost.
@@ -69,12 +69,9 @@ class FirstStepsMemo:
         # models kept so): convolutions over another layout round differently.
         self._layout = torch.contiguous_format
         self._slots = {}
-        self._weights = None  # (data_ptr, version) of each weight when last checked
+        self._watch = WeightsWatch(env_model)
+        self._weights = None  # the watch's signature when last checked
         self._weights_copy: List[torch.Tensor] = []
-        # The model's tensors, listed once (walking its modules on every call cost ~0.1
-        # ms of a ~1 ms exploring call) and again after each load_state_dict.
-        self._listed: Optional[List[torch.Tensor]] = None
-        env_model.register_load_state_dict_post_hook(self._forget_tensors)
 
     @staticmethod
     def applies_to(env_model) -> bool:
@@ -94,19 +91,11 @@ class FirstStepsMemo:
         self._slots.clear()
 
     # --- Validity ---------------------------------------------------------------------
-    def _tensors(self) -> List[torch.Tensor]:
-        if self._listed is None:
-            self._listed = list(self.env_model.parameters()) + list(self.env_model.buffers())
-        return self._listed
-
-    def _forget_tensors(self, *_) -> None:
-        self._listed = None
-
     def _check_weights(self) -> None:
         """Empties the memo when the model's weights are no longer those it was filled
         with. Reading versions costs little; values are compared only when one moved."""
-        tensors = self._tensors()
-        weights = tuple((t.data_ptr(), t._version) for t in tensors)
+        tensors = self._watch.tensors()
+        weights = self._watch.signature()
         if weights == self._weights:
             return
         same = len(tensors) == len(self._weights_copy) and all(
