@@ -1059,6 +1059,28 @@ def test_folded_model_map_reward_head_reads_the_stack_once_per_state_and_costs_l
             assert parameter.grad is None or not parameter.grad.any(), f"the reward loss reached {name}"
 
 
+def test_encoder_reads_a_few_rollouts_step_by_step_with_the_fused_lstms_result():
+    """Fewer than GROUPED_MIN_ROWS rollouts with nothing to group (an EnvRunner's call
+    with a few new boards) are read with the LSTM's weights one step at a time, not
+    through the fused layer: the same codes."""
+    torch.manual_seed(0)
+    encoder = RolloutEncoder((7, 5, 5), feature_size=16, hidden_size=8)
+    fused_rows = []
+    encoder.lstm.register_forward_hook(lambda module, inputs, output: fused_rows.append(len(inputs[0])))
+    for depth in (1, 3):
+        views = _obs(10 * depth, (7, 5, 5), seed=depth).view(10, depth, 7, 5, 5)
+        rewards = torch.rand(10, depth)
+        with torch.no_grad():
+            codes = encoder(views, rewards)
+            steps = torch.cat([encoder.features(views.flatten(0, 1)).view(10, depth, -1), rewards.unsqueeze(-1)], -1)
+            plain = encoder.lstm(steps.flip(1))[1][0][-1]
+        torch.testing.assert_close(codes, plain)
+    assert fused_rows == [10, 10]  # only the reference calls
+    many = _obs(GROUPED_MIN_ROWS, (7, 5, 5)).view(GROUPED_MIN_ROWS, 1, 7, 5, 5)
+    encoder(many, torch.zeros(GROUPED_MIN_ROWS, 1))
+    assert fused_rows[-1] == GROUPED_MIN_ROWS  # all distinct: the fused read, as before
+
+
 def test_model_free_trunk_is_the_nature_cnn_on_atari_frames():
     trunk = ConvTrunk(ATARI_FRAMES)
     convs = [m for m in trunk.convs if isinstance(m, torch.nn.Conv2d)]
