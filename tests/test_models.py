@@ -1223,6 +1223,27 @@ def test_memoised_first_steps_imagine_what_the_model_does_and_run_it_only_for_ne
     assert rows == [len(state) * 5] * max(depth - 2, 0)
 
 
+def test_memo_fills_a_few_new_states_unpadded_at_depth_1_only(monkeypatch):
+    """At depth 1 nothing imagined travels, so one new board runs alone (an EnvRunner's
+    usual call); deeper, where the learner replays what the runner imagined, fills are
+    padded to REPLAY_MIN_ROWS states so that both round alike."""
+    from i2a_rllib.models.imagination_memo import REPLAY_MIN_ROWS
+
+    board = (7, 5, 5)
+    torch.manual_seed(0)
+    env_model = build_env_model("pixel", board, 5, frame_channels=7, hparams={"channels": 8})
+    rows = _counting_env_model_rows(env_model, monkeypatch)
+    for depth, first_fill in [(1, 5), (2, REPLAY_MIN_ROWS * 5)]:
+        core = ImaginationCore(env_model, RolloutPolicy(board, 5, 16), rollout_depth=depth, snap_frames=True)
+        plain = ImaginationCore(env_model, core.rollout_policy, rollout_depth=depth, snap_frames=True, memoize=False)
+        state = (torch.rand(1, *board) > 0.7).float()
+        noise = torch.rand(1, 5, depth - 1)
+        rows.clear()
+        got = core(state, noise)
+        assert rows[0] == first_fill
+        assert torch.equal(got.views, plain(state, noise).views)
+
+
 def test_memo_survives_a_sync_of_the_same_weights_and_empties_when_they_change(monkeypatch):
     board = (7, 5, 5)
     torch.manual_seed(0)

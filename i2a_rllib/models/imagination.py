@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from i2a_rllib.models.env_models import EnvironmentModel
-from i2a_rllib.models.imagination_memo import FirstStepsMemo
+from i2a_rllib.models.imagination_memo import REPLAY_MIN_ROWS, FirstStepsMemo
 from i2a_rllib.models.rollout_policy import ROLLOUT_ACTION_CHOICES, RolloutPolicy
 
 
@@ -126,7 +126,12 @@ class ImaginationCore(nn.Module):
         self._auto_bf16 = precision == "auto" and env_model.kind in AUTO_BF16_KINDS
         # A plain attribute, not a submodule: the memo is no part of the weights.
         self.memo = (
-            FirstStepsMemo(env_model, self._view, keep_second_states=self.rollout_depth > 2)
+            FirstStepsMemo(
+                env_model,
+                self._view,
+                keep_second_states=self.rollout_depth > 2,
+                min_rows=1 if self.rollout_depth == 1 else REPLAY_MIN_ROWS,
+            )
             if memoize and FirstStepsMemo.applies_to(env_model)
             else None
         )

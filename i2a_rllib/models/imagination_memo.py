@@ -36,14 +36,21 @@ MEMO_MAX_BYTES = 256 * 1024 * 1024
 INITIAL_STATES = 256
 
 
-def _padded(rows: torch.Tensor) -> torch.Tensor:
-    """`rows` padded to a few batch sizes (`padded_count`; copies of the first), since
-    every new batch size costs oneDNN's kernel setup. One or two new boards (an
-    EnvRunner's usual call) run as they are: padded to 8 (until 2026-12-06 evening, so
-    that calls round alike: a one-state batch takes other kernels, ~1e-4 apart) the
-    model's step was ~0.8 of the depth-1 I2A's ~1.5 ms call, unpadded ~0.3 ms. Results
-    are equal up to rounding either way, as batching makes them."""
-    return padded_with_first(rows, padded_count(len(rows)))
+# Where the EnvRunner's imagination travels and the learner replays it (rollouts of 2+
+# steps), the model runs over at least this many states (copies of the first pad the
+# rest): a one-state batch can take other oneDNN kernels, which round differently
+# (~1e-4), and a snapped or quantised pixel near its threshold then differs between the
+# runner and the learner's replay (tests/test_update_correctness.py). At depth 1 nothing
+# travels (the learner imagines with its own memo), so an EnvRunner's call with one or
+# two new boards runs them unpadded: the depth-1 I2A's exploring call on one new
+# Sokoban board 1.48 -> 1.03 ms (the model's step ~0.8 -> ~0.3 ms).
+REPLAY_MIN_ROWS = 8
+
+
+def _padded(rows: torch.Tensor, min_rows: int) -> torch.Tensor:
+    """`rows` padded to a few batch sizes (`padded_count`; every new batch size costs
+    oneDNN's kernel setup), and to at least `min_rows`."""
+    return padded_with_first(rows, max(min_rows, padded_count(len(rows))))
 
 
 class FirstStepsMemo:
@@ -59,8 +66,10 @@ class FirstStepsMemo:
         view_of: Callable[[torch.Tensor], torch.Tensor],
         keep_second_states: bool,
         max_bytes: int = MEMO_MAX_BYTES,
+        min_rows: int = REPLAY_MIN_ROWS,
     ):
         self.env_model = env_model
+        self.min_rows = int(min_rows)
         self.view_of = view_of
         self.keep_second_states = bool(keep_second_states)
         self.max_bytes = int(max_bytes)
@@ -179,7 +188,7 @@ class FirstStepsMemo:
         more than the memo can hold (its size is known once the first states are)."""
         first = torch.tensor(list(new.values()), device=rows.device)
         count, actions = len(new), self.num_actions
-        states, rewards = self.env_model.step_every_action(_padded(state[first]))
+        states, rewards = self.env_model.step_every_action(_padded(state[first], self.min_rows))
         states, rewards = states[: count * actions], rewards[: count * actions]
         views = self.view_of(states)
         if self._buffers is None:
@@ -224,7 +233,7 @@ class FirstStepsMemo:
             missing = missing.unique()
             start = buffers["state1"].flatten(0, 1)[missing // num_actions].contiguous(memory_format=self._layout)
             count = len(missing)
-            states, rewards = self.env_model.step(_padded(start), _padded(missing % num_actions))
+            states, rewards = self.env_model.step(_padded(start, self.min_rows), _padded(missing % num_actions, self.min_rows))
             states, rewards = states[:count], rewards[:count]
             buffers["view2"].flatten(0, 2)[missing] = self.view_of(states)
             buffers["reward2"].view(-1)[missing] = rewards.float()
