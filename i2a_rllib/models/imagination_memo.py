@@ -233,7 +233,9 @@ class FirstStepsMemo:
             missing = missing.unique()
             start = buffers["state1"].flatten(0, 1)[missing // num_actions].contiguous(memory_format=self._layout)
             count = len(missing)
-            states, rewards = self.env_model.step(_padded(start, self.min_rows), _padded(missing % num_actions, self.min_rows))
+            states, rewards = self.env_model.step(
+                _padded(start, self.min_rows), _padded(missing % num_actions, self.min_rows)
+            )
             states, rewards = states[:count], rewards[:count]
             buffers["view2"].flatten(0, 2)[missing] = self.view_of(states)
             buffers["reward2"].view(-1)[missing] = rewards.float()

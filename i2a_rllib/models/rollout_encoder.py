@@ -115,7 +115,7 @@ class RolloutEncoder(nn.Module):
         if view_ids is None and num_rollouts < GROUPED_MIN_ROWS and not torch.compiler.is_compiling():
             # A few rollouts (an EnvRunner's call with a few new boards): the LSTM's
             # own weights one step at a time cost less than the fused LSTM's call
-            # (one-step rollouts: ~0.1 ms -> ~0.03 ms).
+            # (ten one-step rollouts: 66 -> 43 us, 1 thread).
             view_ids = torch.arange(num_rollouts * depth, device=views.device)
         if view_ids is None:
             return self._read(features.view(num_rollouts, depth, -1), rewards)
