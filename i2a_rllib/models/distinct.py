@@ -173,6 +173,7 @@ class WeightsWatch:
     def __init__(self, module: nn.Module):
         self.module = module
         self._tensors = None
+        self._seen = None  # the signature at the last `moved()`
         module.register_load_state_dict_post_hook(self._forget)
 
     def _forget(self, *_) -> None:
@@ -185,6 +186,13 @@ class WeightsWatch:
 
     def signature(self):
         return tuple((t.data_ptr(), t._version) for t in self.tensors())
+
+    def moved(self) -> bool:
+        """Whether any tensor was written or moved since the last call (True the first
+        time)."""
+        signature = self.signature()
+        moved, self._seen = signature != self._seen, signature
+        return moved
 
 
 class OutputMemo:
@@ -206,7 +214,6 @@ class OutputMemo:
         self._slots = {}
         self._rows: Optional[torch.Tensor] = None
         self._outputs: Optional[torch.Tensor] = None
-        self._weights = None
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -214,10 +221,8 @@ class OutputMemo:
     def __call__(self, rows: torch.Tensor, compute) -> torch.Tensor:
         """`compute(rows)` for a 2-D or larger integer batch, with `compute` (rows ->
         outputs, one per row) run only on rows not kept yet."""
-        weights = self._watch.signature()
-        if weights != self._weights:
+        if self._watch.moved():
             self._slots.clear()
-            self._weights = weights
         flat = rows.flatten(1)
         keys = row_hashes(flat).tolist()
         new = {key: index for index, key in enumerate(keys) if key not in self._slots}

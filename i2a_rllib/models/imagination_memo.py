@@ -81,7 +81,6 @@ class FirstStepsMemo:
         self._layout = torch.contiguous_format
         self._slots = {}
         self._watch = WeightsWatch(env_model)
-        self._weights = None  # the watch's signature when last checked
         self._weights_copy: List[torch.Tensor] = []
 
     @staticmethod
@@ -105,10 +104,9 @@ class FirstStepsMemo:
     def _check_weights(self) -> None:
         """Empties the memo when the model's weights are no longer those it was filled
         with. Reading versions costs little; values are compared only when one moved."""
-        tensors = self._watch.tensors()
-        weights = self._watch.signature()
-        if weights == self._weights:
+        if not self._watch.moved():
             return
+        tensors = self._watch.tensors()
         same = len(tensors) == len(self._weights_copy) and all(
             t.device == c.device and t.shape == c.shape and torch.equal(t.detach(), c)
             for t, c in zip(tensors, self._weights_copy)
@@ -116,7 +114,6 @@ class FirstStepsMemo:
         if not same:
             self.clear()
             self._weights_copy = [t.detach().clone() for t in tensors]
-        self._weights = weights
 
     # --- Storage ----------------------------------------------------------------------
     def _allocate(self, rows, states, views, rewards) -> None:
