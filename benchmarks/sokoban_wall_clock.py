@@ -36,7 +36,10 @@ benchmarks/sokoban_tuning.py) with its imagination changed as VARIANTS says:
   - ppo_clock_tuned_ppo_init, learned_depth2_light_clock_tuned_ppo_init: PPO and the light
     path with the fastest settings of their clock sweeps repeated after the standard PPO
     init (`sokoban_tuning.py --variant ppo_tuned|learned_depth2_light --objective seconds
-    --tag ppo_init`).
+    --tag ppo_init`),
+  - learned_depth1_light_nohead_clock_tuned: learned_depth1_light_clock_tuned with the
+    policy and value heads on the joined features (`head_hidden` 0: no 128-wide layer
+    between them).
 The I2A variants train 3e5 env steps, the comparison's budget, so that their last-10%
 solved fraction is the comparison's learning figure too.
 
@@ -201,12 +204,20 @@ VARIANTS = {
         "I2A, learned model (snapped), depth 2, light imagination path, tuned for the clock with the PPO init",
         "i2a+ppo_tuned", 2, snap=True, settings_from="learned_depth2_light_ppo_init",
         baseline="ppo_clock_tuned_ppo_init", network=LIGHT_IMAGINATION_PATH),
+    # learned_depth1_light_clock_tuned without the 128-wide layer over [model-free
+    # features, rollout codes]: the policy and value heads read the 832 joined features
+    # directly, as PPO's read its trunk's 512 (`head_hidden` 0).
+    "learned_depth1_light_nohead_clock_tuned": Variant(
+        "I2A, learned model (snapped), depth 1, light imagination path, heads on the joined features, "
+        "tuned for the clock", "i2a+ppo_tuned", 1, snap=True, settings_from="learned_depth2",
+        baseline="ppo_clock_tuned", network={**LIGHT_IMAGINATION_PATH, "head_hidden": 0}),
 }
 # One colour per variant, in VARIANTS order: a variant keeps its colour across figures,
 # so a new variant's colour goes in at the same position as the variant.
 COLOURS = dict(zip(VARIANTS, ("tab:green", "tab:blue", "tab:cyan", "tab:red", "tab:orange", "tab:brown", "tab:purple",
                               "tab:pink", "tab:olive", "tab:gray", "black", "gold", "navy", "magenta", "teal", "crimson", "sienna",
-                              "slateblue", "darkviolet", "peru", "darkred", "darkcyan", "darkgoldenrod")))  # fmt: skip
+                              "slateblue", "darkviolet", "peru", "darkred", "darkcyan", "darkgoldenrod",
+                              "darkorange")))  # fmt: skip
 # The criterion for a shorter rollout (set before the first run): the lowest last-10%
 # solved fraction of the depth-5 seeds with the same model and settings, 2026-12-03
 # (docs/results/sokoban_snapped_frames.json, docs/results/sokoban_wall_clock.json).

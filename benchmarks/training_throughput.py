@@ -63,7 +63,7 @@ sys.path.insert(0, ROOT)
 from benchmarks.paper_comparison import PIXEL_MODEL as SOKOBAN_PIXEL_MODEL  # noqa: E402
 from benchmarks.paper_comparison import PPO_SETTINGS as SOKOBAN_PPO_SETTINGS  # noqa: E402
 from i2a_rllib.commands import non_negative_float_arg, positive_int_arg, rollout_depth_arg  # noqa: E402
-from i2a_rllib.imagination_settings import NETWORK_SIZES  # noqa: E402
+from i2a_rllib.imagination_settings import NETWORK_SIZE_MINIMUM, NETWORK_SIZES  # noqa: E402
 
 # Per environment: its id and board, the sampling, the PPO settings every agent shares
 # and the agents (env-model kinds) that apply. Breakout: the `i2a train` defaults (one
@@ -358,14 +358,16 @@ def env_model_checkpoints(specs: List[str], envs: List[str]) -> Dict[Any, str]:
 
 
 def i2a_sizes_arg(text: str) -> Dict[str, int]:
-    """argparse `type=` for --i2a-sizes: 'KEY=N[,KEY=N...]' of NETWORK_SIZES, each N >= 1."""
+    """argparse `type=` for --i2a-sizes: 'KEY=N[,KEY=N...]' of NETWORK_SIZES, each N >= 1
+    (head_hidden >= 0)."""
     sizes: Dict[str, int] = {}
     for item in (i for i in text.split(",") if i):
         key, sep, value = item.partition("=")
-        if not sep or key not in NETWORK_SIZES or not value.isdigit() or int(value) < 1:
+        minimum = NETWORK_SIZE_MINIMUM.get(key, 1)
+        if not sep or key not in NETWORK_SIZES or not value.isdigit() or int(value) < minimum:
             raise argparse.ArgumentTypeError(
-                f"--i2a-sizes {text!r}: write KEY=N with N >= 1 and KEY one of {list(NETWORK_SIZES)}, "
-                "e.g. encoder_hidden=64,head_hidden=128"
+                f"--i2a-sizes {text!r}: write KEY=N with N >= 1 (head_hidden >= 0) and KEY one of "
+                f"{list(NETWORK_SIZES)}, e.g. encoder_hidden=64,head_hidden=128"
             )
         sizes[key] = int(value)
     return sizes

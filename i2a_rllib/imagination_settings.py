@@ -50,6 +50,7 @@ DEFAULT_I2A_MODEL_CONFIG: Dict[str, Any] = {
     "rollout_policy_hidden": 128,
     "encoder_feature_size": 128,
     "encoder_hidden": 128,
+    # 0: no such layer, the policy and value heads read [model-free, rollout codes] directly.
     "head_hidden": 256,
     # Channels of the first convolution over imagined frames, in the rollout policy and
     # the rollout encoder (the next two have twice as many); no effect on latent models.
@@ -68,6 +69,8 @@ NETWORK_SIZES = (
     "head_hidden",
     "imagined_frame_conv_channels",
 )
+# The smallest value of each of NETWORK_SIZES (1 where not named).
+NETWORK_SIZE_MINIMUM = {"head_hidden": 0}
 
 
 class ImaginationSettingsError(ValueError):
@@ -105,8 +108,9 @@ def check_imagination_settings(
     if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff >= 0:
         bad("distillation_coeff", "must be a number >= 0; 0 leaves the rollout policy untrained.")
     for key in NETWORK_SIZES:
-        if key in settings and not _is_int(settings[key], minimum=1):
-            bad(key, "must be a positive integer.")
+        minimum = NETWORK_SIZE_MINIMUM.get(key, 1)
+        if key in settings and not _is_int(settings[key], minimum=minimum):
+            bad(key, "must be a positive integer." if minimum else "must be an integer >= 0 (0: no such layer).")
 
 
 def _is_int(value: Any, minimum: int) -> bool:

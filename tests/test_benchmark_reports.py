@@ -392,7 +392,7 @@ SHIPPED_MODEL = os.path.join(ROOT, "pretrained", "breakout_spatial")
         (["--rollout-depth", "0"], "--rollout-depth must be an integer >= 1 or 'auto', got '0'"),
         (["--env-runner-threads", "0"], "--env-runner-threads must be an integer >= 1, got '0'"),
         (["--batch", "32"], "--batch must be >= 64, got 32"),
-        (["--i2a-sizes", "head_hidden=0"], "--i2a-sizes 'head_hidden=0': write KEY=N with N >= 1 and KEY one of"),
+        (["--i2a-sizes", "encoder_hidden=0"], "--i2a-sizes 'encoder_hidden=0': write KEY=N with N >= 1"),
         (["--i2a-sizes", "lstm=64"], "--i2a-sizes 'lstm=64': write KEY=N"),
         (["--num-gpus-per-env-runner", "-0.5"], "--num-gpus-per-env-runner must be a number >= 0, got '-0.5'"),
         (["--env-model-checkpoint", "pixel"], "--env-model-checkpoint 'pixel': write KIND=DIR"),

@@ -331,6 +331,8 @@ def test_i2a_checkpoint_round_trip(tmp_path, kind):
         ({"rollout_depth": "deep"}, "rollout_depth'\\]='deep' must be an integer >= 1 \\(the paper uses 5\\) or 'auto'"),
         ({"rollout_action_choice": "greedy"}, "rollout_action_choice"),
         ({"encoder_hidden": -3}, "encoder_hidden"),
+        ({"encoder_hidden": 0}, "encoder_hidden'\\]=0 must be a positive integer"),
+        ({"head_hidden": -1}, "head_hidden'\\]=-1 must be an integer >= 0 \\(0: no such layer\\)"),
         ({"imagined_frame_conv_channels": 0}, "imagined_frame_conv_channels'\\]=0 must be a positive integer"),
         ({"env_model_checkpoint": "/no/such/env_model"}, "does not exist"),
     ],
@@ -361,6 +363,27 @@ def test_imagined_frame_conv_channels_size_both_conv_stacks_over_imagined_frames
     obs = torch.randint(0, 2, (3, *BOARD_OBS.shape), dtype=torch.uint8) * 255
     logits, _ = narrow(obs)
     assert logits.shape == (3, 5) and torch.isfinite(logits).all()
+
+
+def test_head_hidden_zero_lets_the_policy_and_value_heads_read_the_joined_features():
+    """head_hidden 0: no layer between [model-free features, rollout codes] and the
+    heads, which read the concatenation (512 + A x encoder_hidden wide) directly; the
+    module explores, trains and computes values as with the layer."""
+    module = _i2a(BOARD_OBS, 5, env_model="pixel", rollout_depth=1, head_hidden=0, encoder_hidden=16)
+    net = module.net
+    assert isinstance(net.head_fc, torch.nn.Identity)
+    joined = 512 + 5 * 16
+    assert net.heads.policy.in_features == net.heads.value.in_features == joined
+    batch = _batch(BOARD_OBS, n=6)
+    logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS]
+    out = module.forward_train(batch)
+    assert out[Columns.EMBEDDINGS].shape == (6, joined)
+    torch.testing.assert_close(out[Columns.ACTION_DIST_INPUTS], logits)
+    values = module.compute_values(batch, embeddings=out[Columns.EMBEDDINGS])
+    assert values.shape == (6,) and torch.isfinite(values).all()
+    values.sum().backward()
+    assert net.model_free.fc[0].weight.grad.abs().sum() > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.rollout_encoder.parameters())
 
 
 def test_non_discrete_action_space_is_rejected():

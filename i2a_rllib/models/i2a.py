@@ -44,7 +44,8 @@ class I2ANetwork(nn.Module):
         rollout_policy_hidden: Width of the rollout policy.
         encoder_feature_size / encoder_hidden: Rollout encoder per-step features and
             LSTM size (the rollout code).
-        head_hidden: FC layer over [model-free features, imagination code].
+        head_hidden: FC layer over [model-free features, imagination code]; 0: none,
+            the policy and value heads read that concatenation directly.
         imagined_frame_conv_channels: First convolution's channels of the rollout
             policy's and encoder's conv stacks over imagined frames (then 2x, 2x).
     """
@@ -90,13 +91,13 @@ class I2ANetwork(nn.Module):
             views_are_frames=env_model.views_are_frames,
             conv_channels=imagined_frame_conv_channels,
         )
-        self.head_fc = relu_layers_init_(
-            nn.Sequential(
-                nn.Linear(model_free_hidden + num_actions * encoder_hidden, head_hidden),
-                nn.ReLU(),
-            )
-        )
-        self.heads = ActorCriticHeads(head_hidden, num_actions)
+        joined = model_free_hidden + num_actions * encoder_hidden
+        # head_hidden 0: no layer between the joined features and the policy and value
+        # heads, which then read them as PPO's heads read its trunk's.
+        self.head_fc = nn.Identity()
+        if head_hidden:
+            self.head_fc = relu_layers_init_(nn.Sequential(nn.Linear(joined, head_hidden), nn.ReLU()))
+        self.heads = ActorCriticHeads(head_hidden or joined, num_actions)
 
     @property
     def env_model(self) -> EnvironmentModel:
@@ -148,7 +149,8 @@ class I2ANetwork(nn.Module):
         imagination: Optional[Imagination] = None,
         noise: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Policy logits (B, A) and features (B, head_hidden) for the value head."""
+        """Policy logits (B, A) and features (B, head_hidden, or the concatenation's
+        width at head_hidden 0) for the value head."""
         if imagination is None:
             imagination = self.imagine(obs, noise)
         found, boards_alone = self._distinct_inputs(obs, imagination)
